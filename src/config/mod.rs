@@ -1,0 +1,702 @@
+//! Configuration: the TOML file plus `CCSYNC_<SECTION>__<KEY>` environment overrides (figment),
+//! deserialised into [`RawConfig`] (unknown keys rejected), then [`RawConfig::validate`] produces
+//! the checked [`Config`] — parsed URLs, time zone, cron schedules, secrets read from `*_file`,
+//! compiled mapping — or every problem found, each naming its key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::mapping::{self, FieldSet};
+
+/// One problem with the configuration, named by its dotted key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found; `Display` lists them one per line.
+#[derive(Debug)]
+pub struct ConfigError(pub Vec<Problem>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "configuration has {} problem(s):", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------------------------------------
+// Raw form: what the file and the environment say.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub state: RawState,
+    #[serde(default)]
+    pub crego: RawCrego,
+    #[serde(default)]
+    pub credgenics: RawCredgenics,
+    #[serde(default)]
+    pub sync: RawSync,
+    #[serde(default)]
+    pub webhook: RawWebhook,
+    #[serde(default)]
+    pub mapping: RawMapping,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawState {
+    pub path: String,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        Self { path: "/var/lib/crego-credgenics-sync/state.db".into() }
+    }
+}
+
+/// Limits and timeouts shared by both API sections.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCrego {
+    #[serde(default)]
+    pub base_url: String,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<String>,
+    #[serde(default = "d_crego_rps")]
+    pub requests_per_second: u32,
+    #[serde(default = "d_in_flight")]
+    pub max_in_flight: u32,
+    #[serde(default = "d_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "d_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "d_retries")]
+    pub max_retries: u32,
+    #[serde(default = "d_page_size")]
+    pub page_size: u32,
+    #[serde(default = "d_line_details_path")]
+    pub line_details_path: String,
+    #[serde(default = "d_lead_path")]
+    pub lead_path: String,
+    #[serde(default = "d_programs_path")]
+    pub programs_path: String,
+    #[serde(default = "d_records_path")]
+    pub records_path: String,
+}
+
+impl Default for RawCrego {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("all crego keys have defaults")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredgenics {
+    #[serde(default)]
+    pub base_url: String,
+    pub auth_token: Option<String>,
+    pub auth_token_file: Option<String>,
+    pub company_id: Option<String>,
+    #[serde(default = "d_cg_rps")]
+    pub requests_per_second: u32,
+    #[serde(default = "d_in_flight")]
+    pub max_in_flight: u32,
+    #[serde(default = "d_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "d_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "d_retries")]
+    pub max_retries: u32,
+    #[serde(default = "d_amount_decimals")]
+    pub amount_decimals: u32,
+}
+
+impl Default for RawCredgenics {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("all credgenics keys have defaults")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    #[serde(default = "d_timezone")]
+    pub timezone: String,
+    #[serde(default = "d_min_dpd")]
+    pub min_dpd: i64,
+    #[serde(default = "d_overlap")]
+    pub cursor_overlap_secs: u64,
+    #[serde(default)]
+    pub schedules: RawSchedules,
+}
+
+impl Default for RawSync {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("all sync keys have defaults")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedules {
+    #[serde(default = "d_place_loans")]
+    pub place_loans: String,
+    #[serde(default = "d_push_repayments")]
+    pub push_repayments: String,
+    #[serde(default = "d_poll_recoveries")]
+    pub poll_recoveries: String,
+    #[serde(default = "d_reconcile")]
+    pub reconcile: String,
+}
+
+impl Default for RawSchedules {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("all schedule keys have defaults")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    #[serde(default = "d_listen")]
+    pub listen: String,
+    pub token: Option<String>,
+    pub token_file: Option<String>,
+}
+
+impl Default for RawWebhook {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("all webhook keys have defaults")
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMapping {
+    #[serde(default)]
+    pub loan: BTreeMap<String, String>,
+    #[serde(default)]
+    pub default: BTreeMap<String, String>,
+    #[serde(default)]
+    pub payment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub record: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    #[serde(default = "d_log_level")]
+    pub level: String,
+    #[serde(default = "d_log_format")]
+    pub format: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("all log keys have defaults")
+    }
+}
+
+fn d_crego_rps() -> u32 {
+    10
+}
+fn d_cg_rps() -> u32 {
+    5
+}
+fn d_in_flight() -> u32 {
+    4
+}
+fn d_timeout() -> u64 {
+    30
+}
+fn d_connect_timeout() -> u64 {
+    10
+}
+fn d_retries() -> u32 {
+    6
+}
+fn d_page_size() -> u32 {
+    100
+}
+fn d_amount_decimals() -> u32 {
+    2
+}
+fn d_line_details_path() -> String {
+    "/v1/lms/line-details/".into()
+}
+fn d_lead_path() -> String {
+    "/v1/crm/leads/{lead_id}/".into()
+}
+fn d_programs_path() -> String {
+    "/v1/crm/leads/{lead_id}/programs/".into()
+}
+fn d_records_path() -> String {
+    "/v1/lms/records/".into()
+}
+fn d_timezone() -> String {
+    "Asia/Kolkata".into()
+}
+fn d_min_dpd() -> i64 {
+    1
+}
+fn d_overlap() -> u64 {
+    300
+}
+fn d_place_loans() -> String {
+    "0 */15 * * * *".into()
+}
+fn d_push_repayments() -> String {
+    "0 */5 * * * *".into()
+}
+fn d_poll_recoveries() -> String {
+    "0 30 1 * * *".into()
+}
+fn d_reconcile() -> String {
+    "0 0 2 * * *".into()
+}
+fn d_listen() -> String {
+    "127.0.0.1:8085".into()
+}
+fn d_log_level() -> String {
+    "info".into()
+}
+fn d_log_format() -> String {
+    "auto".into()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checked form.
+
+/// Rate, concurrency, timeout and retry settings of one partner API.
+#[derive(Debug, Clone)]
+pub struct ApiLimits {
+    pub requests_per_second: NonZeroU32,
+    pub max_in_flight: usize,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_retries: usize,
+}
+
+#[derive(Debug)]
+pub struct CregoConfig {
+    pub base_url: url::Url,
+    pub bearer_token: SecretString,
+    pub limits: ApiLimits,
+    pub page_size: u32,
+    pub line_details_path: String,
+    pub lead_path: String,
+    pub programs_path: String,
+    pub records_path: String,
+}
+
+#[derive(Debug)]
+pub struct CredgenicsConfig {
+    pub base_url: url::Url,
+    pub auth_token: SecretString,
+    pub company_id: Option<String>,
+    pub limits: ApiLimits,
+    pub amount_decimals: u32,
+}
+
+#[derive(Debug)]
+pub struct Schedules {
+    pub place_loans: croner::Cron,
+    pub push_repayments: croner::Cron,
+    pub poll_recoveries: croner::Cron,
+    pub reconcile: croner::Cron,
+}
+
+#[derive(Debug)]
+pub struct SyncConfig {
+    pub timezone: jiff::tz::TimeZone,
+    pub timezone_name: String,
+    pub min_dpd: i64,
+    pub cursor_overlap_secs: f64,
+    pub schedules: Schedules,
+}
+
+#[derive(Debug)]
+pub struct WebhookConfig {
+    pub listen: SocketAddr,
+    pub token: Option<SecretString>,
+}
+
+#[derive(Debug)]
+pub struct Mapping {
+    pub loan: FieldSet,
+    pub default: FieldSet,
+    pub payment: FieldSet,
+    pub record: FieldSet,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Human,
+}
+
+/// The validated configuration the daemon runs on.
+#[derive(Debug)]
+pub struct Config {
+    pub state_path: PathBuf,
+    pub crego: CregoConfig,
+    pub credgenics: CredgenicsConfig,
+    pub sync: SyncConfig,
+    pub webhook: WebhookConfig,
+    pub mapping: Mapping,
+    pub log: LogConfig,
+}
+
+/// Reads the file (if given) and the environment into the raw form. Errors name the key.
+pub fn load_raw(path: Option<&Path>) -> Result<RawConfig, ConfigError> {
+    let mut fig = Figment::new();
+    if let Some(path) = path {
+        if !path.exists() {
+            return Err(ConfigError(vec![Problem {
+                key: "--config".into(),
+                message: format!("file {} does not exist", path.display()),
+            }]));
+        }
+        fig = fig.merge(Toml::file_exact(path));
+    }
+    // CCSYNC_NOW is the clock override, not a config key.
+    fig = fig.merge(Env::prefixed("CCSYNC_").ignore(&["now"]).split("__"));
+    fig.extract::<RawConfig>().map_err(|e| {
+        ConfigError(
+            e.into_iter()
+                .map(|e| {
+                    let key = if e.path.is_empty() { "(config)".into() } else { e.path.join(".") };
+                    let mut message = e.kind.to_string();
+                    if let Some(md) = e.metadata.as_ref() {
+                        message = format!("{message} (from {})", md.name);
+                    }
+                    Problem { key, message }
+                })
+                .collect(),
+        )
+    })
+}
+
+/// Loads and validates in one step.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    load_raw(path)?.validate()
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn problem(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem { key: key.into(), message: message.into() });
+    }
+
+    fn url(&mut self, key: &str, value: &str) -> Option<url::Url> {
+        if value.trim().is_empty() {
+            self.problem(key, "is required (an http:// or https:// URL)");
+            return None;
+        }
+        match url::Url::parse(value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+            Ok(u) => {
+                self.problem(key, format!("`{value}` is not an http(s) URL (scheme `{}`)", u.scheme()));
+                None
+            }
+            Err(e) => {
+                self.problem(key, format!("`{value}` is not a valid URL: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A secret from exactly one of `key` and `key_file`.
+    fn secret(
+        &mut self,
+        section: &str,
+        key: &str,
+        value: &Option<String>,
+        file: &Option<String>,
+        required: bool,
+    ) -> Option<SecretString> {
+        let full = format!("{section}.{key}");
+        match (value, file) {
+            (Some(_), Some(_)) => {
+                self.problem(&full, format!("set either {key} or {key}_file, not both"));
+                None
+            }
+            (Some(v), None) if !v.trim().is_empty() => Some(SecretString::from(v.trim().to_string())),
+            (_, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(s) if !s.trim().is_empty() => Some(SecretString::from(s.trim().to_string())),
+                Ok(_) => {
+                    self.problem(&format!("{full}_file"), format!("file {path} is empty"));
+                    None
+                }
+                Err(e) => {
+                    self.problem(&format!("{full}_file"), format!("cannot read {path}: {e}"));
+                    None
+                }
+            },
+            _ => {
+                if required {
+                    self.problem(
+                        &full,
+                        format!(
+                            "is required: set {key} or {key}_file (or env CCSYNC_{}__{})",
+                            section.to_uppercase(),
+                            key.to_uppercase()
+                        ),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn limits(
+        &mut self,
+        section: &str,
+        rps: u32,
+        in_flight: u32,
+        timeout: u64,
+        connect_timeout: u64,
+        retries: u32,
+    ) -> ApiLimits {
+        let requests_per_second = NonZeroU32::new(rps).unwrap_or_else(|| {
+            self.problem(&format!("{section}.requests_per_second"), "must be at least 1");
+            NonZeroU32::MIN
+        });
+        if in_flight == 0 || in_flight > 256 {
+            self.problem(&format!("{section}.max_in_flight"), "must be between 1 and 256");
+        }
+        if timeout == 0 || timeout > 600 {
+            self.problem(&format!("{section}.timeout_secs"), "must be between 1 and 600");
+        }
+        if connect_timeout == 0 || connect_timeout > 600 {
+            self.problem(&format!("{section}.connect_timeout_secs"), "must be between 1 and 600");
+        }
+        if retries > 100 {
+            self.problem(&format!("{section}.max_retries"), "must be at most 100");
+        }
+        ApiLimits {
+            requests_per_second,
+            max_in_flight: in_flight.clamp(1, 256) as usize,
+            timeout: Duration::from_secs(timeout.max(1)),
+            connect_timeout: Duration::from_secs(connect_timeout.max(1)),
+            max_retries: retries as usize,
+        }
+    }
+
+    fn cron(&mut self, key: &str, expr: &str) -> Option<croner::Cron> {
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .build();
+        match parser.parse(expr) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.problem(key, format!("`{expr}` is not a cron expression with seconds: {e}"));
+                None
+            }
+        }
+    }
+
+    fn path_template(&mut self, key: &str, value: &str, placeholder: Option<&str>) {
+        if !value.starts_with('/') {
+            self.problem(key, format!("`{value}` must start with /"));
+        }
+        if let Some(p) = placeholder
+            && !value.contains(p)
+        {
+            self.problem(key, format!("`{value}` must contain {p}"));
+        }
+    }
+
+    fn fieldset(&mut self, section: &str, defaults: &[(&str, &str)], overrides: &BTreeMap<String, String>) -> FieldSet {
+        match FieldSet::build(defaults, overrides) {
+            Ok(f) => f,
+            Err(errors) => {
+                for (key, e) in errors {
+                    let expr = overrides.get(&key).map(String::as_str).unwrap_or("");
+                    self.problem(&format!("mapping.{section}.{key}"), format!("expression `{expr}` does not compile: {e}"));
+                }
+                FieldSet::default()
+            }
+        }
+    }
+}
+
+impl RawConfig {
+    /// Checks everything and produces the runnable form, or every problem found.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let mut c = Checker { problems: Vec::new() };
+        let RawConfig { state, crego, credgenics, sync, webhook, mapping: raw_mapping, log } = self;
+
+        if state.path.trim().is_empty() {
+            c.problem("state.path", "is required");
+        }
+
+        let crego_url = c.url("crego.base_url", &crego.base_url);
+        let crego_token = c.secret("crego", "bearer_token", &crego.bearer_token, &crego.bearer_token_file, true);
+        let crego_limits = c.limits(
+            "crego",
+            crego.requests_per_second,
+            crego.max_in_flight,
+            crego.timeout_secs,
+            crego.connect_timeout_secs,
+            crego.max_retries,
+        );
+        if crego.page_size == 0 || crego.page_size > 1000 {
+            c.problem("crego.page_size", "must be between 1 and 1000");
+        }
+        c.path_template("crego.line_details_path", &crego.line_details_path, None);
+        c.path_template("crego.lead_path", &crego.lead_path, Some("{lead_id}"));
+        c.path_template("crego.programs_path", &crego.programs_path, Some("{lead_id}"));
+        c.path_template("crego.records_path", &crego.records_path, None);
+
+        let cg_url = c.url("credgenics.base_url", &credgenics.base_url);
+        let cg_token = c.secret("credgenics", "auth_token", &credgenics.auth_token, &credgenics.auth_token_file, true);
+        let cg_limits = c.limits(
+            "credgenics",
+            credgenics.requests_per_second,
+            credgenics.max_in_flight,
+            credgenics.timeout_secs,
+            credgenics.connect_timeout_secs,
+            credgenics.max_retries,
+        );
+        if credgenics.amount_decimals > 6 {
+            c.problem("credgenics.amount_decimals", "must be between 0 and 6");
+        }
+        if let Some(id) = &credgenics.company_id
+            && id.trim().is_empty()
+        {
+            c.problem("credgenics.company_id", "is empty: remove the key or give the id");
+        }
+
+        let tz = match jiff::tz::TimeZone::get(&sync.timezone) {
+            Ok(tz) => Some(tz),
+            Err(e) => {
+                c.problem("sync.timezone", format!("`{}` is not a known time zone: {e}", sync.timezone));
+                None
+            }
+        };
+        if sync.min_dpd < 1 {
+            c.problem("sync.min_dpd", "must be at least 1");
+        }
+        if sync.cursor_overlap_secs > 7 * 86400 {
+            c.problem("sync.cursor_overlap_secs", "must be at most 604800 (7 days)");
+        }
+        let s = &sync.schedules;
+        let schedules = (
+            c.cron("sync.schedules.place_loans", &s.place_loans),
+            c.cron("sync.schedules.push_repayments", &s.push_repayments),
+            c.cron("sync.schedules.poll_recoveries", &s.poll_recoveries),
+            c.cron("sync.schedules.reconcile", &s.reconcile),
+        );
+
+        let listen = match webhook.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                c.problem("webhook.listen", format!("`{}` is not an address:port: {e}", webhook.listen));
+                None
+            }
+        };
+        let webhook_token = c.secret("webhook", "token", &webhook.token, &webhook.token_file, false);
+
+        let mapping = Mapping {
+            loan: c.fieldset("loan", mapping::DEFAULT_LOAN, &raw_mapping.loan),
+            default: c.fieldset("default", mapping::DEFAULT_DEFAULT, &raw_mapping.default),
+            payment: c.fieldset("payment", mapping::DEFAULT_PAYMENT, &raw_mapping.payment),
+            record: c.fieldset("record", mapping::DEFAULT_RECORD, &raw_mapping.record),
+        };
+
+        let format = match log.format.as_str() {
+            "auto" => LogFormat::Auto,
+            "json" => LogFormat::Json,
+            "human" => LogFormat::Human,
+            other => {
+                c.problem("log.format", format!("`{other}` is not one of auto, json, human"));
+                LogFormat::Auto
+            }
+        };
+        if tracing_subscriber::EnvFilter::try_new(&log.level).is_err() {
+            c.problem("log.level", format!("`{}` is not a log level or filter", log.level));
+        }
+
+        if !c.problems.is_empty() {
+            return Err(ConfigError(c.problems));
+        }
+        let (Some(crego_url), Some(crego_token), Some(cg_url), Some(cg_token), Some(tz), Some(listen)) =
+            (crego_url, crego_token, cg_url, cg_token, tz, listen)
+        else {
+            unreachable!("every None above recorded a problem");
+        };
+        let (Some(place_loans), Some(push_repayments), Some(poll_recoveries), Some(reconcile)) = schedules else {
+            unreachable!("every None above recorded a problem");
+        };
+        Ok(Config {
+            state_path: PathBuf::from(state.path),
+            crego: CregoConfig {
+                base_url: crego_url,
+                bearer_token: crego_token,
+                limits: crego_limits,
+                page_size: crego.page_size,
+                line_details_path: crego.line_details_path,
+                lead_path: crego.lead_path,
+                programs_path: crego.programs_path,
+                records_path: crego.records_path,
+            },
+            credgenics: CredgenicsConfig {
+                base_url: cg_url,
+                auth_token: cg_token,
+                company_id: credgenics.company_id,
+                limits: cg_limits,
+                amount_decimals: credgenics.amount_decimals,
+            },
+            sync: SyncConfig {
+                timezone: tz,
+                timezone_name: sync.timezone,
+                min_dpd: sync.min_dpd,
+                cursor_overlap_secs: sync.cursor_overlap_secs as f64,
+                schedules: Schedules { place_loans, push_repayments, poll_recoveries, reconcile },
+            },
+            webhook: WebhookConfig { listen, token: webhook_token },
+            mapping,
+            log: LogConfig { level: log.level, format },
+        })
+    }
+}

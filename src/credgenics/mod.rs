@@ -1,0 +1,115 @@
+//! Credgenics client: get, upload and update a loan, with the documented validation-error body
+//! (`{"message": "Data Validation Failed", "output": {"errors": {...}}}`) parsed into
+//! `field path → message`.
+
+pub mod rules;
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::config::CredgenicsConfig;
+use crate::crego::encode;
+use crate::http::{Api, ApiClient, ApiError, Auth, Safety};
+
+pub struct CredgenicsClient {
+    http: ApiClient,
+}
+
+impl CredgenicsClient {
+    pub fn new(cfg: &CredgenicsConfig) -> Result<Self, reqwest::Error> {
+        let mut http = ApiClient::new(
+            Api::Credgenics,
+            &cfg.base_url,
+            &cfg.limits,
+            Auth::Header("authenticationtoken", cfg.auth_token.clone()),
+        )?;
+        if let Some(company) = &cfg.company_id {
+            http = http.with_query("company_id", company);
+        }
+        Ok(Self { http })
+    }
+
+    pub fn http(&self) -> &ApiClient {
+        &self.http
+    }
+
+    /// `GET /loan/{loan_id}`; `None` when Credgenics does not have the loan (404).
+    pub async fn get_loan(&self, loan_id: &str, fields: Option<&str>) -> Result<Option<Value>, ApiError> {
+        let query: Vec<(&str, String)> = fields.map(|f| ("fields", f.to_string())).into_iter().collect();
+        match self.http.send(Method::GET, &format!("/loan/{}", encode(loan_id)), &query, None, Safety::Idempotent).await {
+            Ok(r) => Ok(Some(r.json(Api::Credgenics)?)),
+            Err(ApiError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /loan/{loan_id}`: a new loan or a new allocation month. Not idempotent.
+    pub async fn upload_loan(&self, loan_id: &str, payload: &Value) -> Result<(), ApiError> {
+        self.http.send(Method::POST, &format!("/loan/{}", encode(loan_id)), &[], Some(payload), Safety::Unsafe).await?;
+        Ok(())
+    }
+
+    /// `PATCH /loan/{loan_id}` with the changed keys: setting values again is harmless.
+    pub async fn update_loan(&self, loan_id: &str, patch: &Value) -> Result<(), ApiError> {
+        self.http.send(Method::PATCH, &format!("/loan/{}", encode(loan_id)), &[], Some(patch), Safety::Idempotent).await?;
+        Ok(())
+    }
+}
+
+/// Flattens the documented validation-error body into `field.path → message`
+/// (`co_applicant.0.co_applicant_email`). `None` when the body is not that shape.
+pub fn validation_errors(body: &str) -> Option<BTreeMap<String, String>> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let errors = v.get("output")?.get("errors")?.as_object()?;
+    let mut out = BTreeMap::new();
+    fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(&key, v, out);
+                }
+            }
+            Value::String(s) => {
+                out.insert(prefix.to_string(), s.clone());
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    for (k, v) in errors {
+        walk(k, v, &mut out);
+    }
+    Some(out)
+}
+
+/// A one-line description of a rejection for the state and the logs.
+pub fn describe_rejection(status: u16, body: &str) -> String {
+    match validation_errors(body) {
+        Some(errors) if !errors.is_empty() => {
+            serde_json::to_string(&errors).unwrap_or_else(|_| body.to_string())
+        }
+        _ => format!("HTTP {status}: {}", body.chars().take(500).collect::<String>()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_failure_body_is_flattened() {
+        let body = r#"{"message": "Data Validation Failed", "output": {"errors": {
+            "applicant_contact_number": "Invalid Mobile numbers, [83849879]",
+            "co_applicant": {"0": {"co_applicant_email": "Invalid Emails, [tempgmail.com]"}},
+            "defaults": {"0": {"default_emi_number": "Value must be a number"}}}}}"#;
+        let e = validation_errors(body).unwrap();
+        assert_eq!(e["applicant_contact_number"], "Invalid Mobile numbers, [83849879]");
+        assert_eq!(e["co_applicant.0.co_applicant_email"], "Invalid Emails, [tempgmail.com]");
+        assert_eq!(e["defaults.0.default_emi_number"], "Value must be a number");
+        assert!(validation_errors("not json").is_none());
+    }
+}

@@ -1,0 +1,134 @@
+//! Crego client: line details (the change stream of flow A), leads and their borrower-programs.
+//! Lists are page-number paginated (design §5) and read one page at a time, never the whole book.
+
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::config::CregoConfig;
+use crate::http::{Api, ApiClient, ApiError, Auth, Safety};
+
+/// One page of a Crego list.
+#[derive(Debug)]
+pub struct Page {
+    pub results: Vec<Value>,
+    pub has_next: bool,
+    pub total_pages: Option<u64>,
+}
+
+/// The fields of a line detail the sync itself reads; the whole item stays available as `raw`.
+#[derive(Debug, Clone)]
+pub struct LineItem {
+    pub id: String,
+    pub lead_id: String,
+    pub borrower_program_id: String,
+    pub dpd: i64,
+    pub due_amount: Decimal,
+    pub total_outstanding: Decimal,
+    pub updated_at: f64,
+    pub raw: Value,
+}
+
+impl LineItem {
+    /// Reads the typed fields, naming the first that is missing or of the wrong type.
+    pub fn from_value(raw: Value) -> Result<Self, String> {
+        let s = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("line detail has no string `{k}`"));
+        let id = s("id")?;
+        let ctx = |e: String| format!("{e} (line detail {id})");
+        let lead_id = s("lead_id").map_err(ctx)?;
+        let borrower_program_id = s("borrower_program_id").map_err(ctx)?;
+        let dpd = raw.get("dpd").and_then(Value::as_i64).ok_or_else(|| ctx("line detail has no integer `dpd`".into()))?;
+        let due_amount = decimal_field(&raw, "due_amount").map_err(ctx)?;
+        let total_outstanding = decimal_field(&raw, "total_outstanding").map_err(ctx)?;
+        let updated_at = raw.get("updated_at").and_then(Value::as_f64).ok_or_else(|| ctx("line detail has no number `updated_at`".into()))?;
+        Ok(Self { id, lead_id, borrower_program_id, dpd, due_amount, total_outstanding, updated_at, raw })
+    }
+}
+
+/// A JSON number read exactly as a decimal (serde_json keeps the literal text).
+pub fn decimal_field(v: &Value, key: &str) -> Result<Decimal, String> {
+    match v.get(key) {
+        Some(Value::Number(n)) => n.to_string().parse::<Decimal>().or_else(|_| Decimal::from_scientific(&n.to_string())).map_err(|e| format!("`{key}` = {n} is not a decimal amount: {e}")),
+        Some(Value::String(s)) => s.trim().parse::<Decimal>().map_err(|e| format!("`{key}` = {s:?} is not a decimal amount: {e}")),
+        Some(other) => Err(format!("`{key}` = {other} is not a number")),
+        None => Err(format!("no `{key}`")),
+    }
+}
+
+pub struct CregoClient {
+    http: ApiClient,
+    page_size: u32,
+    line_details_path: String,
+    lead_path: String,
+    programs_path: String,
+    pub records_path: String,
+}
+
+impl CregoClient {
+    pub fn new(cfg: &CregoConfig) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            http: ApiClient::new(Api::Crego, &cfg.base_url, &cfg.limits, Auth::Bearer(cfg.bearer_token.clone()))?,
+            page_size: cfg.page_size,
+            line_details_path: cfg.line_details_path.clone(),
+            lead_path: cfg.lead_path.clone(),
+            programs_path: cfg.programs_path.clone(),
+            records_path: cfg.records_path.clone(),
+        })
+    }
+
+    pub fn http(&self) -> &ApiClient {
+        &self.http
+    }
+
+    /// Page `page` (1-based) of line details updated at or after `since`, oldest first.
+    pub async fn line_details_page(&self, since: f64, page: u32) -> Result<Page, ApiError> {
+        let query = [
+            ("updated_at__gte", format_epoch(since)),
+            ("ordering", "updated_at".to_string()),
+            ("page", page.to_string()),
+            ("page_size", self.page_size.to_string()),
+        ];
+        let resp = self.http.send(Method::GET, &self.line_details_path, &query, None, Safety::Idempotent).await?;
+        parse_page(&resp.json(Api::Crego)?)
+    }
+
+    /// The lead (applicant details).
+    pub async fn lead(&self, lead_id: &str) -> Result<Value, ApiError> {
+        let path = self.lead_path.replace("{lead_id}", &encode(lead_id));
+        self.http.send(Method::GET, &path, &[], None, Safety::Idempotent).await?.json(Api::Crego)
+    }
+
+    /// The lead's borrower-programs (`line_detail`, `loan_data`, `program`), as documented.
+    pub async fn programs(&self, lead_id: &str) -> Result<Vec<Value>, ApiError> {
+        let path = self.programs_path.replace("{lead_id}", &encode(lead_id));
+        let v = self.http.send(Method::GET, &path, &[], None, Safety::Idempotent).await?.json(Api::Crego)?;
+        match v {
+            Value::Array(items) => Ok(items),
+            // Tolerate the list envelope some tenants return.
+            Value::Object(ref m) if m.get("results").is_some_and(Value::is_array) => {
+                Ok(m["results"].as_array().cloned().unwrap_or_default())
+            }
+            other => Err(ApiError::BadBody { api: Api::Crego, status: 200, message: format!("programs is not an array: {}", truncate(&other.to_string())) }),
+        }
+    }
+}
+
+fn parse_page(v: &Value) -> Result<Page, ApiError> {
+    let bad = |m: &str| ApiError::BadBody { api: Api::Crego, status: 200, message: m.to_string() };
+    let results = v.get("results").and_then(Value::as_array).ok_or_else(|| bad("list answer has no `results` array"))?.clone();
+    let has_next = v.get("has_next").and_then(Value::as_bool).unwrap_or(false);
+    Ok(Page { results, has_next, total_pages: v.get("total_pages").and_then(Value::as_u64) })
+}
+
+/// Epoch seconds as Crego writes them (shortest exact form).
+pub fn format_epoch(secs: f64) -> String {
+    format!("{secs}")
+}
+
+pub fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(200).collect()
+}

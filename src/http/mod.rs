@@ -1,0 +1,350 @@
+//! The one HTTP discipline both partner clients share: a per-API rate ceiling (governor, burst 1,
+//! so no one-second window ever sees more than `requests_per_second` starts), bounded concurrency,
+//! explicit timeouts, retries with backon (exponential, jittered, honouring `Retry-After`), and the
+//! single place — [`ApiError::retryable`] — that decides what may be retried.
+//!
+//! Writes that are not idempotent (`Safety::Unsafe`) are only retried when the server provably did
+//! not act (429, connection refused). Any other failure of such a write is *in doubt*, and the
+//! caller must look on the other side before sending again (design §2.3).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::config::ApiLimits;
+use crate::telemetry;
+
+/// Which partner an error or a counter belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Api {
+    Crego,
+    Credgenics,
+}
+
+impl Api {
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Crego => "crego",
+            Api::Credgenics => "credgenics",
+        }
+    }
+
+    /// The config key an operator fixes when the credential is refused.
+    fn credential_key(self) -> &'static str {
+        match self {
+            Api::Crego => "crego.bearer_token",
+            Api::Credgenics => "credgenics.auth_token",
+        }
+    }
+}
+
+impl std::fmt::Display for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether sending the same request twice is harmless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Safety {
+    /// Reads and PATCHes that set values: retried on any transient failure.
+    Idempotent,
+    /// Creates (loan upload, payment entry, record): retried only when provably not acted on.
+    Unsafe,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{api} refused the credential (HTTP {status}): check {key}", key = api.credential_key())]
+    Unauthorized { api: Api, status: u16 },
+    #[error("{api} rejected the request (HTTP {status}): {body}")]
+    Rejected { api: Api, status: u16, body: String },
+    #[error("{api} has no such resource (HTTP 404)")]
+    NotFound { api: Api },
+    #[error("{api} is rate limiting (HTTP 429)")]
+    RateLimited { api: Api, retry_after: Option<Duration> },
+    #[error("{api} server error (HTTP {status})")]
+    Server { api: Api, status: u16, retry_after: Option<Duration> },
+    #[error("{api} did not answer in time")]
+    Timeout { api: Api },
+    #[error("{api} could not be reached: {message}")]
+    Connect { api: Api, message: String },
+    #[error("{api} connection failed mid-request: {message}")]
+    Transport { api: Api, message: String },
+    #[error("{api} answered HTTP {status} with a body that could not be read: {message}")]
+    BadBody { api: Api, status: u16, message: String },
+}
+
+impl ApiError {
+    /// The one classification: may this failure be retried for a request of this safety?
+    pub fn retryable(&self, safety: Safety) -> bool {
+        match self {
+            ApiError::RateLimited { .. } | ApiError::Connect { .. } => true,
+            ApiError::Server { .. }
+            | ApiError::Timeout { .. }
+            | ApiError::Transport { .. }
+            | ApiError::BadBody { .. } => safety == Safety::Idempotent,
+            ApiError::Unauthorized { .. } | ApiError::Rejected { .. } | ApiError::NotFound { .. } => false,
+        }
+    }
+
+    /// For a write: the outcome is unknown, so the other side must be looked at before resending.
+    pub fn in_doubt(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Server { .. } | ApiError::Timeout { .. } | ApiError::Transport { .. } | ApiError::BadBody { .. }
+        )
+    }
+
+    /// A refused credential stops the run: nothing else will succeed.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, ApiError::Unauthorized { .. })
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::RateLimited { retry_after, .. } | ApiError::Server { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// How requests authenticate.
+#[derive(Clone)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`
+    Bearer(SecretString),
+    /// A custom header carrying the token as is (Credgenics `authenticationtoken`).
+    Header(&'static str, SecretString),
+}
+
+/// Counters of one client, for summaries and metrics.
+#[derive(Debug, Default)]
+pub struct ApiStats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub rate_limited: AtomicU64,
+    by_status: Mutex<BTreeMap<String, u64>>,
+}
+
+impl ApiStats {
+    fn count_status(&self, status: &str) {
+        let mut m = self.by_status.lock().expect("stats lock");
+        *m.entry(status.to_string()).or_default() += 1;
+    }
+
+    pub fn by_status(&self) -> BTreeMap<String, u64> {
+        self.by_status.lock().expect("stats lock").clone()
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub body: bytes::Bytes,
+}
+
+impl Response {
+    pub fn json(&self, api: Api) -> Result<Value, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::BadBody {
+            api,
+            status: self.status.as_u16(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// A rate-limited, retrying HTTP client for one partner API.
+pub struct ApiClient {
+    api: Api,
+    base: String,
+    http: reqwest::Client,
+    limiter: DefaultDirectRateLimiter,
+    in_flight: Semaphore,
+    max_retries: usize,
+    auth: Auth,
+    extra_query: Vec<(String, String)>,
+    pub stats: Arc<ApiStats>,
+}
+
+impl ApiClient {
+    pub fn new(api: Api, base_url: &url::Url, limits: &ApiLimits, auth: Auth) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(limits.connect_timeout)
+            .timeout(limits.timeout)
+            .user_agent(concat!("crego-credgenics-sync/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        // Burst 1: requests are spaced evenly, never bunched above the ceiling.
+        let quota = Quota::per_second(limits.requests_per_second).allow_burst(std::num::NonZeroU32::MIN);
+        Ok(Self {
+            api,
+            base: base_url.as_str().trim_end_matches('/').to_string(),
+            http,
+            limiter: RateLimiter::direct(quota),
+            in_flight: Semaphore::new(limits.max_in_flight),
+            max_retries: limits.max_retries,
+            auth,
+            extra_query: Vec::new(),
+            stats: Arc::new(ApiStats::default()),
+        })
+    }
+
+    /// Adds a query parameter to every request (Credgenics `company_id`).
+    pub fn with_query(mut self, key: &str, value: &str) -> Self {
+        self.extra_query.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn api(&self) -> Api {
+        self.api
+    }
+
+    /// Sends one logical request, retrying as its safety allows.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        safety: Safety,
+    ) -> Result<Response, ApiError> {
+        let body = body.map(|b| serde_json::to_vec(b).expect("JSON values serialise"));
+        let attempt = || self.attempt(method.clone(), path, query, body.clone());
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(self.max_retries)
+            .with_jitter();
+        attempt
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e: &ApiError| e.retryable(safety))
+            .adjust(|e: &ApiError, d| match e.retry_after() {
+                Some(ra) => Some(ra),
+                None => d,
+            })
+            .notify(|e: &ApiError, d| {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                if matches!(e, ApiError::RateLimited { .. }) {
+                    self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                }
+                telemetry::retrying(self.api.name(), method.as_str(), path, e, d);
+            })
+            .await
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, ApiError> {
+        let api = self.api;
+        let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
+        self.limiter.until_ready().await;
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        let mut q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        q.extend(self.extra_query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if !q.is_empty() {
+            req = req.query(&q);
+        }
+        req = match &self.auth {
+            Auth::Bearer(t) => req.header(reqwest::header::AUTHORIZATION, sensitive(&format!("Bearer {}", t.expose_secret()))),
+            Auth::Header(name, t) => req.header(HeaderName::from_static(name), sensitive(t.expose_secret())),
+        };
+        if let Some(body) = body {
+            req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+        }
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.count_status("error");
+                return Err(transport_error(api, &e));
+            }
+        };
+        let status = resp.status();
+        self.stats.count_status(status.as_str());
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) if status.is_success() => {
+                return Err(ApiError::BadBody { api, status: status.as_u16(), message: e.to_string() });
+            }
+            Err(_) => bytes::Bytes::new(),
+        };
+        match status.as_u16() {
+            200..=299 => Ok(Response { status, body }),
+            401 | 403 => Err(ApiError::Unauthorized { api, status: status.as_u16() }),
+            404 => Err(ApiError::NotFound { api }),
+            429 => Err(ApiError::RateLimited { api, retry_after }),
+            s @ 500..=599 => Err(ApiError::Server { api, status: s, retry_after }),
+            s => Err(ApiError::Rejected { api, status: s, body: String::from_utf8_lossy(&body).into_owned() }),
+        }
+    }
+}
+
+fn sensitive(v: &str) -> HeaderValue {
+    let mut h = HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    h.set_sensitive(true);
+    h
+}
+
+fn transport_error(api: Api, e: &reqwest::Error) -> ApiError {
+    if e.is_timeout() {
+        ApiError::Timeout { api }
+    } else if e.is_connect() {
+        ApiError::Connect { api, message: root_cause(e) }
+    } else {
+        ApiError::Transport { api, message: root_cause(e) }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_not_blindly_retried() {
+        let api = Api::Credgenics;
+        let server = ApiError::Server { api, status: 502, retry_after: None };
+        assert!(server.retryable(Safety::Idempotent));
+        assert!(!server.retryable(Safety::Unsafe));
+        assert!(server.in_doubt());
+        let limited = ApiError::RateLimited { api, retry_after: None };
+        assert!(limited.retryable(Safety::Unsafe));
+        assert!(!limited.in_doubt());
+        let rejected = ApiError::Rejected { api, status: 400, body: String::new() };
+        assert!(!rejected.retryable(Safety::Idempotent));
+        assert!(!ApiError::Unauthorized { api, status: 401 }.retryable(Safety::Idempotent));
+    }
+}

@@ -1,0 +1,29 @@
+//! crego-credgenics-sync keeps a lender's Crego LMS and its Credgenics collections account in step.
+//!
+//! # Layout
+//!
+//! The folders follow the data flow:
+//!
+//! - [`config`]: the TOML + env configuration, validated into its checked form.
+//! - [`clock`]: "now" (with the `CCSYNC_NOW` override), dates in the configured time zone.
+//! - [`http`]: the HTTP discipline both partner clients share (rate, concurrency, retries).
+//! - [`crego`]: the Crego client (line details, leads, programs).
+//! - [`credgenics`]: the Credgenics client and its documented field rules.
+//! - [`mapping`]: jq field mapping (jaq), built-in defaults.
+//! - [`store`]: SQLite state — cursors, loans, runs — and all of the crate's SQL.
+//! - [`sync`]: the flows (A: overdue loans out) and the `--once` cycle.
+//! - [`sandbox`]: fake Crego and Credgenics servers for the demo, tests and benchmarks.
+//! - [`cli`]: the command line and the entry point `run`.
+//! - [`telemetry`]: log events and personal-data masking.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod credgenics;
+pub mod crego;
+pub mod http;
+pub mod mapping;
+pub mod sandbox;
+pub mod store;
+pub mod sync;
+pub mod telemetry;

@@ -1,0 +1,255 @@
+//! Field mapping: every outgoing field is a jq expression (compiled once with jaq) evaluated over an
+//! input document. Owns the built-in default expressions, the jq prelude of helper functions, and
+//! the conversion between `serde_json` values and jaq values.
+//!
+//! A field whose expression yields `null` (or nothing) is omitted from the payload; an expression
+//! that errors or yields more than one value fails the whole payload for that one item, naming the
+//! field and its expression, so one odd loan never stops a run.
+
+mod defaults;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
+use jaq_json::Val;
+use serde_json::{Map, Value};
+
+pub use defaults::{DEFAULT_DEFAULT, DEFAULT_LOAN, DEFAULT_PAYMENT, DEFAULT_RECORD};
+
+type JqFilter = jaq_core::compile::Filter<jaq_core::Native<data::JustLut<Val>>>;
+
+/// Helper functions every expression may call. Kept small and documented in README ("Mapping").
+const PRELUDE: &str = r#"
+def local_date: (. + $tz_offset_secs) | floor | strftime("%Y-%m-%d");
+def mobile10: if . == null then null else tostring | gsub("[ ()-]"; "") | ltrimstr("+91")
+  | if length == 12 and startswith("91") then .[2:] elif length == 11 and startswith("0") then .[1:] else . end end;
+def dpd_bracket: if . == null then null elif . <= 0 then "0" elif . <= 30 then "1-30" elif . <= 60 then "31-60"
+  elif . <= 90 then "61-90" elif . <= 120 then "91-120" elif . <= 180 then "121-180" else "180+" end;
+"#;
+
+/// Names of the global variables every expression sees (values given per evaluation).
+const GLOBAL_VARS: [&str; 1] = ["$tz_offset_secs"];
+
+/// One compiled field.
+pub struct Field {
+    pub key: String,
+    pub expr: String,
+    filter: JqFilter,
+}
+
+impl fmt::Debug for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} = {:?}", self.key, self.expr)
+    }
+}
+
+/// The fields of one payload kind, in key order.
+#[derive(Debug, Default)]
+pub struct FieldSet {
+    pub fields: Vec<Field>,
+}
+
+/// Why a field could not be mapped for one item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingError {
+    pub field: String,
+    pub expr: String,
+    pub message: String,
+}
+
+impl fmt::Display for MappingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "mapping of `{}` (expression `{}`) failed: {}", self.field, self.expr, self.message)
+    }
+}
+
+impl std::error::Error for MappingError {}
+
+/// Compiles one expression, with the prelude, into a filter. The error text names what jaq found.
+pub fn compile(expr: &str) -> Result<JqFilterHandle, String> {
+    let code = format!("{PRELUDE}\n{expr}");
+    let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
+    let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
+    let loader = Loader::new(defs);
+    let arena = Arena::default();
+    let modules = loader
+        .load(&arena, File { code: code.as_str(), path: () })
+        .map_err(|errs| describe_load_errors(&errs))?;
+    let filter = Compiler::default()
+        .with_funs(funs)
+        .with_global_vars(GLOBAL_VARS)
+        .compile(modules)
+        .map_err(|errs| {
+            errs.into_iter()
+                .flat_map(|(_, es)| es)
+                .map(|(name, undefined)| format!("undefined {} `{}`", undefined.as_str(), name))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+    Ok(JqFilterHandle(filter))
+}
+
+/// A compiled filter, opaque outside this module.
+pub struct JqFilterHandle(JqFilter);
+
+fn describe_load_errors<P>(errs: &jaq_core::load::Errors<&str, P>) -> String {
+    use jaq_core::load::Error;
+    let mut out = Vec::new();
+    for (_, e) in errs {
+        match e {
+            Error::Io(items) => out.extend(items.iter().map(|(p, m)| format!("cannot load {p}: {m}"))),
+            Error::Lex(items) => out.extend(items.iter().map(|(expect, at)| {
+                format!("expected {} at `{}`", expect.as_str(), snippet(at))
+            })),
+            Error::Parse(items) => out.extend(items.iter().map(|(expect, at)| {
+                format!("expected {} at `{}`", expect.as_str(), snippet(at))
+            })),
+        }
+    }
+    if out.is_empty() {
+        "syntax error".into()
+    } else {
+        out.join("; ")
+    }
+}
+
+fn snippet(s: &str) -> String {
+    let s = s.trim();
+    if s.is_empty() {
+        return "end of expression".into();
+    }
+    s.chars().take(24).collect()
+}
+
+impl FieldSet {
+    /// Compiles a set from the built-in defaults overlaid by the user's overrides. Returns every
+    /// field that failed to compile as (key, error).
+    pub fn build(
+        defaults: &[(&str, &str)],
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Self, Vec<(String, String)>> {
+        let mut exprs: BTreeMap<String, String> =
+            defaults.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        for (k, v) in overrides {
+            exprs.insert(k.clone(), v.clone());
+        }
+        let mut fields = Vec::new();
+        let mut errors = Vec::new();
+        for (key, expr) in exprs {
+            match compile(&expr) {
+                Ok(JqFilterHandle(filter)) => fields.push(Field { key, expr, filter }),
+                Err(e) => errors.push((key, e)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { fields })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Evaluates every field over `input`. Fields yielding null are omitted.
+    pub fn eval(&self, input: &Value, env: &EvalEnv) -> Result<Map<String, Value>, MappingError> {
+        let input = to_val(input);
+        let mut out = Map::new();
+        for field in &self.fields {
+            if let Some(v) = eval_one(field, input.clone(), env)? {
+                out.insert(field.key.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Values for the global variables of the prelude.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalEnv {
+    /// Offset of the configured time zone from UTC, at "now", in seconds.
+    pub tz_offset_secs: i32,
+}
+
+fn eval_one(field: &Field, input: Val, env: &EvalEnv) -> Result<Option<Value>, MappingError> {
+    let err = |message: String| MappingError {
+        field: field.key.clone(),
+        expr: field.expr.clone(),
+        message,
+    };
+    let vars = Vars::new([Val::from(env.tz_offset_secs as isize)]);
+    let ctx = Ctx::<data::JustLut<Val>>::new(&field.filter.lut, vars);
+    let mut outs = field.filter.id.run((ctx, input)).map(unwrap_valr);
+    let first = match outs.next() {
+        None => return Ok(None),
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err(err(e.to_string())),
+    };
+    if outs.next().is_some() {
+        return Err(err("expression yields more than one value".into()));
+    }
+    let v = from_val(&first).map_err(|e| err(format!("result is not JSON: {e}")))?;
+    Ok(if v.is_null() { None } else { Some(v) })
+}
+
+/// serde_json → jaq by text: keeps decimal literals exact (jaq holds them as decimal strings
+/// until arithmetic touches them).
+fn to_val(v: &Value) -> Val {
+    let text = serde_json::to_vec(v).expect("a serde_json value always serialises");
+    jaq_json::read::parse_single(&text).expect("serde_json output is valid JSON")
+}
+
+fn from_val(v: &Val) -> Result<Value, serde_json::Error> {
+    serde_json::from_str(&v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ENV: EvalEnv = EvalEnv { tz_offset_secs: 19800 };
+
+    fn eval(expr: &str, input: Value) -> Result<Option<Value>, MappingError> {
+        let f = FieldSet::build(&[("x", expr)], &BTreeMap::new()).unwrap();
+        f.eval(&input, &ENV).map(|m| m.get("x").cloned())
+    }
+
+    #[test]
+    fn decimal_literals_pass_through_exactly() {
+        let v: Value = serde_json::from_str(r#"{"a": 100.2347}"#).unwrap();
+        assert_eq!(eval(".a", v).unwrap().unwrap().to_string(), "100.2347");
+    }
+
+    #[test]
+    fn null_is_omitted_and_errors_name_the_field() {
+        assert_eq!(eval(".missing", json!({})).unwrap(), None);
+        let e = eval(".a | tonumber", json!({"a": "x"})).unwrap_err();
+        assert_eq!(e.field, "x");
+        assert_eq!(e.expr, ".a | tonumber");
+    }
+
+    #[test]
+    fn more_than_one_value_is_an_error() {
+        assert!(eval(".[]", json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn compile_errors_are_reported() {
+        assert!(compile(".a |").is_err());
+        let e = compile("nosuchfn(1)").err().unwrap();
+        assert!(e.contains("nosuchfn"), "{e}");
+    }
+
+    #[test]
+    fn prelude_helpers() {
+        // 2024-05-23 08:09:19 UTC is 13:39 IST, same date
+        assert_eq!(eval(". | local_date", json!(1716451759.041)).unwrap(), Some(json!("2024-05-23")));
+        // 20:00 UTC is the next day in IST
+        assert_eq!(eval("local_date", json!(1716494400)).unwrap(), Some(json!("2024-05-24")));
+        assert_eq!(eval("mobile10", json!("+91 98052 65926")).unwrap(), Some(json!("9805265926")));
+        assert_eq!(eval("mobile10", json!("09805265926")).unwrap(), Some(json!("9805265926")));
+        assert_eq!(eval("mobile10", json!("919805265926")).unwrap(), Some(json!("9805265926")));
+        assert_eq!(eval("dpd_bracket", json!(95)).unwrap(), Some(json!("91-120")));
+        assert_eq!(eval("dpd_bracket", json!(400)).unwrap(), Some(json!("180+")));
+    }
+}

@@ -1,0 +1,383 @@
+//! Durable state in SQLite: stream cursors, placed loans, allocation history and runs. All SQL of
+//! the crate lives here. The schema is `migrations/*.sql`, applied by refinery at open.
+//!
+//! The file is created with mode 0600, runs in WAL mode with `synchronous=FULL` (a committed row is
+//! on disk before the request it announces is sent), and a lock file keeps a second daemon off the
+//! same state.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde_json::Value;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "state file {path} is in use by another crego-credgenics-sync process (lock {lock} is held); \
+         stop it first, or give this instance its own state.path"
+    )]
+    Locked { path: PathBuf, lock: PathBuf },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("state schema migration failed: {0}")]
+    Migration(#[from] refinery::Error),
+}
+
+/// Lifecycle of a loan at Credgenics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LoanState {
+    /// An upload was (or was about to be) sent and its outcome is unknown.
+    Uploading,
+    Placed,
+    /// No longer overdue; Credgenics has no delete, so it stays there.
+    Cured,
+    /// Total outstanding reached 0.
+    Closed,
+    /// The last write was rejected by Credgenics; see `last_error`.
+    Rejected,
+}
+
+impl LoanState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoanState::Uploading => "uploading",
+            LoanState::Placed => "placed",
+            LoanState::Cured => "cured",
+            LoanState::Closed => "closed",
+            LoanState::Rejected => "rejected",
+        }
+    }
+
+    fn parse(s: &str) -> rusqlite::Result<Self> {
+        Ok(match s {
+            "uploading" => LoanState::Uploading,
+            "placed" => LoanState::Placed,
+            "cured" => LoanState::Cured,
+            "closed" => LoanState::Closed,
+            "rejected" => LoanState::Rejected,
+            other => {
+                return Err(rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    format!("unknown loan state {other}").into(),
+                ));
+            }
+        })
+    }
+}
+
+/// One loan as the state knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoanRow {
+    pub loan_id: String,
+    pub borrower_program_id: String,
+    pub lead_id: String,
+    pub program_id: Option<String>,
+    pub allocation_month: Option<String>,
+    pub state: LoanState,
+    pub payload: Option<Value>,
+    pub payload_hash: Option<String>,
+    pub rejected_hash: Option<String>,
+    pub last_error: Option<String>,
+    pub first_placed_at: Option<f64>,
+    pub updated_at: f64,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    // Held for the life of the store; the OS lock goes with the handle.
+    _lock: Option<File>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the state file for a daemon or a run: takes the lock.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let io = |source| StoreError::Io { path: path.to_path_buf(), source };
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let lock_path = lock_path(path);
+        let lock = create_private(&lock_path).map_err(|source| StoreError::Io { path: lock_path.clone(), source })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked { path: path.to_path_buf(), lock: lock_path });
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(StoreError::Io { path: lock_path, source }),
+        }
+        // Create the database file ourselves so it is 0600 from its first byte; SQLite gives the
+        // -wal and -shm files the same mode.
+        create_private(path).map_err(io)?;
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        embedded::migrations::runner().run(&mut conn)?;
+        Ok(Self { conn: Mutex::new(conn), path: path.to_path_buf(), _lock: Some(lock) })
+    }
+
+    /// Opens an existing state file without the lock and without writing (dry runs, `status`),
+    /// or an empty in-memory state when the file does not exist yet.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Self::in_memory();
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Self { conn: Mutex::new(conn), path: path.to_path_buf(), _lock: None })
+    }
+
+    /// A fresh state in memory (tests, dry runs before the first real run).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let mut conn = Connection::open_in_memory()?;
+        embedded::migrations::runner().run(&mut conn)?;
+        Ok(Self { conn: Mutex::new(conn), path: PathBuf::from(":memory:"), _lock: None })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().expect("state connection lock poisoned")
+    }
+
+    // --- cursors -------------------------------------------------------------------------------
+
+    pub fn cursor(&self, stream: &str) -> Result<Option<f64>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM cursors WHERE stream = ?1", [stream], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The `updated_at` at which `item_id` was last processed on `stream`, if inside the window.
+    pub fn seen(&self, stream: &str, item_id: &str) -> Result<Option<f64>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT updated_at FROM stream_seen WHERE stream = ?1 AND item_id = ?2",
+                [stream, item_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records a processed page in one transaction: the items as seen, the cursor moved forward to
+    /// `cursor` (never backwards), and seen-entries older than the overlap window pruned.
+    pub fn commit_page(
+        &self,
+        stream: &str,
+        cursor: Option<f64>,
+        items: &[(String, f64)],
+        overlap_secs: f64,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO stream_seen (stream, item_id, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (stream, item_id) DO UPDATE SET updated_at = max(updated_at, excluded.updated_at)",
+            )?;
+            for (id, at) in items {
+                ins.execute(params![stream, id, at])?;
+            }
+        }
+        if let Some(c) = cursor {
+            tx.execute(
+                "INSERT INTO cursors (stream, value, advanced_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (stream) DO UPDATE SET
+                   advanced_at = CASE WHEN excluded.value > value THEN excluded.advanced_at ELSE advanced_at END,
+                   value = max(value, excluded.value)",
+                params![stream, c, now],
+            )?;
+            tx.execute(
+                "DELETE FROM stream_seen WHERE stream = ?1
+                   AND updated_at < (SELECT value FROM cursors WHERE stream = ?1) - ?2",
+                params![stream, overlap_secs],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    // --- loans ---------------------------------------------------------------------------------
+
+    const LOAN_COLS: &'static str = "loan_id, borrower_program_id, lead_id, program_id, allocation_month, state, \
+         payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at";
+
+    fn loan_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoanRow> {
+        let payload: Option<String> = r.get(6)?;
+        Ok(LoanRow {
+            loan_id: r.get(0)?,
+            borrower_program_id: r.get(1)?,
+            lead_id: r.get(2)?,
+            program_id: r.get(3)?,
+            allocation_month: r.get(4)?,
+            state: LoanState::parse(&r.get::<_, String>(5)?)?,
+            payload: payload.and_then(|p| serde_json::from_str(&p).ok()),
+            payload_hash: r.get(7)?,
+            rejected_hash: r.get(8)?,
+            last_error: r.get(9)?,
+            first_placed_at: r.get(10)?,
+            updated_at: r.get(11)?,
+        })
+    }
+
+    pub fn loan_by_program(&self, borrower_program_id: &str) -> Result<Option<LoanRow>, StoreError> {
+        let sql = format!("SELECT {} FROM loans WHERE borrower_program_id = ?1", Self::LOAN_COLS);
+        Ok(self.conn().query_row(&sql, [borrower_program_id], Self::loan_from_row).optional()?)
+    }
+
+    pub fn loan(&self, loan_id: &str) -> Result<Option<LoanRow>, StoreError> {
+        let sql = format!("SELECT {} FROM loans WHERE loan_id = ?1", Self::LOAN_COLS);
+        Ok(self.conn().query_row(&sql, [loan_id], Self::loan_from_row).optional()?)
+    }
+
+    pub fn loans_in_state(&self, state: LoanState) -> Result<Vec<LoanRow>, StoreError> {
+        let sql = format!("SELECT {} FROM loans WHERE state = ?1 ORDER BY loan_id", Self::LOAN_COLS);
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([state.as_str()], Self::loan_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Inserts or replaces a loan; when `new_allocation` is set, also records the allocation month.
+    pub fn save_loan(&self, loan: &LoanRow, new_allocation: bool) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO loans (loan_id, borrower_program_id, lead_id, program_id, allocation_month, state,
+                                payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (loan_id) DO UPDATE SET
+               borrower_program_id = excluded.borrower_program_id, lead_id = excluded.lead_id,
+               program_id = excluded.program_id, allocation_month = excluded.allocation_month,
+               state = excluded.state, payload = excluded.payload, payload_hash = excluded.payload_hash,
+               rejected_hash = excluded.rejected_hash, last_error = excluded.last_error,
+               first_placed_at = excluded.first_placed_at, updated_at = excluded.updated_at",
+            params![
+                loan.loan_id,
+                loan.borrower_program_id,
+                loan.lead_id,
+                loan.program_id,
+                loan.allocation_month,
+                loan.state.as_str(),
+                loan.payload.as_ref().map(|p| p.to_string()),
+                loan.payload_hash,
+                loan.rejected_hash,
+                loan.last_error,
+                loan.first_placed_at,
+                loan.updated_at,
+            ],
+        )?;
+        if new_allocation && let Some(month) = &loan.allocation_month {
+            tx.execute(
+                "INSERT OR IGNORE INTO allocations (loan_id, allocation_month, uploaded_at) VALUES (?1, ?2, ?3)",
+                params![loan.loan_id, month, loan.updated_at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn allocations(&self, loan_id: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT allocation_month FROM allocations WHERE loan_id = ?1 ORDER BY uploaded_at")?;
+        let rows = stmt.query_map([loan_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn loan_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT state, count(*) FROM loans GROUP BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // --- runs ----------------------------------------------------------------------------------
+
+    pub fn start_run(&self, job: &str, now: f64) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute("INSERT INTO runs (job, started_at) VALUES (?1, ?2)", params![job, now])?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(&self, id: i64, now: f64, outcome: &str, summary: &Value) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
+            params![id, now, outcome, summary.to_string()],
+        )?;
+        Ok(())
+    }
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_open_is_refused_while_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let first = Store::open(&path).unwrap();
+        let err = Store::open(&path).err().expect("second open must fail");
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("in use by another"));
+        drop(first);
+        Store::open(&path).expect("lock released with the first store");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let _s = Store::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn cursor_never_moves_backwards_and_prunes_seen() {
+        let s = Store::in_memory().unwrap();
+        s.commit_page("ld", Some(100.0), &[("a".into(), 100.0)], 10.0, 1.0).unwrap();
+        s.commit_page("ld", Some(50.0), &[("b".into(), 50.0)], 10.0, 2.0).unwrap();
+        assert_eq!(s.cursor("ld").unwrap(), Some(100.0));
+        assert_eq!(s.seen("ld", "a").unwrap(), Some(100.0));
+        assert_eq!(s.seen("ld", "b").unwrap(), None, "older than the overlap window");
+    }
+}
