@@ -26,6 +26,9 @@ CREATE TABLE loans (
     -- last payload Credgenics accepted (JSON) and its hash
     payload             TEXT,
     payload_hash        TEXT,
+    -- an upload sent (or about to be) whose outcome is not known yet: its payload and month
+    pending_payload     TEXT,
+    pending_month       TEXT,
     -- hash of the last payload Credgenics rejected, so the same one is not sent again
     rejected_hash       TEXT,
     -- field -> message of the last rejection, or another error text

@@ -1,1 +1,320 @@
-//! Command line.
+//! The command line and [`run`], the entry point `main.rs` calls. Exit codes (design §3): 0 done
+//! with nothing pending, in doubt or rejected; 1 something needs attention or a credential was
+//! refused; 2 a config or usage error.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::clock::{self, Clock};
+use crate::config::{self, Config, LogFormat};
+use crate::sandbox::{Sandbox, SandboxConfig, SeedSpec};
+use crate::store::Store;
+use crate::sync::{self, Context, RunOptions, RunReport};
+use crate::telemetry;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ATTENTION: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "crego-credgenics-sync", version, about = "Keeps a Crego LMS and a Credgenics collections account in step")]
+pub struct Cli {
+    /// Configuration file (TOML); `CCSYNC_<SECTION>__<KEY>` environment variables override it.
+    #[arg(long, global = true, env = "CCSYNC_CONFIG", default_value = "/etc/crego-credgenics-sync/config.toml")]
+    pub config: PathBuf,
+    /// Run every job once and exit (0 all clear, 1 attention needed, 2 config error).
+    #[arg(long)]
+    pub once: bool,
+    /// Backfill: read the change streams from this date (midnight in the configured zone) or
+    /// RFC 3339 time instead of the stored cursors, without moving them backwards.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Fetch and map, print what would be sent, write nothing anywhere.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print personal data unmasked.
+    #[arg(long, requires = "dry_run")]
+    pub reveal: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration and report OK or every problem (exit 2).
+    CheckConfig,
+    /// Run one full cycle against the bundled sandbox, on free ports with a temporary state.
+    Demo,
+    /// Serve the fake Crego and Credgenics APIs so a config can point at them.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub crego_listen: String,
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    pub credgenics_listen: String,
+    /// Leads to seed (one borrower-program each).
+    #[arg(long, default_value_t = 30)]
+    pub leads: usize,
+    /// Percentage of lines overdue.
+    #[arg(long, default_value_t = 30)]
+    pub overdue_pct: u32,
+    /// Seed of the generator: the same seed gives the same book.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Requests per second the fake Crego takes before answering 429.
+    #[arg(long)]
+    pub crego_rps: Option<u32>,
+    /// Requests per second the fake Credgenics takes before answering 429.
+    #[arg(long)]
+    pub credgenics_rps: Option<u32>,
+}
+
+/// Parses nothing itself: runs what `cli` says and returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_ATTENTION;
+        }
+    };
+    rt.block_on(async move {
+        match cli.command {
+            Some(Command::CheckConfig) => check_config(&cli.config),
+            Some(Command::Demo) => demo().await,
+            Some(Command::Sandbox(args)) => serve_sandbox(args).await,
+            None => sync_command(&cli).await,
+        }
+    })
+}
+
+fn check_config(path: &Path) -> i32 {
+    match config::load(Some(path)) {
+        Ok(_) => {
+            println!("config OK: {}", path.display());
+            EXIT_OK
+        }
+        Err(e) => {
+            eprint!("{e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Loads the config, the clock and the state, or says why not (exit 2 / 1).
+fn prepare(cli: &Cli) -> Result<(Arc<Config>, Clock, Arc<Store>), i32> {
+    let config = config::load(Some(&cli.config)).map_err(|e| {
+        eprint!("{e}");
+        EXIT_USAGE
+    })?;
+    telemetry::init_logging(&config.log.level, config.log.format);
+    let (clock, overridden) = Clock::from_env(config.sync.timezone.clone()).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_USAGE
+    })?;
+    if let Some(v) = overridden {
+        telemetry::clock_overridden(&v);
+    }
+    let store = if cli.dry_run { Store::open_read_only(&config.state_path) } else { Store::open(&config.state_path) };
+    let store = store.map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_ATTENTION
+    })?;
+    Ok((Arc::new(config), clock, Arc::new(store)))
+}
+
+async fn sync_command(cli: &Cli) -> i32 {
+    let (config, clock, store) = match prepare(cli) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let since = match &cli.since {
+        Some(s) => match clock::parse_instant(s, clock.tz()) {
+            Ok(ts) => Some(ts.as_millisecond() as f64 / 1000.0),
+            Err(e) => {
+                eprintln!("error: --since `{s}`: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
+    let mut ctx = match Context::new(config.clone(), store, clock) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ATTENTION;
+        }
+    };
+    ctx.dry_run = cli.dry_run;
+    ctx.reveal = cli.reveal;
+    let opts = RunOptions { since };
+    if cli.once || cli.dry_run {
+        let report = sync::run_once(&ctx, &opts).await;
+        if let Some(e) = &report.error {
+            eprintln!("error: {e}");
+        }
+        if !cli.dry_run {
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        }
+        return report.exit_code;
+    }
+    daemon(ctx, opts).await
+}
+
+/// Daemon mode: flow A on its schedule until SIGTERM/SIGINT.
+async fn daemon(ctx: Context, opts: RunOptions) -> i32 {
+    let schedule = &ctx.config.sync.schedules.place_loans;
+    tracing::info!(event = "daemon_started", "daemon started");
+    let mut first = Some(opts);
+    loop {
+        let now = ctx.clock.now_zoned();
+        let next = match schedule.find_next_occurrence(&now, false) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(event = "schedule_error", error = %e, "no next run time");
+                return EXIT_ATTENTION;
+            }
+        };
+        let wait = now.duration_until(&next).unsigned_abs();
+        tokio::select! {
+            _ = shutdown_signal() => {
+                tracing::info!(event = "daemon_stopped", "shutdown requested; exiting");
+                return EXIT_OK;
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let opts = first.take().unwrap_or_default();
+        let report = tokio::select! {
+            r = sync::run_once(&ctx, &opts) => r,
+        };
+        tracing::info!(event = "cycle_done", exit_code = report.exit_code, placed = report.place_loans.placed, "cycle done");
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn serve_sandbox(args: SandboxArgs) -> i32 {
+    telemetry::init_logging("info", LogFormat::Auto);
+    let cfg = SandboxConfig {
+        crego_rps: args.crego_rps,
+        credgenics_rps: args.credgenics_rps,
+        seed: SeedSpec { leads: args.leads, overdue_pct: args.overdue_pct, rng_seed: args.seed },
+        ..SandboxConfig::default()
+    };
+    let bind = |addr: String| async move {
+        tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))
+    };
+    let (crego, cg) = match (bind(args.crego_listen).await, bind(args.credgenics_listen).await) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let sb = match Sandbox::start(cfg, crego, cg).await {
+        Ok(sb) => sb,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ATTENTION;
+        }
+    };
+    println!("sandbox Crego      {}  (bearer token: {})", sb.crego_url(), sb.config().crego_token);
+    println!("sandbox Credgenics {}  (authenticationtoken: {})", sb.credgenics_url(), sb.config().credgenics_token);
+    println!("a config for it:\n\n{}", sb.config_toml(Path::new("./sandbox-state.db")));
+    shutdown_signal().await;
+    EXIT_OK
+}
+
+/// `demo`: the sandbox in-process, a temporary state, one full cycle, a summary, and a second
+/// cycle that must write nothing.
+async fn demo() -> i32 {
+    telemetry::init_logging("warn", LogFormat::Human);
+    match demo_inner().await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            EXIT_ATTENTION
+        }
+    }
+}
+
+async fn demo_inner() -> Result<i32, String> {
+    let sb = Sandbox::start_local(SandboxConfig::default()).await.map_err(|e| e.to_string())?;
+    let dir = tempfile_dir()?;
+    let state_path = dir.join("state.db");
+    let config = config::RawConfig::from_toml_str(&sb.config_toml(&state_path))
+        .and_then(|r| r.validate())
+        .map_err(|e| e.to_string())?;
+    let config = Arc::new(config);
+    let clock = Clock::system(config.sync.timezone.clone());
+    let store = Arc::new(Store::open(&state_path).map_err(|e| e.to_string())?);
+    println!("crego-credgenics-sync demo");
+    println!("  sandbox Crego      {}", sb.crego_url());
+    println!("  sandbox Credgenics {}", sb.credgenics_url());
+    println!("  state              {}", state_path.display());
+    println!("  today (IST)        {}, allocation month {}", clock.today(), clock::allocation_month(clock.today()));
+
+    let ctx = Context::new(config.clone(), store.clone(), clock.clone()).map_err(|e| e.to_string())?;
+    let first = sync::run_once(&ctx, &RunOptions::default()).await;
+    print_summary("first cycle: overdue loans → Credgenics", &first);
+    let writes_first = sb.credgenics_writes().len();
+
+    let ctx = Context::new(config, store.clone(), clock).map_err(|e| e.to_string())?;
+    let before = sb.requests().len();
+    let second = sync::run_once(&ctx, &RunOptions::default()).await;
+    let second_requests = sb.requests()[before..].to_vec();
+    let second_writes = second_requests.iter().filter(|r| r.is_write()).count();
+    println!(
+        "\nsecond cycle (nothing changed): {} request(s), {} Credgenics write(s)",
+        second_requests.len(),
+        second_writes
+    );
+    let loans = sb.state().cg_loans.len();
+    println!("sandbox Credgenics now holds {loans} loan(s); {writes_first} write(s) in all");
+    let _ = std::fs::remove_dir_all(&dir);
+    let ok = first.exit_code == 0 && second.exit_code == 0 && second_writes == 0 && first.place_loans.rejected == 0;
+    println!("\n{}", if ok { "demo OK" } else { "demo found a problem (see above)" });
+    Ok(if ok { EXIT_OK } else { EXIT_ATTENTION })
+}
+
+fn print_summary(title: &str, r: &RunReport) {
+    let a = &r.place_loans;
+    println!("\n{title}");
+    println!("  leads scanned      {}", a.scanned);
+    println!("  overdue            {}", a.overdue);
+    println!("  placed             {}", a.placed);
+    println!("  new allocations    {}", a.new_allocations);
+    println!("  updated            {}", a.updated);
+    println!("  skipped            {}", a.skipped + a.unchanged);
+    println!("  rejected           {}", a.rejected);
+    for (api, v) in &r.requests {
+        println!("  requests {:<10}{}", format!("{api}:"), v["requests"]);
+    }
+    if let Some(e) = &r.error {
+        println!("  stopped: {e}");
+    }
+}
+
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("ccsync-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}

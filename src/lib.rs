@@ -10,6 +10,7 @@
 //! - [`crego`]: the Crego client (line details, leads, programs).
 //! - [`credgenics`]: the Credgenics client and its documented field rules.
 //! - [`mapping`]: jq field mapping (jaq), built-in defaults.
+//! - [`money`]: exact decimal amounts in and out of JSON.
 //! - [`store`]: SQLite state — cursors, loans, runs — and all of the crate's SQL.
 //! - [`sync`]: the flows (A: overdue loans out) and the `--once` cycle.
 //! - [`sandbox`]: fake Crego and Credgenics servers for the demo, tests and benchmarks.
@@ -23,6 +24,7 @@ pub mod credgenics;
 pub mod crego;
 pub mod http;
 pub mod mapping;
+pub mod money;
 pub mod sandbox;
 pub mod store;
 pub mod sync;

@@ -700,3 +700,16 @@ impl RawConfig {
         })
     }
 }
+
+impl RawConfig {
+    /// Parses a TOML text (no environment), for the demo and the tests.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Figment::from(Toml::string(text)).extract::<RawConfig>().map_err(|e| {
+            ConfigError(
+                e.into_iter()
+                    .map(|e| Problem { key: e.path.join("."), message: e.kind.to_string() })
+                    .collect(),
+            )
+        })
+    }
+}

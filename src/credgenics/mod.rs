@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::config::CredgenicsConfig;
 use crate::crego::encode;
 use crate::http::{Api, ApiClient, ApiError, Auth, Safety};
+use crate::money;
 
 pub struct CredgenicsClient {
     http: ApiClient,
@@ -86,6 +87,29 @@ pub fn validation_errors(body: &str) -> Option<BTreeMap<String, String>> {
     Some(out)
 }
 
+/// Rounds every documented amount in `v` (at any depth) half-up to `decimals` places, as design
+/// §2.6 demands; amounts stay exact decimals, never floats. Names the first amount that is not a
+/// number.
+pub fn round_amounts(v: &mut Value, decimals: u32) -> Result<(), String> {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                match v {
+                    Value::Number(n) if rules::is_amount(k) => {
+                        let d = money::from_json(&Value::Number(n.clone()))
+                            .ok_or_else(|| format!("`{k}` = {n} is not a decimal amount"))?;
+                        *v = money::to_json(money::round(d, decimals));
+                    }
+                    other => round_amounts(other, decimals)?,
+                }
+            }
+            Ok(())
+        }
+        Value::Array(a) => a.iter_mut().try_for_each(|x| round_amounts(x, decimals)),
+        _ => Ok(()),
+    }
+}
+
 /// A one-line description of a rejection for the state and the logs.
 pub fn describe_rejection(status: u16, body: &str) -> String {
     match validation_errors(body) {
@@ -99,6 +123,19 @@ pub fn describe_rejection(status: u16, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_are_rounded_half_up_exactly() {
+        let mut v: Value = serde_json::from_str(
+            r#"{"total_loan_amount": 100.005, "defaults": [{"late_fee": 0.30000000000000004, "allocation_dpd_value": 12}], "loan_id": "1.005"}"#,
+        )
+        .unwrap();
+        round_amounts(&mut v, 2).unwrap();
+        assert_eq!(v["total_loan_amount"].to_string(), "100.01");
+        assert_eq!(v["defaults"][0]["late_fee"].to_string(), "0.3");
+        assert_eq!(v["defaults"][0]["allocation_dpd_value"].to_string(), "12");
+        assert_eq!(v["loan_id"], "1.005");
+    }
 
     #[test]
     fn documented_failure_body_is_flattened() {

@@ -327,3 +327,8 @@ mod tests {
         assert_eq!(e["applicant_contact_number"], "Invalid Mobile numbers, [123]");
     }
 }
+
+/// Whether `key` is a documented amount (sent with at most `amount_decimals` decimals).
+pub fn is_amount(key: &str) -> bool {
+    kind_of(key) == Some(Kind::Amount)
+}

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::config::CregoConfig;
 use crate::http::{Api, ApiClient, ApiError, Auth, Safety};
+use crate::money;
 
 /// One page of a Crego list.
 #[derive(Debug)]
@@ -45,13 +46,11 @@ impl LineItem {
     }
 }
 
-/// A JSON number read exactly as a decimal (serde_json keeps the literal text).
+/// A JSON number read exactly as a decimal, naming the key when it is not one.
 pub fn decimal_field(v: &Value, key: &str) -> Result<Decimal, String> {
     match v.get(key) {
-        Some(Value::Number(n)) => n.to_string().parse::<Decimal>().or_else(|_| Decimal::from_scientific(&n.to_string())).map_err(|e| format!("`{key}` = {n} is not a decimal amount: {e}")),
-        Some(Value::String(s)) => s.trim().parse::<Decimal>().map_err(|e| format!("`{key}` = {s:?} is not a decimal amount: {e}")),
-        Some(other) => Err(format!("`{key}` = {other} is not a number")),
         None => Err(format!("no `{key}`")),
+        Some(x) => money::from_json(x).ok_or_else(|| format!("`{key}` = {x} is not a decimal amount")),
     }
 }
 

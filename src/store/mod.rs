@@ -86,6 +86,8 @@ pub struct LoanRow {
     pub state: LoanState,
     pub payload: Option<Value>,
     pub payload_hash: Option<String>,
+    pub pending_payload: Option<Value>,
+    pub pending_month: Option<String>,
     pub rejected_hash: Option<String>,
     pub last_error: Option<String>,
     pub first_placed_at: Option<f64>,
@@ -218,7 +220,7 @@ impl Store {
     // --- loans ---------------------------------------------------------------------------------
 
     const LOAN_COLS: &'static str = "loan_id, borrower_program_id, lead_id, program_id, allocation_month, state, \
-         payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at";
+         payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at, pending_payload, pending_month";
 
     fn loan_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoanRow> {
         let payload: Option<String> = r.get(6)?;
@@ -235,6 +237,8 @@ impl Store {
             last_error: r.get(9)?,
             first_placed_at: r.get(10)?,
             updated_at: r.get(11)?,
+            pending_payload: r.get::<_, Option<String>>(12)?.and_then(|p| serde_json::from_str(&p).ok()),
+            pending_month: r.get(13)?,
         })
     }
 
@@ -262,14 +266,16 @@ impl Store {
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO loans (loan_id, borrower_program_id, lead_id, program_id, allocation_month, state,
-                                payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at,
+                                pending_payload, pending_month)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (loan_id) DO UPDATE SET
                borrower_program_id = excluded.borrower_program_id, lead_id = excluded.lead_id,
                program_id = excluded.program_id, allocation_month = excluded.allocation_month,
                state = excluded.state, payload = excluded.payload, payload_hash = excluded.payload_hash,
                rejected_hash = excluded.rejected_hash, last_error = excluded.last_error,
-               first_placed_at = excluded.first_placed_at, updated_at = excluded.updated_at",
+               first_placed_at = excluded.first_placed_at, updated_at = excluded.updated_at,
+               pending_payload = excluded.pending_payload, pending_month = excluded.pending_month",
             params![
                 loan.loan_id,
                 loan.borrower_program_id,
@@ -283,9 +289,12 @@ impl Store {
                 loan.last_error,
                 loan.first_placed_at,
                 loan.updated_at,
+                loan.pending_payload.as_ref().map(|p| p.to_string()),
+                loan.pending_month,
             ],
         )?;
         if new_allocation && let Some(month) = &loan.allocation_month {
+            // recorded once, when Credgenics accepted the month
             tx.execute(
                 "INSERT OR IGNORE INTO allocations (loan_id, allocation_month, uploaded_at) VALUES (?1, ?2, ?3)",
                 params![loan.loan_id, month, loan.updated_at],

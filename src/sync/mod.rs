@@ -1,1 +1,141 @@
-//! Sync.
+//! The sync flows and the cycle that runs them.
+//!
+//! - [`place_loans`]: flow A, overdue Crego lines placed in Credgenics.
+//!
+//! [`Context`] carries what every flow needs (config, state, both clients, the clock, and whether
+//! this is a dry run); [`run_once`] is the `--once` cycle and decides its exit code.
+
+pub mod place_loans;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::credgenics::CredgenicsClient;
+use crate::crego::CregoClient;
+use crate::http::{ApiClient, ApiError};
+use crate::store::{LoanState, Store, StoreError};
+
+pub use place_loans::FlowAStats;
+
+/// Everything a flow needs.
+pub struct Context {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+    pub crego: CregoClient,
+    pub credgenics: CredgenicsClient,
+    pub clock: Clock,
+    /// `--dry-run`: fetch and map, print what would be sent, write nothing anywhere.
+    pub dry_run: bool,
+    /// `--reveal`: print personal data in dry-run payloads unmasked.
+    pub reveal: bool,
+}
+
+impl Context {
+    pub fn new(config: Arc<Config>, store: Arc<Store>, clock: Clock) -> Result<Self, SyncError> {
+        let crego = CregoClient::new(&config.crego).map_err(|e| SyncError::Setup(e.to_string()))?;
+        let credgenics = CredgenicsClient::new(&config.credgenics).map_err(|e| SyncError::Setup(e.to_string()))?;
+        Ok(Self { config, store, crego, credgenics, clock, dry_run: false, reveal: false })
+    }
+
+    /// Epoch seconds of "now" as the state records times.
+    pub fn now_secs(&self) -> f64 {
+        self.clock.now().as_millisecond() as f64 / 1000.0
+    }
+
+    /// Prints one would-be request of a dry run (personal data masked unless `--reveal`).
+    pub fn print_dry_run(&self, method: &str, path: &str, payload: &Value) {
+        let shown = if self.reveal { payload.clone() } else { crate::telemetry::mask_payload(payload) };
+        println!("{}", json!({"dry_run": true, "method": method, "path": path, "payload": shown}));
+    }
+}
+
+/// Why a flow stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot set up the HTTP clients: {0}")]
+    Setup(String),
+}
+
+/// Options of one cycle.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--since`: read the change streams from this instant (epoch seconds) instead of the cursors.
+    pub since: Option<f64>,
+}
+
+/// What one cycle did.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub place_loans: FlowAStats,
+    /// Requests made per API (including retries).
+    pub requests: serde_json::Map<String, Value>,
+    /// Why the cycle stopped early, if it did.
+    pub error: Option<String>,
+    /// Loans needing attention after the run: in doubt (uploading) or rejected.
+    pub unresolved: u64,
+    pub exit_code: i32,
+}
+
+/// The `--once` cycle: every job once, in order (A; C and B join with their issue), then the exit
+/// code: 0 when nothing is pending, in doubt or rejected, 1 otherwise or when the run was stopped.
+pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
+    let started = ctx.now_secs();
+    let run_id = if ctx.dry_run { None } else { ctx.store.start_run("once", started).ok() };
+    let mut stats = FlowAStats::default();
+    let result = place_loans::run(ctx, opts.since, &mut stats).await;
+    let error = result.err().map(|e| e.to_string());
+    if let Some(e) = &error {
+        tracing::error!(event = "run_stopped", error = %e, "run stopped");
+    }
+    let unresolved = unresolved(&ctx.store).unwrap_or(u64::MAX);
+    let exit_code = if error.is_some() || unresolved > 0 { 1 } else { 0 };
+    let report = RunReport {
+        place_loans: stats,
+        requests: request_counts([ctx.crego.http(), ctx.credgenics.http()]),
+        error,
+        unresolved,
+        exit_code,
+    };
+    if let Some(id) = run_id {
+        let outcome = if report.exit_code == 0 { "ok" } else { "attention" };
+        let summary = serde_json::to_value(&report).unwrap_or(Value::Null);
+        if let Err(e) = ctx.store.finish_run(id, ctx.now_secs(), outcome, &summary) {
+            tracing::error!(event = "run_not_recorded", error = %e, "could not record the run");
+        }
+    }
+    report
+}
+
+/// Loans whose last write is in doubt or was rejected.
+pub fn unresolved(store: &Store) -> Result<u64, StoreError> {
+    let counts = store.loan_counts()?;
+    Ok([LoanState::Uploading, LoanState::Rejected]
+        .iter()
+        .map(|s| counts.get(s.as_str()).copied().unwrap_or(0))
+        .sum())
+}
+
+fn request_counts<'a>(clients: impl IntoIterator<Item = &'a ApiClient>) -> serde_json::Map<String, Value> {
+    clients
+        .into_iter()
+        .map(|c| {
+            let by_status = c.stats.by_status();
+            (
+                c.api().name().to_string(),
+                json!({
+                    "requests": c.stats.requests(),
+                    "retries": c.stats.retries.load(std::sync::atomic::Ordering::Relaxed),
+                    "by_status": by_status,
+                }),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,134 @@
+//! The fake Credgenics under `/recovery`: `GET /loan/{id}` (404 when absent), `POST /loan/{id}`
+//! (upload; a new `defaults[]` month is a new allocation) and `PATCH /loan/{id}`, validated by the
+//! documented field rules and answering the documented bodies. `authenticationtoken` required.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+
+use super::{CgLoan, Gate, Shared, gatekeeper, json_error, requests_handler};
+use crate::credgenics::rules;
+use crate::http::Api;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    let gate = Gate { shared, api: Api::Credgenics };
+    let api = Router::new()
+        .route("/loan/{loan_id}", get(get_loan).post(upload_loan).patch(update_loan))
+        .route("/_sandbox/requests", get(requests_handler));
+    Router::new()
+        .nest("/recovery", api)
+        .layer(axum::middleware::from_fn_with_state(gate.clone(), gatekeeper))
+        .with_state(gate)
+}
+
+fn validation_failed(errors: Map<String, Value>) -> Response {
+    json_error(StatusCode::BAD_REQUEST, json!({"message": "Data Validation Failed", "output": {"errors": errors}}))
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, Response> {
+    serde_json::from_slice(body)
+        .map_err(|e| json_error(StatusCode::BAD_REQUEST, json!({"message": format!("Invalid JSON body: {e}")})))
+}
+
+/// The loan as `GET /loan/{id}` shows it: `loan_details` with its `defaults`, and the payments.
+pub fn loan_view(loan: &CgLoan) -> Value {
+    let mut details = loan.details.clone();
+    details.insert("defaults".into(), Value::Array(loan.defaults.clone()));
+    json!({"loan_details": details, "payment_history": loan.payment_history})
+}
+
+async fn get_loan(
+    State(gate): State<Gate>,
+    Path(loan_id): Path<String>,
+    Query(_q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    match gate.shared.lock().cg_loans.get(&loan_id) {
+        Some(l) => Json(loan_view(l)).into_response(),
+        None => json_error(StatusCode::NOT_FOUND, json!({"message": "Loan not found"})),
+    }
+}
+
+/// Merges `defaults[]` entries by allocation month.
+fn merge_defaults(loan: &mut CgLoan, entries: &[Value], upload: bool) {
+    for e in entries {
+        let month = e["allocation_month"].as_str().unwrap_or_default().to_string();
+        if upload {
+            *loan.uploads_per_month.entry(month.clone()).or_default() += 1;
+        }
+        match loan.defaults.iter_mut().find(|d| d["allocation_month"] == e["allocation_month"]) {
+            Some(existing) => {
+                if let (Some(dst), Some(src)) = (existing.as_object_mut(), e.as_object()) {
+                    for (k, v) in src {
+                        dst.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            None => loan.defaults.push(e.clone()),
+        }
+    }
+}
+
+fn merge_top(loan: &mut CgLoan, body: &Map<String, Value>) {
+    for (k, v) in body {
+        if k != "defaults" {
+            loan.details.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+async fn upload_loan(State(gate): State<Gate>, Path(loan_id): Path<String>, body: Bytes) -> Response {
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let errors = rules::check_upload(&loan_id, &body);
+    if !errors.is_empty() {
+        return validation_failed(errors);
+    }
+    let obj = body.as_object().expect("checked object");
+    let mut s = gate.shared.lock();
+    let loan = s.cg_loans.entry(loan_id).or_default();
+    merge_top(loan, obj);
+    if let Some(Value::Array(d)) = obj.get("defaults") {
+        merge_defaults(loan, d, true);
+    }
+    (StatusCode::CREATED, Json(json!({"message": "Data uploaded successfully"}))).into_response()
+}
+
+async fn update_loan(State(gate): State<Gate>, Path(loan_id): Path<String>, body: Bytes) -> Response {
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let errors = rules::check_update(&body);
+    if !errors.is_empty() {
+        return validation_failed(errors);
+    }
+    let obj = body.as_object().expect("checked object");
+    let mut s = gate.shared.lock();
+    let Some(loan) = s.cg_loans.get_mut(&loan_id) else {
+        return json_error(StatusCode::NOT_FOUND, json!({"message": "Loan not found"}));
+    };
+    if let Some(Value::Array(d)) = obj.get("defaults") {
+        let unknown: Vec<&Value> = d
+            .iter()
+            .filter(|e| !loan.defaults.iter().any(|x| x["allocation_month"] == e["allocation_month"]))
+            .collect();
+        if !unknown.is_empty() {
+            return validation_failed(Map::from_iter([(
+                "defaults".to_string(),
+                json!("allocation_month not allocated for this loan: upload it first"),
+            )]));
+        }
+        merge_defaults(loan, d, false);
+    }
+    merge_top(loan, obj);
+    Json(json!({"output": "Loan successfully updated", "message": "success", "headers": {"Content-Type": "application/json"}}))
+        .into_response()
+}

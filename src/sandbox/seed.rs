@@ -1,0 +1,109 @@
+//! Deterministic seed books: leads and borrower-programs built from the documented `/programs/`
+//! example (`fixtures/crego_programs_response.json`), with line details overdue in a given share.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::SandboxState;
+
+/// The documented `GET /v1/crm/leads/{id}/programs/` example, used as the template of every seed.
+pub const PROGRAMS_EXAMPLE: &str = include_str!("../../fixtures/crego_programs_response.json");
+
+#[derive(Debug, Clone)]
+pub struct SeedSpec {
+    pub leads: usize,
+    /// Share of lines overdue, in percent.
+    pub overdue_pct: u32,
+    pub rng_seed: u64,
+}
+
+impl Default for SeedSpec {
+    fn default() -> Self {
+        Self { leads: 30, overdue_pct: 30, rng_seed: 7 }
+    }
+}
+
+const FIRST: &[&str] = &["Aarav", "Priya", "Rohan", "Ananya", "Vikram", "Meera", "Arjun", "Kavya", "Sanjay", "Lakshmi"];
+const LAST: &[&str] = &["Sharma", "Iyer", "Patel", "Reddy", "Gupta", "Nair", "Singh", "Das", "Joshi", "Menon"];
+
+use crate::money::to_json as num;
+
+fn id(kind: u32, i: usize) -> String {
+    format!("{kind:08x}-{:04x}-4000-8000-{i:012x}", (i >> 16) & 0xffff)
+}
+
+/// Lead id, borrower-program id and loan id (program `ref_id`) of seed number `i`.
+pub fn ids(i: usize) -> (String, String, String) {
+    (id(0x1ead, i), id(0xb9, i), format!("CL{i:06}"))
+}
+
+/// Fills `state` with `spec.leads` leads, one borrower-program each. `updated_at` of the lines
+/// increase with `i`, all in the past.
+pub fn seed(state: &mut SandboxState, spec: &SeedSpec) {
+    let template: Value = serde_json::from_str::<Vec<Value>>(PROGRAMS_EXAMPLE).expect("fixture parses")[0].clone();
+    let mut rng = StdRng::seed_from_u64(spec.rng_seed);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let base = (now - 3600.0).floor();
+    for i in 0..spec.leads {
+        let (lead_id, bp_id, loan_id) = ids(i);
+        let first = FIRST[rng.random_range(0..FIRST.len())];
+        let last = LAST[rng.random_range(0..LAST.len())];
+        let mobile = format!("{}{:09}", rng.random_range(6..=9), rng.random_range(0..1_000_000_000u64));
+        let created = base - 86400.0 * 200.0 + i as f64;
+        let updated = base + i as f64 * 0.001;
+        let lead = json!({
+            "id": lead_id, "ref_id": format!("LD{i:06}"), "name": format!("{first} {last}"),
+            "mobile": mobile, "email": format!("{}.{}{}@example.in", first.to_lowercase(), last.to_lowercase(), i),
+            "created_at": created, "updated_at": updated,
+        });
+        let overdue = rng.random_range(0..100) < spec.overdue_pct;
+        let approved = Decimal::from(rng.random_range(1..=50) * 10_000);
+        let disbursed = approved * Decimal::from(rng.random_range(5..=10)) / Decimal::from(10);
+        let paise = if rng.random_bool(0.25) { Decimal::new(50, 2) } else { Decimal::ZERO };
+        let (dpd, due_principal, due_interest, due_penal) = if overdue {
+            let principal = (disbursed / Decimal::from(rng.random_range(4..=12))).round();
+            let interest = (principal * Decimal::new(2, 2)).round() + paise;
+            (rng.random_range(1..=200) as i64, principal, interest, Decimal::from(rng.random_range(0..=5) * 100))
+        } else {
+            (0, Decimal::ZERO, Decimal::ZERO, Decimal::ZERO)
+        };
+        let due = due_principal + due_interest + due_penal;
+        let principal_outstanding = disbursed.max(due_principal);
+        let total_outstanding = principal_outstanding + due_interest + due_penal;
+
+        let mut entry = template.clone();
+        entry["id"] = json!(bp_id);
+        entry["lead_id"] = json!(lead_id);
+        entry["ref_id"] = json!(loan_id);
+        entry["created_at"] = json!(created);
+        entry["updated_at"] = json!(updated);
+        let ld = &mut entry["line_detail"];
+        ld["id"] = json!(id(0x11de, i));
+        ld["lead_id"] = json!(lead_id);
+        ld["borrower_program_id"] = json!(bp_id);
+        ld["approved_line_amount"] = num(approved);
+        ld["operative_line_amount"] = num(approved);
+        ld["active_line_amount"] = num(approved - disbursed);
+        ld["total_disbursed_amount"] = num(disbursed);
+        ld["principal_outstanding"] = num(principal_outstanding);
+        ld["interest_outstanding"] = num(due_interest);
+        ld["penal_outstanding"] = num(due_penal);
+        ld["total_outstanding"] = num(total_outstanding);
+        ld["dpd"] = json!(dpd);
+        ld["peak_dpd"] = json!(dpd);
+        ld["due_amount"] = num(due);
+        ld["total_due_principal"] = num(due_principal);
+        ld["total_due_interest"] = num(due_interest);
+        ld["total_due_penal"] = num(due_penal);
+        ld["due_loan_count"] = json!(if overdue { 1 } else { 0 });
+        ld["npa_category"] = json!(if dpd > 90 { "NPA" } else { "STD" });
+        ld["line_activation_date"] = json!(created);
+        ld["line_expiry_date"] = json!((created + 365.0 * 86400.0).floor() as i64);
+        ld["created_at"] = json!(created);
+        ld["updated_at"] = json!(updated);
+        state.leads.insert(lead_id.clone(), lead);
+        state.programs.insert(lead_id, vec![entry]);
+    }
+}

@@ -1,0 +1,583 @@
+//! Flow A (design §1A): overdue Crego lines out to Credgenics.
+//!
+//! The change stream is `GET /v1/lms/line-details/?updated_at__gte=`. Each changed line that is
+//! overdue (`dpd >= sync.min_dpd` and `due_amount > 0`) or already placed is mapped to an Upload
+//! Loan payload with one `defaults[]` entry for the current allocation month (IST by default):
+//! first time → POST; same month and changed → PATCH of the changed keys; same hash → no call;
+//! new month → POST again (a new allocation); placed but no longer overdue → `cured`, or `closed`
+//! at zero outstanding.
+//!
+//! An upload is recorded as `uploading` before it is sent; one whose outcome is unknown stays so
+//! and is resolved at the start of the next run by looking at `GET /loan/{id}` first.
+
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Context, SyncError};
+use crate::clock;
+use crate::credgenics::{describe_rejection, round_amounts};
+use crate::crego::LineItem;
+use crate::http::ApiError;
+use crate::mapping::EvalEnv;
+use crate::store::{LoanRow, LoanState};
+use crate::telemetry;
+
+/// Name of the line-details stream in the cursor table.
+pub const STREAM: &str = "line_details";
+
+/// Counts of one run of flow A.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct FlowAStats {
+    /// Line details read from the change stream.
+    pub scanned: u64,
+    /// Of those, overdue.
+    pub overdue: u64,
+    /// First uploads accepted.
+    pub placed: u64,
+    /// Uploads of a new allocation month for a loan already placed.
+    pub new_allocations: u64,
+    /// PATCHes of changed keys.
+    pub updated: u64,
+    /// Mapped payload unchanged: no call.
+    pub unchanged: u64,
+    /// Neither overdue nor placed, or already processed: no call.
+    pub skipped: u64,
+    pub cured: u64,
+    pub closed: u64,
+    /// Rejected by Credgenics or by the mapping.
+    pub rejected: u64,
+    /// Uploads whose outcome is unknown, left for the next run to look up.
+    pub in_doubt: u64,
+    /// In-doubt uploads from earlier runs resolved by a look-up.
+    pub resolved: u64,
+    /// Transient failures: the line is read again next run.
+    pub failed: u64,
+}
+
+/// What processing one line came to.
+#[derive(Debug)]
+enum Outcome {
+    Skipped,
+    Unchanged,
+    Placed { new_allocation: bool },
+    Updated,
+    Cured,
+    Closed,
+    Rejected,
+    InDoubt,
+    /// Transient: the stream must not move past this line.
+    Failed,
+}
+
+impl FlowAStats {
+    fn count(&mut self, o: &Outcome) {
+        match o {
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Placed { new_allocation: false } => self.placed += 1,
+            Outcome::Placed { new_allocation: true } => self.new_allocations += 1,
+            Outcome::Updated => self.updated += 1,
+            Outcome::Cured => self.cured += 1,
+            Outcome::Closed => self.closed += 1,
+            Outcome::Rejected => self.rejected += 1,
+            Outcome::InDoubt => self.in_doubt += 1,
+            Outcome::Failed => self.failed += 1,
+        }
+    }
+}
+
+/// One run of flow A: in-doubt uploads first, then the change stream from the cursor (or from
+/// `since`). A refused credential stops it with an error; everything else is counted.
+pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> Result<(), SyncError> {
+    if !ctx.dry_run {
+        resolve_in_doubt(ctx, stats).await?;
+    }
+    let overlap = ctx.config.sync.cursor_overlap_secs;
+    let from = match since {
+        Some(s) => s,
+        None => ctx.store.cursor(STREAM)?.map(|c| (c - overlap).max(0.0)).unwrap_or(0.0),
+    };
+    let backfill = since.is_some();
+    let concurrency = ctx.config.crego.limits.max_in_flight.max(ctx.config.credgenics.limits.max_in_flight) * 2;
+    // The stream may not move past a line that failed transiently: it is read again next run.
+    let mut blocked_at: Option<f64> = None;
+    let mut page = 1u32;
+    loop {
+        let p = ctx.crego.line_details_page(from, page).await?;
+        let mut items = Vec::with_capacity(p.results.len());
+        for raw in p.results {
+            match LineItem::from_value(raw) {
+                Ok(i) => items.push(i),
+                Err(e) => {
+                    tracing::error!(event = "line_detail_unreadable", error = %e, "line detail skipped");
+                    stats.skipped += 1;
+                }
+            }
+        }
+        stats.scanned += items.len() as u64;
+        let page_max = items.iter().map(|i| i.updated_at).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        let outcomes: Vec<(usize, Result<Outcome, SyncError>)> = futures::stream::iter(items.iter().enumerate())
+            .map(|(idx, item)| async move { (idx, process_line(ctx, item, backfill).await) })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let mut done = Vec::new();
+        let mut auth_error = None;
+        for (idx, outcome) in outcomes {
+            let item = &items[idx];
+            if item.dpd >= ctx.config.sync.min_dpd && item.due_amount > rust_decimal::Decimal::ZERO {
+                stats.overdue += 1;
+            }
+            match outcome {
+                Ok(o) => {
+                    if matches!(o, Outcome::Failed) {
+                        blocked_at = Some(blocked_at.map_or(item.updated_at, |b: f64| b.min(item.updated_at)));
+                    } else {
+                        done.push((item.id.clone(), item.updated_at));
+                    }
+                    stats.count(&o);
+                }
+                Err(SyncError::Api(e)) if e.is_auth() => auth_error = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(e) = auth_error {
+            return Err(e.into());
+        }
+        if !ctx.dry_run {
+            let cursor = match (page_max, blocked_at) {
+                (Some(m), Some(b)) => Some(m.min(b)),
+                (m, None) => m,
+                (None, Some(b)) => Some(b),
+            };
+            ctx.store.commit_page(STREAM, cursor, &done, overlap, ctx.now_secs())?;
+            telemetry::page_done(STREAM, page, items.len(), cursor.unwrap_or(from));
+        }
+        if !p.has_next {
+            break;
+        }
+        page += 1;
+    }
+    Ok(())
+}
+
+/// Decides and carries out what one changed line needs.
+async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<Outcome, SyncError> {
+    if !backfill && ctx.store.seen(STREAM, &item.id)?.is_some_and(|at| at >= item.updated_at) {
+        return Ok(Outcome::Skipped);
+    }
+    let existing = ctx.store.loan_by_program(&item.borrower_program_id)?;
+    if existing.as_ref().is_some_and(|l| l.state == LoanState::Uploading) {
+        // Its last upload is in doubt: the look-up at the start of the next run settles it, and
+        // this line is read again after that.
+        return Ok(Outcome::Failed);
+    }
+    let overdue = item.dpd >= ctx.config.sync.min_dpd && item.due_amount > rust_decimal::Decimal::ZERO;
+    if !overdue {
+        let Some(loan) = existing else { return Ok(Outcome::Skipped) };
+        return settle(ctx, loan, item);
+    }
+
+    let fetched = tokio::try_join!(ctx.crego.programs(&item.lead_id), ctx.crego.lead(&item.lead_id));
+    let (programs, lead) = match fetched {
+        Ok(x) => x,
+        Err(e) if e.is_auth() => return Err(e.into()),
+        Err(ApiError::NotFound { .. }) => {
+            tracing::error!(event = "lead_missing", line = %item.id, lead = %item.lead_id, "lead of an overdue line not found");
+            return Ok(Outcome::Failed);
+        }
+        Err(e) => {
+            tracing::warn!(event = "fetch_failed", line = %item.id, error = %e, "line will be read again next run");
+            return Ok(Outcome::Failed);
+        }
+    };
+    let Some(program) = programs.into_iter().find(|p| p["id"] == item.borrower_program_id.as_str()) else {
+        tracing::error!(event = "program_missing", line = %item.id, borrower_program = %item.borrower_program_id,
+            "the lead's programs do not list this line's borrower-program");
+        return Ok(Outcome::Failed);
+    };
+
+    let month = clock::allocation_month(ctx.clock.today());
+    let mapped = map_loan(ctx, &lead, &program, item, &month);
+    let payload = match mapped {
+        Ok(p) => p,
+        Err(reason) => {
+            let loan_id = program["ref_id"].as_str().unwrap_or(&item.borrower_program_id).to_string();
+            return reject_unmapped(ctx, existing, item, &program, &loan_id, reason);
+        }
+    };
+    let loan_id = payload["loan_id"].as_str().unwrap_or_default().to_string();
+    if let Some(loan) = &existing
+        && loan.loan_id != loan_id
+    {
+        let reason = format!(
+            "mapped loan_id `{loan_id}` differs from `{}` already placed for this borrower-program; \
+             the mapping of loan_id must not change for placed loans",
+            loan.loan_id
+        );
+        return reject_unmapped(ctx, existing.clone(), item, &program, &loan.loan_id.clone(), reason);
+    }
+    let hash = payload_hash(&payload);
+    if existing.as_ref().is_some_and(|l| l.rejected_hash.as_deref() == Some(hash.as_str())) {
+        // The very payload Credgenics already refused: sending it again cannot help.
+        return Ok(Outcome::Unchanged);
+    }
+    match existing {
+        Some(loan) if loan.allocation_month.as_deref() == Some(month.as_str()) => {
+            update(ctx, loan, payload, hash).await
+        }
+        other => upload(ctx, other, item, &program, &loan_id, &month, payload, hash).await,
+    }
+}
+
+/// The Upload Loan payload: loan fields plus one `defaults[]` entry, amounts rounded.
+fn map_loan(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month: &str) -> Result<Value, String> {
+    let today = ctx.clock.today();
+    let today_epoch = today.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp().as_second()).unwrap_or(0);
+    let input = json!({
+        "lead": lead,
+        "program": program,
+        "line_detail": item.raw,
+        "allocation_month": month,
+        "today": today.to_string(),
+        "today_epoch": today_epoch,
+        "min_dpd": ctx.config.sync.min_dpd,
+    });
+    let env = EvalEnv { tz_offset_secs: ctx.clock.utc_offset_secs() };
+    let mapping = &ctx.config.mapping;
+    let mut loan = mapping.loan.eval(&input, &env).map_err(|e| e.to_string())?;
+    let default = mapping.default.eval(&input, &env).map_err(|e| e.to_string())?;
+    match loan.get("loan_id") {
+        Some(Value::String(s)) if !s.is_empty() => {}
+        Some(Value::Number(n)) => {
+            let s = n.to_string();
+            loan.insert("loan_id".into(), Value::String(s));
+        }
+        _ => return Err("mapping of `loan_id` yields no id (expected a non-empty string)".into()),
+    }
+    if default.get("allocation_month").and_then(Value::as_str) != Some(month) {
+        return Err(format!("mapping of `defaults.allocation_month` must yield the current month `{month}`"));
+    }
+    loan.insert("defaults".into(), Value::Array(vec![Value::Object(default)]));
+    let mut payload = Value::Object(loan);
+    round_amounts(&mut payload, ctx.config.credgenics.amount_decimals)?;
+    Ok(payload)
+}
+
+/// SHA-256 of the canonical JSON (serde_json maps are key-sorted).
+pub fn payload_hash(v: &Value) -> String {
+    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+}
+
+/// The keys of `new` that differ from `old`; a changed `defaults[]` entry is sent as its
+/// allocation month plus the changed keys.
+pub fn changed_keys(old: &Value, new: &Value) -> Map<String, Value> {
+    let mut patch = Map::new();
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else { return patch };
+    for (k, v) in new {
+        if k == "loan_id" || k == "defaults" {
+            continue;
+        }
+        if old.get(k) != Some(v) {
+            patch.insert(k.clone(), v.clone());
+        }
+    }
+    let first = |m: &Map<String, Value>| m.get("defaults").and_then(|d| d.get(0)).and_then(Value::as_object).cloned();
+    if let (Some(od), Some(nd)) = (first(old), first(new)) {
+        let mut entry = Map::new();
+        for (k, v) in &nd {
+            if od.get(k) != Some(v) {
+                entry.insert(k.clone(), v.clone());
+            }
+        }
+        if !entry.is_empty() {
+            entry.insert("allocation_month".into(), nd.get("allocation_month").cloned().unwrap_or(Value::Null));
+            patch.insert("defaults".into(), Value::Array(vec![Value::Object(entry)]));
+        }
+    }
+    patch
+}
+
+/// A placed loan whose line is no longer overdue: cured, or closed at zero outstanding. No call.
+fn settle(ctx: &Context, mut loan: LoanRow, item: &LineItem) -> Result<Outcome, SyncError> {
+    let (state, outcome) = if item.total_outstanding.is_zero() {
+        (LoanState::Closed, Outcome::Closed)
+    } else {
+        (LoanState::Cured, Outcome::Cured)
+    };
+    if loan.state == state || loan.allocation_month.is_none() || loan.state == LoanState::Uploading {
+        // Never placed (rejected first upload) or still being resolved: nothing to settle.
+        return Ok(Outcome::Skipped);
+    }
+    if !ctx.dry_run {
+        loan.state = state;
+        loan.updated_at = ctx.now_secs();
+        ctx.store.save_loan(&loan, false)?;
+    }
+    telemetry::loan_state(&loan.loan_id, state.as_str());
+    Ok(outcome)
+}
+
+/// Same allocation month: PATCH the changed keys, or nothing when the payload is unchanged.
+async fn update(ctx: &Context, mut loan: LoanRow, payload: Value, hash: String) -> Result<Outcome, SyncError> {
+    let reactivated = loan.state != LoanState::Placed;
+    if loan.payload_hash.as_deref() == Some(hash.as_str()) {
+        if reactivated && !ctx.dry_run {
+            loan.state = LoanState::Placed;
+            loan.last_error = None;
+            loan.updated_at = ctx.now_secs();
+            ctx.store.save_loan(&loan, false)?;
+        }
+        return Ok(Outcome::Unchanged);
+    }
+    let patch = changed_keys(loan.payload.as_ref().unwrap_or(&Value::Null), &payload);
+    let keys: Vec<String> = patch.keys().cloned().collect();
+    if patch.is_empty() {
+        // Only keys dropped by the mapping: Credgenics has no way to unset them.
+        if !ctx.dry_run {
+            loan.payload = Some(payload);
+            loan.payload_hash = Some(hash);
+            loan.state = LoanState::Placed;
+            loan.updated_at = ctx.now_secs();
+            ctx.store.save_loan(&loan, false)?;
+        }
+        return Ok(Outcome::Unchanged);
+    }
+    let patch = Value::Object(patch);
+    if ctx.dry_run {
+        ctx.print_dry_run("PATCH", &format!("/loan/{}", loan.loan_id), &patch);
+        return Ok(Outcome::Updated);
+    }
+    match ctx.credgenics.update_loan(&loan.loan_id, &patch).await {
+        Ok(()) => {
+            loan.payload = Some(payload);
+            loan.payload_hash = Some(hash);
+            loan.rejected_hash = None;
+            loan.last_error = None;
+            loan.state = LoanState::Placed;
+            loan.updated_at = ctx.now_secs();
+            ctx.store.save_loan(&loan, false)?;
+            telemetry::loan_updated(&loan.loan_id, &keys);
+            Ok(Outcome::Updated)
+        }
+        Err(ApiError::Rejected { status, body, .. }) => {
+            let reason = describe_rejection(status, &body);
+            loan.rejected_hash = Some(hash);
+            loan.last_error = Some(reason.clone());
+            loan.state = LoanState::Rejected;
+            loan.updated_at = ctx.now_secs();
+            ctx.store.save_loan(&loan, false)?;
+            telemetry::loan_rejected(&loan.loan_id, &reason);
+            Ok(Outcome::Rejected)
+        }
+        Err(e) if e.is_auth() => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(event = "update_failed", loan_id = %loan.loan_id, error = %e, "update will be retried next run");
+            Ok(Outcome::Failed)
+        }
+    }
+}
+
+/// First upload or a new allocation month: recorded as in flight, then POSTed.
+#[allow(clippy::too_many_arguments)]
+async fn upload(
+    ctx: &Context,
+    existing: Option<LoanRow>,
+    item: &LineItem,
+    program: &Value,
+    loan_id: &str,
+    month: &str,
+    payload: Value,
+    hash: String,
+) -> Result<Outcome, SyncError> {
+    let new_allocation = existing.as_ref().is_some_and(|l| l.allocation_month.is_some());
+    if ctx.dry_run {
+        ctx.print_dry_run("POST", &format!("/loan/{loan_id}"), &payload);
+        return Ok(Outcome::Placed { new_allocation });
+    }
+    let now = ctx.now_secs();
+    let mut loan = existing.unwrap_or_else(|| LoanRow {
+        loan_id: loan_id.to_string(),
+        borrower_program_id: item.borrower_program_id.clone(),
+        lead_id: item.lead_id.clone(),
+        program_id: program["program_id"].as_str().map(str::to_string),
+        allocation_month: None,
+        state: LoanState::Uploading,
+        payload: None,
+        payload_hash: None,
+        pending_payload: None,
+        pending_month: None,
+        rejected_hash: None,
+        last_error: None,
+        first_placed_at: None,
+        updated_at: now,
+    });
+    loan.state = LoanState::Uploading;
+    loan.pending_payload = Some(payload);
+    loan.pending_month = Some(month.to_string());
+    loan.updated_at = now;
+    // Committed before the request: a crash from here on leaves a row to resolve, not a guess.
+    ctx.store.save_loan(&loan, false)?;
+    send_upload(ctx, loan, hash).await
+}
+
+/// POSTs the pending upload of `loan` and records the outcome.
+async fn send_upload(ctx: &Context, mut loan: LoanRow, hash: String) -> Result<Outcome, SyncError> {
+    let payload = loan.pending_payload.clone().expect("an upload has a pending payload");
+    let new_allocation = loan.allocation_month.is_some();
+    match ctx.credgenics.upload_loan(&loan.loan_id, &payload).await {
+        Ok(()) => {
+            confirm_upload(ctx, &mut loan, hash)?;
+            Ok(Outcome::Placed { new_allocation })
+        }
+        Err(ApiError::Rejected { status, body, .. }) => {
+            let reason = describe_rejection(status, &body);
+            loan.pending_payload = None;
+            loan.pending_month = None;
+            loan.rejected_hash = Some(hash);
+            loan.last_error = Some(reason.clone());
+            loan.state = LoanState::Rejected;
+            loan.updated_at = ctx.now_secs();
+            ctx.store.save_loan(&loan, false)?;
+            telemetry::loan_rejected(&loan.loan_id, &reason);
+            Ok(Outcome::Rejected)
+        }
+        Err(e) if e.is_auth() => {
+            // Refused before anything was done: the upload is not in doubt.
+            restore_after_refusal(ctx, &mut loan)?;
+            Err(e.into())
+        }
+        Err(e) if e.in_doubt() => {
+            loan.last_error = Some(format!("upload in doubt: {e}"));
+            ctx.store.save_loan(&loan, false)?;
+            telemetry::loan_in_doubt(&loan.loan_id, &e);
+            Ok(Outcome::InDoubt)
+        }
+        Err(e) => {
+            // Provably not acted on (rate limit or connection refused, retries exhausted).
+            restore_after_refusal(ctx, &mut loan)?;
+            tracing::warn!(event = "upload_failed", loan_id = %loan.loan_id, error = %e, "upload will be retried next run");
+            Ok(Outcome::Failed)
+        }
+    }
+}
+
+fn confirm_upload(ctx: &Context, loan: &mut LoanRow, hash: String) -> Result<(), SyncError> {
+    let now = ctx.now_secs();
+    let new_allocation = loan.allocation_month.is_some();
+    loan.payload = loan.pending_payload.take();
+    loan.allocation_month = loan.pending_month.take();
+    loan.payload_hash = Some(hash);
+    loan.rejected_hash = None;
+    loan.last_error = None;
+    loan.state = LoanState::Placed;
+    loan.first_placed_at.get_or_insert(now);
+    loan.updated_at = now;
+    ctx.store.save_loan(loan, true)?;
+    telemetry::loan_placed(&loan.loan_id, loan.allocation_month.as_deref().unwrap_or(""), new_allocation);
+    Ok(())
+}
+
+/// Undoes the in-flight mark of an upload Credgenics provably did not act on.
+fn restore_after_refusal(ctx: &Context, loan: &mut LoanRow) -> Result<(), SyncError> {
+    loan.pending_payload = None;
+    loan.pending_month = None;
+    loan.state = if loan.allocation_month.is_some() { LoanState::Placed } else { LoanState::Rejected };
+    if loan.allocation_month.is_none() {
+        loan.last_error = Some("first upload not yet accepted; will be sent again".into());
+    }
+    loan.updated_at = ctx.now_secs();
+    ctx.store.save_loan(loan, false)?;
+    Ok(())
+}
+
+/// A payload the mapping could not produce: recorded as rejected with the reason, no call.
+fn reject_unmapped(
+    ctx: &Context,
+    existing: Option<LoanRow>,
+    item: &LineItem,
+    program: &Value,
+    loan_id: &str,
+    reason: String,
+) -> Result<Outcome, SyncError> {
+    telemetry::loan_rejected(loan_id, &reason);
+    if ctx.dry_run {
+        println!("{}", json!({"dry_run": true, "rejected": loan_id, "reason": reason}));
+        return Ok(Outcome::Rejected);
+    }
+    let mut loan = existing.unwrap_or_else(|| LoanRow {
+        loan_id: loan_id.to_string(),
+        borrower_program_id: item.borrower_program_id.clone(),
+        lead_id: item.lead_id.clone(),
+        program_id: program["program_id"].as_str().map(str::to_string),
+        allocation_month: None,
+        state: LoanState::Rejected,
+        payload: None,
+        payload_hash: None,
+        pending_payload: None,
+        pending_month: None,
+        rejected_hash: None,
+        last_error: None,
+        first_placed_at: None,
+        updated_at: 0.0,
+    });
+    loan.state = LoanState::Rejected;
+    loan.last_error = Some(reason);
+    loan.rejected_hash = None;
+    loan.updated_at = ctx.now_secs();
+    ctx.store.save_loan(&loan, false)?;
+    Ok(Outcome::Rejected)
+}
+
+/// Uploads left in doubt by an earlier run (a timeout, a 5xx, a crash): look at Credgenics first,
+/// and send again only when the allocation month is not there.
+async fn resolve_in_doubt(ctx: &Context, stats: &mut FlowAStats) -> Result<(), SyncError> {
+    for loan in ctx.store.loans_in_state(LoanState::Uploading)? {
+        let Some(month) = loan.pending_month.clone() else { continue };
+        let Some(payload) = loan.pending_payload.clone() else { continue };
+        let hash = payload_hash(&payload);
+        let found = match ctx.credgenics.get_loan(&loan.loan_id, None).await {
+            Ok(found) => found,
+            Err(e) if e.is_auth() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(event = "lookup_failed", loan_id = %loan.loan_id, error = %e, "in-doubt upload stays in doubt");
+                continue;
+            }
+        };
+        let has_month = found.as_ref().is_some_and(|v| {
+            v["loan_details"]["defaults"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|e| e["allocation_month"] == month.as_str()))
+        });
+        if has_month {
+            let mut loan = loan;
+            confirm_upload(ctx, &mut loan, hash)?;
+            stats.resolved += 1;
+        } else {
+            let o = send_upload(ctx, loan, hash).await?;
+            if !matches!(o, Outcome::InDoubt) {
+                stats.resolved += 1;
+            }
+            stats.count(&o);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_holds_only_changed_keys() {
+        let old = json!({"loan_id": "L1", "applicant_name": "A", "total_loan_amount": 10,
+            "defaults": [{"allocation_month": "2026-11-01", "total_claim_amount": 5, "late_fee": 1}]});
+        let new = json!({"loan_id": "L1", "applicant_name": "A", "total_loan_amount": 10,
+            "defaults": [{"allocation_month": "2026-11-01", "total_claim_amount": 7, "late_fee": 1}]});
+        let p = changed_keys(&old, &new);
+        assert_eq!(Value::Object(p), json!({"defaults": [{"allocation_month": "2026-11-01", "total_claim_amount": 7}]}));
+        assert!(changed_keys(&old, &old).is_empty());
+    }
+}
