@@ -19,10 +19,19 @@ pub const EXIT_ATTENTION: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "crego-credgenics-sync", version, about = "Keeps a Crego LMS and a Credgenics collections account in step")]
+#[command(
+    name = "crego-credgenics-sync",
+    version,
+    about = "Keeps a Crego LMS and a Credgenics collections account in step"
+)]
 pub struct Cli {
     /// Configuration file (TOML); `CCSYNC_<SECTION>__<KEY>` environment variables override it.
-    #[arg(long, global = true, env = "CCSYNC_CONFIG", default_value = "/etc/crego-credgenics-sync/config.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "CCSYNC_CONFIG",
+        default_value = "/etc/crego-credgenics-sync/config.toml"
+    )]
     pub config: PathBuf,
     /// Run every job once and exit (0 all clear, 1 attention needed, 2 config error).
     #[arg(long)]
@@ -120,7 +129,11 @@ fn prepare(cli: &Cli) -> Result<(Arc<Config>, Clock, Arc<Store>), i32> {
     if let Some(v) = overridden {
         telemetry::clock_overridden(&v);
     }
-    let store = if cli.dry_run { Store::open_read_only(&config.state_path) } else { Store::open(&config.state_path) };
+    let store = if cli.dry_run {
+        Store::open_read_only(&config.state_path)
+    } else {
+        Store::open(&config.state_path)
+    };
     let store = store.map_err(|e| {
         eprintln!("error: {e}");
         EXIT_ATTENTION
@@ -192,14 +205,20 @@ async fn daemon(ctx: Context, opts: RunOptions) -> i32 {
         let report = tokio::select! {
             r = sync::run_once(&ctx, &opts) => r,
         };
-        tracing::info!(event = "cycle_done", exit_code = report.exit_code, placed = report.place_loans.placed, "cycle done");
+        tracing::info!(
+            event = "cycle_done",
+            exit_code = report.exit_code,
+            placed = report.place_loans.placed,
+            "cycle done"
+        );
     }
 }
 
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -216,11 +235,17 @@ async fn serve_sandbox(args: SandboxArgs) -> i32 {
     let cfg = SandboxConfig {
         crego_rps: args.crego_rps,
         credgenics_rps: args.credgenics_rps,
-        seed: SeedSpec { leads: args.leads, overdue_pct: args.overdue_pct, rng_seed: args.seed },
+        seed: SeedSpec {
+            leads: args.leads,
+            overdue_pct: args.overdue_pct,
+            rng_seed: args.seed,
+        },
         ..SandboxConfig::default()
     };
     let bind = |addr: String| async move {
-        tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))
     };
     let (crego, cg) = match (bind(args.crego_listen).await, bind(args.credgenics_listen).await) {
         (Ok(a), Ok(b)) => (a, b),
@@ -236,9 +261,20 @@ async fn serve_sandbox(args: SandboxArgs) -> i32 {
             return EXIT_ATTENTION;
         }
     };
-    println!("sandbox Crego      {}  (bearer token: {})", sb.crego_url(), sb.config().crego_token);
-    println!("sandbox Credgenics {}  (authenticationtoken: {})", sb.credgenics_url(), sb.config().credgenics_token);
-    println!("a config for it:\n\n{}", sb.config_toml(Path::new("./sandbox-state.db")));
+    println!(
+        "sandbox Crego      {}  (bearer token: {})",
+        sb.crego_url(),
+        sb.config().crego_token
+    );
+    println!(
+        "sandbox Credgenics {}  (authenticationtoken: {})",
+        sb.credgenics_url(),
+        sb.config().credgenics_token
+    );
+    println!(
+        "a config for it:\n\n{}",
+        sb.config_toml(Path::new("./sandbox-state.db"))
+    );
     shutdown_signal().await;
     EXIT_OK
 }
@@ -257,7 +293,9 @@ async fn demo() -> i32 {
 }
 
 async fn demo_inner() -> Result<i32, String> {
-    let sb = Sandbox::start_local(SandboxConfig::default()).await.map_err(|e| e.to_string())?;
+    let sb = Sandbox::start_local(SandboxConfig::default())
+        .await
+        .map_err(|e| e.to_string())?;
     let dir = tempfile_dir()?;
     let state_path = dir.join("state.db");
     let config = config::RawConfig::from_toml_str(&sb.config_toml(&state_path))
@@ -270,7 +308,11 @@ async fn demo_inner() -> Result<i32, String> {
     println!("  sandbox Crego      {}", sb.crego_url());
     println!("  sandbox Credgenics {}", sb.credgenics_url());
     println!("  state              {}", state_path.display());
-    println!("  today (IST)        {}, allocation month {}", clock.today(), clock::allocation_month(clock.today()));
+    println!(
+        "  today (IST)        {}, allocation month {}",
+        clock.today(),
+        clock::allocation_month(clock.today())
+    );
 
     let ctx = Context::new(config.clone(), store.clone(), clock.clone()).map_err(|e| e.to_string())?;
     let first = sync::run_once(&ctx, &RunOptions::default()).await;
@@ -291,7 +333,14 @@ async fn demo_inner() -> Result<i32, String> {
     println!("sandbox Credgenics now holds {loans} loan(s); {writes_first} write(s) in all");
     let _ = std::fs::remove_dir_all(&dir);
     let ok = first.exit_code == 0 && second.exit_code == 0 && second_writes == 0 && first.place_loans.rejected == 0;
-    println!("\n{}", if ok { "demo OK" } else { "demo found a problem (see above)" });
+    println!(
+        "\n{}",
+        if ok {
+            "demo OK"
+        } else {
+            "demo found a problem (see above)"
+        }
+    );
     Ok(if ok { EXIT_OK } else { EXIT_ATTENTION })
 }
 

@@ -19,12 +19,18 @@ pub struct Clock {
 impl Clock {
     /// The real clock in `tz`.
     pub fn system(tz: TimeZone) -> Self {
-        Self { offset: SignedDuration::ZERO, tz }
+        Self {
+            offset: SignedDuration::ZERO,
+            tz,
+        }
     }
 
     /// A clock whose "now" is `at` as of this call.
     pub fn starting_at(at: Timestamp, tz: TimeZone) -> Self {
-        Self { offset: at.duration_since(Timestamp::now()), tz }
+        Self {
+            offset: at.duration_since(Timestamp::now()),
+            tz,
+        }
     }
 
     /// Reads `CCSYNC_NOW`; `Ok(None)` when unset.
@@ -68,10 +74,7 @@ pub fn parse_instant(s: &str, tz: &TimeZone) -> Result<Timestamp, String> {
         return Ok(ts);
     }
     match s.parse::<Date>() {
-        Ok(d) => d
-            .to_zoned(tz.clone())
-            .map(|z| z.timestamp())
-            .map_err(|e| e.to_string()),
+        Ok(d) => d.to_zoned(tz.clone()).map(|z| z.timestamp()).map_err(|e| e.to_string()),
         Err(e) => Err(format!("expected YYYY-MM-DD or an RFC 3339 time ({e})")),
     }
 }

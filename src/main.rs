@@ -6,7 +6,11 @@ fn main() {
     let cli = match crego_credgenics_sync::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { crego_credgenics_sync::cli::EXIT_USAGE } else { 0 };
+            let code = if e.use_stderr() {
+                crego_credgenics_sync::cli::EXIT_USAGE
+            } else {
+                0
+            };
             let _ = e.print();
             std::process::exit(code);
         }

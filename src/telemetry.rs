@@ -14,13 +14,16 @@ use crate::config::LogFormat;
 /// Installs the global subscriber: JSON lines when stdout is not a terminal (journald), human
 /// text on a terminal. `RUST_LOG` wins over the configured level.
 pub fn init_logging(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{level},refinery_core=warn")));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Human => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second init (tests, demo after check) is harmless: keep the first.
     let _ = if json {
         builder.json().with_current_span(false).try_init()
@@ -34,7 +37,13 @@ pub fn retrying(api: &str, method: &str, path: &str, err: &dyn std::fmt::Display
 }
 
 pub fn loan_placed(loan_id: &str, allocation_month: &str, new_allocation: bool) {
-    tracing::info!(event = "loan_placed", loan_id, allocation_month, new_allocation, "loan placed");
+    tracing::info!(
+        event = "loan_placed",
+        loan_id,
+        allocation_month,
+        new_allocation,
+        "loan placed"
+    );
 }
 
 pub fn loan_updated(loan_id: &str, keys: &[String]) {
@@ -58,7 +67,11 @@ pub fn page_done(stream: &str, page: u32, items: usize, cursor: f64) {
 }
 
 pub fn clock_overridden(value: &str) {
-    tracing::warn!(event = "clock_override", now = value, "CCSYNC_NOW is set: the process runs on a shifted clock");
+    tracing::warn!(
+        event = "clock_override",
+        now = value,
+        "CCSYNC_NOW is set: the process runs on a shifted clock"
+    );
 }
 
 /// Keys whose values are personal data, masked in printed payloads.

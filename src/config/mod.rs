@@ -76,7 +76,9 @@ pub struct RawState {
 
 impl Default for RawState {
     fn default() -> Self {
-        Self { path: "/var/lib/crego-credgenics-sync/state.db".into() }
+        Self {
+            path: "/var/lib/crego-credgenics-sync/state.db".into(),
+        }
     }
 }
 
@@ -394,13 +396,17 @@ pub fn load_raw(path: Option<&Path>) -> Result<RawConfig, ConfigError> {
         }
         fig = fig.merge(Toml::file_exact(path));
     }
-    // CCSYNC_NOW is the clock override, not a config key.
-    fig = fig.merge(Env::prefixed("CCSYNC_").ignore(&["now"]).split("__"));
+    // CCSYNC_NOW (the clock) and CCSYNC_CONFIG (the file) are not config keys.
+    fig = fig.merge(Env::prefixed("CCSYNC_").ignore(&["now", "config"]).split("__"));
     fig.extract::<RawConfig>().map_err(|e| {
         ConfigError(
             e.into_iter()
                 .map(|e| {
-                    let key = if e.path.is_empty() { "(config)".into() } else { e.path.join(".") };
+                    let key = if e.path.is_empty() {
+                        "(config)".into()
+                    } else {
+                        e.path.join(".")
+                    };
                     let mut message = e.kind.to_string();
                     if let Some(md) = e.metadata.as_ref() {
                         message = format!("{message} (from {})", md.name);
@@ -423,7 +429,10 @@ struct Checker {
 
 impl Checker {
     fn problem(&mut self, key: &str, message: impl Into<String>) {
-        self.problems.push(Problem { key: key.into(), message: message.into() });
+        self.problems.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
     }
 
     fn url(&mut self, key: &str, value: &str) -> Option<url::Url> {
@@ -434,7 +443,10 @@ impl Checker {
         match url::Url::parse(value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
             Ok(u) => {
-                self.problem(key, format!("`{value}` is not an http(s) URL (scheme `{}`)", u.scheme()));
+                self.problem(
+                    key,
+                    format!("`{value}` is not an http(s) URL (scheme `{}`)", u.scheme()),
+                );
                 None
             }
             Err(e) => {
@@ -552,7 +564,10 @@ impl Checker {
             Err(errors) => {
                 for (key, e) in errors {
                     let expr = overrides.get(&key).map(String::as_str).unwrap_or("");
-                    self.problem(&format!("mapping.{section}.{key}"), format!("expression `{expr}` does not compile: {e}"));
+                    self.problem(
+                        &format!("mapping.{section}.{key}"),
+                        format!("expression `{expr}` does not compile: {e}"),
+                    );
                 }
                 FieldSet::default()
             }
@@ -564,14 +579,28 @@ impl RawConfig {
     /// Checks everything and produces the runnable form, or every problem found.
     pub fn validate(self) -> Result<Config, ConfigError> {
         let mut c = Checker { problems: Vec::new() };
-        let RawConfig { state, crego, credgenics, sync, webhook, mapping: raw_mapping, log } = self;
+        let RawConfig {
+            state,
+            crego,
+            credgenics,
+            sync,
+            webhook,
+            mapping: raw_mapping,
+            log,
+        } = self;
 
         if state.path.trim().is_empty() {
             c.problem("state.path", "is required");
         }
 
         let crego_url = c.url("crego.base_url", &crego.base_url);
-        let crego_token = c.secret("crego", "bearer_token", &crego.bearer_token, &crego.bearer_token_file, true);
+        let crego_token = c.secret(
+            "crego",
+            "bearer_token",
+            &crego.bearer_token,
+            &crego.bearer_token_file,
+            true,
+        );
         let crego_limits = c.limits(
             "crego",
             crego.requests_per_second,
@@ -589,7 +618,13 @@ impl RawConfig {
         c.path_template("crego.records_path", &crego.records_path, None);
 
         let cg_url = c.url("credgenics.base_url", &credgenics.base_url);
-        let cg_token = c.secret("credgenics", "auth_token", &credgenics.auth_token, &credgenics.auth_token_file, true);
+        let cg_token = c.secret(
+            "credgenics",
+            "auth_token",
+            &credgenics.auth_token,
+            &credgenics.auth_token_file,
+            true,
+        );
         let cg_limits = c.limits(
             "credgenics",
             credgenics.requests_per_second,
@@ -610,7 +645,10 @@ impl RawConfig {
         let tz = match jiff::tz::TimeZone::get(&sync.timezone) {
             Ok(tz) => Some(tz),
             Err(e) => {
-                c.problem("sync.timezone", format!("`{}` is not a known time zone: {e}", sync.timezone));
+                c.problem(
+                    "sync.timezone",
+                    format!("`{}` is not a known time zone: {e}", sync.timezone),
+                );
                 None
             }
         };
@@ -631,7 +669,10 @@ impl RawConfig {
         let listen = match webhook.listen.parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(e) => {
-                c.problem("webhook.listen", format!("`{}` is not an address:port: {e}", webhook.listen));
+                c.problem(
+                    "webhook.listen",
+                    format!("`{}` is not an address:port: {e}", webhook.listen),
+                );
                 None
             }
         };
@@ -692,11 +733,22 @@ impl RawConfig {
                 timezone_name: sync.timezone,
                 min_dpd: sync.min_dpd,
                 cursor_overlap_secs: sync.cursor_overlap_secs as f64,
-                schedules: Schedules { place_loans, push_repayments, poll_recoveries, reconcile },
+                schedules: Schedules {
+                    place_loans,
+                    push_repayments,
+                    poll_recoveries,
+                    reconcile,
+                },
             },
-            webhook: WebhookConfig { listen, token: webhook_token },
+            webhook: WebhookConfig {
+                listen,
+                token: webhook_token,
+            },
             mapping,
-            log: LogConfig { level: log.level, format },
+            log: LogConfig {
+                level: log.level,
+                format,
+            },
         })
     }
 }
@@ -707,7 +759,10 @@ impl RawConfig {
         Figment::from(Toml::string(text)).extract::<RawConfig>().map_err(|e| {
             ConfigError(
                 e.into_iter()
-                    .map(|e| Problem { key: e.path.join("."), message: e.kind.to_string() })
+                    .map(|e| Problem {
+                        key: e.path.join("."),
+                        message: e.kind.to_string(),
+                    })
                     .collect(),
             )
         })

@@ -39,7 +39,17 @@ impl CredgenicsClient {
     /// `GET /loan/{loan_id}`; `None` when Credgenics does not have the loan (404).
     pub async fn get_loan(&self, loan_id: &str, fields: Option<&str>) -> Result<Option<Value>, ApiError> {
         let query: Vec<(&str, String)> = fields.map(|f| ("fields", f.to_string())).into_iter().collect();
-        match self.http.send(Method::GET, &format!("/loan/{}", encode(loan_id)), &query, None, Safety::Idempotent).await {
+        match self
+            .http
+            .send(
+                Method::GET,
+                &format!("/loan/{}", encode(loan_id)),
+                &query,
+                None,
+                Safety::Idempotent,
+            )
+            .await
+        {
             Ok(r) => Ok(Some(r.json(Api::Credgenics)?)),
             Err(ApiError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -48,13 +58,29 @@ impl CredgenicsClient {
 
     /// `POST /loan/{loan_id}`: a new loan or a new allocation month. Not idempotent.
     pub async fn upload_loan(&self, loan_id: &str, payload: &Value) -> Result<(), ApiError> {
-        self.http.send(Method::POST, &format!("/loan/{}", encode(loan_id)), &[], Some(payload), Safety::Unsafe).await?;
+        self.http
+            .send(
+                Method::POST,
+                &format!("/loan/{}", encode(loan_id)),
+                &[],
+                Some(payload),
+                Safety::Unsafe,
+            )
+            .await?;
         Ok(())
     }
 
     /// `PATCH /loan/{loan_id}` with the changed keys: setting values again is harmless.
     pub async fn update_loan(&self, loan_id: &str, patch: &Value) -> Result<(), ApiError> {
-        self.http.send(Method::PATCH, &format!("/loan/{}", encode(loan_id)), &[], Some(patch), Safety::Idempotent).await?;
+        self.http
+            .send(
+                Method::PATCH,
+                &format!("/loan/{}", encode(loan_id)),
+                &[],
+                Some(patch),
+                Safety::Idempotent,
+            )
+            .await?;
         Ok(())
     }
 }
@@ -69,7 +95,11 @@ pub fn validation_errors(body: &str) -> Option<BTreeMap<String, String>> {
         match v {
             Value::Object(m) => {
                 for (k, v) in m {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     walk(&key, v, out);
                 }
             }
@@ -113,9 +143,7 @@ pub fn round_amounts(v: &mut Value, decimals: u32) -> Result<(), String> {
 /// A one-line description of a rejection for the state and the logs.
 pub fn describe_rejection(status: u16, body: &str) -> String {
     match validation_errors(body) {
-        Some(errors) if !errors.is_empty() => {
-            serde_json::to_string(&errors).unwrap_or_else(|_| body.to_string())
-        }
+        Some(errors) if !errors.is_empty() => serde_json::to_string(&errors).unwrap_or_else(|_| body.to_string()),
         _ => format!("HTTP {status}: {}", body.chars().take(500).collect::<String>()),
     }
 }
@@ -145,7 +173,10 @@ mod tests {
             "defaults": {"0": {"default_emi_number": "Value must be a number"}}}}}"#;
         let e = validation_errors(body).unwrap();
         assert_eq!(e["applicant_contact_number"], "Invalid Mobile numbers, [83849879]");
-        assert_eq!(e["co_applicant.0.co_applicant_email"], "Invalid Emails, [tempgmail.com]");
+        assert_eq!(
+            e["co_applicant.0.co_applicant_email"],
+            "Invalid Emails, [tempgmail.com]"
+        );
         assert_eq!(e["defaults.0.default_emi_number"], "Value must be a number");
         assert!(validation_errors("not json").is_none());
     }

@@ -24,34 +24,91 @@ enum Kind {
 }
 
 const SECURITY_TYPES: &[&str] = &["Secured", "Secured Movable", "Secured Immovable", "Unsecured"];
-const PAYMENT_METHODS: &[&str] = &["Online", "Cash", "Cheque", "Bank Account Transfer", "Application", "Payment Link"];
+const PAYMENT_METHODS: &[&str] = &[
+    "Online",
+    "Cash",
+    "Cheque",
+    "Bank Account Transfer",
+    "Application",
+    "Payment Link",
+];
 const CLOSURE_WITH: &[&str] = &["NOC", "Settlement"];
 const ADDRESS_TYPES: &[&str] = &["Home", "Business", "Office"];
 const GENDERS: &[&str] = &["Male", "Female", "Non-Binary", "Other"];
 /// ISO 639-1 codes and names of the documented languages.
 const LANGUAGES: &[&str] = &[
-    "en", "hi", "ta", "pa", "te", "mr", "gu", "kn", "bn", "ml", "or", "as", "English", "Hindi", "Tamil", "Punjabi",
-    "Telugu", "Marathi", "Gujarati", "Kannada", "Bengali", "Malayalam", "Oriya", "Assamese",
+    "en",
+    "hi",
+    "ta",
+    "pa",
+    "te",
+    "mr",
+    "gu",
+    "kn",
+    "bn",
+    "ml",
+    "or",
+    "as",
+    "English",
+    "Hindi",
+    "Tamil",
+    "Punjabi",
+    "Telugu",
+    "Marathi",
+    "Gujarati",
+    "Kannada",
+    "Bengali",
+    "Malayalam",
+    "Oriya",
+    "Assamese",
 ];
 
 fn kind_of(key: &str) -> Option<Kind> {
     use Kind::*;
     Some(match key {
-        "applicant_dob" | "client_loan_sanction_date" | "loan_end_date" | "notice_date" | "document_date"
-        | "document_dishonour_date" | "document_bounce_memo_date" | "document_bounce_memo_return_date"
-        | "date_of_default" | "co_applicant_dob" | "payment_received_date" => Date,
+        "applicant_dob"
+        | "client_loan_sanction_date"
+        | "loan_end_date"
+        | "notice_date"
+        | "document_date"
+        | "document_dishonour_date"
+        | "document_bounce_memo_date"
+        | "document_bounce_memo_return_date"
+        | "date_of_default"
+        | "co_applicant_dob"
+        | "payment_received_date" => Date,
         "recovery_date" => DateTime,
-        "applicant_contact_number" | "co_applicant_contact_number" | "contact_number"
+        "applicant_contact_number"
+        | "co_applicant_contact_number"
+        | "contact_number"
         | "loan_regional_manager_contact_number" => Mobile,
         "applicant_email" | "co_applicant_email" | "agent_email" | "loan_regional_manager_contact_email" => Email,
         "applicant_language" | "co_applicant_language" => Language,
         "applicant_gender" | "co_applicant_gender" | "reference_gender" => Gender,
-        "total_loan_amount" | "applicant_monthly_income" | "emi_amount" | "interest_on_loan" | "document_amount"
-        | "document_bounce_charges" | "total_claim_amount" | "late_fee" | "expected_emi" | "settlement_amount"
-        | "client_amount_recovered" | "principal_outstanding_amount" | "expected_emi_interest_amount"
-        | "expected_emi_principal_amount" | "other_penalty" | "amount_recovered" => Amount,
-        "applicant_cibil_score" | "loan_tenure" | "default_emi_number" | "allocation_dpd_value"
-        | "payment_link_expiry" | "applicant_pincode" | "co_applicant_pincode" | "reference_pincode"
+        "total_loan_amount"
+        | "applicant_monthly_income"
+        | "emi_amount"
+        | "interest_on_loan"
+        | "document_amount"
+        | "document_bounce_charges"
+        | "total_claim_amount"
+        | "late_fee"
+        | "expected_emi"
+        | "settlement_amount"
+        | "client_amount_recovered"
+        | "principal_outstanding_amount"
+        | "expected_emi_interest_amount"
+        | "expected_emi_principal_amount"
+        | "other_penalty"
+        | "amount_recovered" => Amount,
+        "applicant_cibil_score"
+        | "loan_tenure"
+        | "default_emi_number"
+        | "allocation_dpd_value"
+        | "payment_link_expiry"
+        | "applicant_pincode"
+        | "co_applicant_pincode"
+        | "reference_pincode"
         | "document_signature_pincode" => Integer,
         "tenure_finished" | "backed_by_security" | "backed_by_surety" => Bool,
         "allocation_month" => AllocationMonth,
@@ -59,8 +116,13 @@ fn kind_of(key: &str) -> Option<Kind> {
         "payment_method" => Options(PAYMENT_METHODS),
         "closure_with" => Options(CLOSURE_WITH),
         "applicant_address_type" | "co_applicant_address_type" => Options(ADDRESS_TYPES),
-        "document_details" | "applicant_address" | "defaults" | "co_applicant" | "references"
-        | "co_applicant_address" | "reference_address" => List,
+        "document_details"
+        | "applicant_address"
+        | "defaults"
+        | "co_applicant"
+        | "references"
+        | "co_applicant_address"
+        | "reference_address" => List,
         _ => return None,
     })
 }
@@ -81,7 +143,10 @@ pub fn check_upload(path_loan_id: &str, body: &Value) -> Map<String, Value> {
         && id != path_loan_id
         && !errors.contains_key("loan_id")
     {
-        errors.insert("loan_id".into(), format!("loan_id {id} does not match the path loan_id {path_loan_id}").into());
+        errors.insert(
+            "loan_id".into(),
+            format!("loan_id {id} does not match the path loan_id {path_loan_id}").into(),
+        );
     }
     if let Some(Value::Array(defaults)) = obj.get("defaults") {
         for (i, d) in defaults.iter().enumerate() {
@@ -132,9 +197,13 @@ fn require(obj: &Map<String, Value>, keys: &[&str], errors: &mut Map<String, Val
 }
 
 fn nested_insert(errors: &mut Map<String, Value>, list: &str, i: usize, key: &str, msg: &str) {
-    let entry = errors.entry(list.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    let entry = errors
+        .entry(list.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(by_index) = entry {
-        let item = by_index.entry(i.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        let item = by_index
+            .entry(i.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(fields) = item {
             fields.insert(key.into(), msg.into());
         }
@@ -188,7 +257,10 @@ fn check_value(key: &str, v: &Value) -> Option<Value> {
         },
         Kind::AllocationMonth => match v.as_str() {
             Some(s) if is_allocation_month(s) => None,
-            _ => msg(format!("Invalid allocation month, [{}]: format is YYYY-M-01", display(v))),
+            _ => msg(format!(
+                "Invalid allocation month, [{}]: format is YYYY-M-01",
+                display(v)
+            )),
         },
         Kind::Mobile => {
             let bad = list_items(v).into_iter().filter(|m| !is_mobile(m)).collect::<Vec<_>>();
@@ -200,7 +272,8 @@ fn check_value(key: &str, v: &Value) -> Option<Value> {
         }
         Kind::Language => {
             let s = display(v);
-            (!LANGUAGES.iter().any(|l| l.eq_ignore_ascii_case(&s))).then(|| Value::String(format!("Invalid languages, [{s}]")))
+            (!LANGUAGES.iter().any(|l| l.eq_ignore_ascii_case(&s)))
+                .then(|| Value::String(format!("Invalid languages, [{s}]")))
         }
         Kind::Gender | Kind::Options(_) => {
             let options = if let Kind::Options(o) = kind { o } else { GENDERS };
@@ -241,7 +314,9 @@ pub fn is_mobile(s: &str) -> bool {
 }
 
 pub fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && !domain.contains('@')
         && domain.contains('.')
@@ -271,6 +346,11 @@ pub fn is_allocation_month(s: &str) -> bool {
         && d == "01"
 }
 
+/// Whether `key` is a documented amount (sent with at most `amount_decimals` decimals).
+pub fn is_amount(key: &str) -> bool {
+    kind_of(key) == Some(Kind::Amount)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,7 +378,10 @@ mod tests {
         assert_eq!(e["applicant_contact_number"], "Invalid Mobile numbers, [83849879]");
         assert_eq!(e["applicant_dob"], "Value must be of type date with format YYYY-MM-DD");
         assert_eq!(e["applicant_language"], "Invalid languages, [feger]");
-        assert_eq!(e["co_applicant"]["0"]["co_applicant_email"], "Invalid Emails, [tempgmail.com]");
+        assert_eq!(
+            e["co_applicant"]["0"]["co_applicant_email"],
+            "Invalid Emails, [tempgmail.com]"
+        );
         assert_eq!(e["defaults"]["0"]["default_emi_number"], "Value must be an integer");
     }
 
@@ -326,9 +409,4 @@ mod tests {
         let e = check_update(&json!({"applicant_contact_number": "9805265926,123"}));
         assert_eq!(e["applicant_contact_number"], "Invalid Mobile numbers, [123]");
     }
-}
-
-/// Whether `key` is a documented amount (sent with at most `amount_decimals` decimals).
-pub fn is_amount(key: &str) -> bool {
-    kind_of(key) == Some(Kind::Amount)
 }

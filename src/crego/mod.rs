@@ -33,16 +33,36 @@ pub struct LineItem {
 impl LineItem {
     /// Reads the typed fields, naming the first that is missing or of the wrong type.
     pub fn from_value(raw: Value) -> Result<Self, String> {
-        let s = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("line detail has no string `{k}`"));
+        let s = |k: &str| {
+            raw.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("line detail has no string `{k}`"))
+        };
         let id = s("id")?;
         let ctx = |e: String| format!("{e} (line detail {id})");
         let lead_id = s("lead_id").map_err(ctx)?;
         let borrower_program_id = s("borrower_program_id").map_err(ctx)?;
-        let dpd = raw.get("dpd").and_then(Value::as_i64).ok_or_else(|| ctx("line detail has no integer `dpd`".into()))?;
+        let dpd = raw
+            .get("dpd")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| ctx("line detail has no integer `dpd`".into()))?;
         let due_amount = decimal_field(&raw, "due_amount").map_err(ctx)?;
         let total_outstanding = decimal_field(&raw, "total_outstanding").map_err(ctx)?;
-        let updated_at = raw.get("updated_at").and_then(Value::as_f64).ok_or_else(|| ctx("line detail has no number `updated_at`".into()))?;
-        Ok(Self { id, lead_id, borrower_program_id, dpd, due_amount, total_outstanding, updated_at, raw })
+        let updated_at = raw
+            .get("updated_at")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| ctx("line detail has no number `updated_at`".into()))?;
+        Ok(Self {
+            id,
+            lead_id,
+            borrower_program_id,
+            dpd,
+            due_amount,
+            total_outstanding,
+            updated_at,
+            raw,
+        })
     }
 }
 
@@ -66,7 +86,12 @@ pub struct CregoClient {
 impl CregoClient {
     pub fn new(cfg: &CregoConfig) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            http: ApiClient::new(Api::Crego, &cfg.base_url, &cfg.limits, Auth::Bearer(cfg.bearer_token.clone()))?,
+            http: ApiClient::new(
+                Api::Crego,
+                &cfg.base_url,
+                &cfg.limits,
+                Auth::Bearer(cfg.bearer_token.clone()),
+            )?,
             page_size: cfg.page_size,
             line_details_path: cfg.line_details_path.clone(),
             lead_path: cfg.lead_path.clone(),
@@ -87,36 +112,62 @@ impl CregoClient {
             ("page", page.to_string()),
             ("page_size", self.page_size.to_string()),
         ];
-        let resp = self.http.send(Method::GET, &self.line_details_path, &query, None, Safety::Idempotent).await?;
+        let resp = self
+            .http
+            .send(Method::GET, &self.line_details_path, &query, None, Safety::Idempotent)
+            .await?;
         parse_page(&resp.json(Api::Crego)?)
     }
 
     /// The lead (applicant details).
     pub async fn lead(&self, lead_id: &str) -> Result<Value, ApiError> {
         let path = self.lead_path.replace("{lead_id}", &encode(lead_id));
-        self.http.send(Method::GET, &path, &[], None, Safety::Idempotent).await?.json(Api::Crego)
+        self.http
+            .send(Method::GET, &path, &[], None, Safety::Idempotent)
+            .await?
+            .json(Api::Crego)
     }
 
     /// The lead's borrower-programs (`line_detail`, `loan_data`, `program`), as documented.
     pub async fn programs(&self, lead_id: &str) -> Result<Vec<Value>, ApiError> {
         let path = self.programs_path.replace("{lead_id}", &encode(lead_id));
-        let v = self.http.send(Method::GET, &path, &[], None, Safety::Idempotent).await?.json(Api::Crego)?;
+        let v = self
+            .http
+            .send(Method::GET, &path, &[], None, Safety::Idempotent)
+            .await?
+            .json(Api::Crego)?;
         match v {
             Value::Array(items) => Ok(items),
             // Tolerate the list envelope some tenants return.
             Value::Object(ref m) if m.get("results").is_some_and(Value::is_array) => {
                 Ok(m["results"].as_array().cloned().unwrap_or_default())
             }
-            other => Err(ApiError::BadBody { api: Api::Crego, status: 200, message: format!("programs is not an array: {}", truncate(&other.to_string())) }),
+            other => Err(ApiError::BadBody {
+                api: Api::Crego,
+                status: 200,
+                message: format!("programs is not an array: {}", truncate(&other.to_string())),
+            }),
         }
     }
 }
 
 fn parse_page(v: &Value) -> Result<Page, ApiError> {
-    let bad = |m: &str| ApiError::BadBody { api: Api::Crego, status: 200, message: m.to_string() };
-    let results = v.get("results").and_then(Value::as_array).ok_or_else(|| bad("list answer has no `results` array"))?.clone();
+    let bad = |m: &str| ApiError::BadBody {
+        api: Api::Crego,
+        status: 200,
+        message: m.to_string(),
+    };
+    let results = v
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("list answer has no `results` array"))?
+        .clone();
     let has_next = v.get("has_next").and_then(Value::as_bool).unwrap_or(false);
-    Ok(Page { results, has_next, total_pages: v.get("total_pages").and_then(Value::as_u64) })
+    Ok(Page {
+        results,
+        has_next,
+        total_pages: v.get("total_pages").and_then(Value::as_u64),
+    })
 }
 
 /// Epoch seconds as Crego writes them (shortest exact form).

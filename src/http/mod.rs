@@ -74,7 +74,11 @@ pub enum ApiError {
     #[error("{api} is rate limiting (HTTP 429)")]
     RateLimited { api: Api, retry_after: Option<Duration> },
     #[error("{api} server error (HTTP {status})")]
-    Server { api: Api, status: u16, retry_after: Option<Duration> },
+    Server {
+        api: Api,
+        status: u16,
+        retry_after: Option<Duration>,
+    },
     #[error("{api} did not answer in time")]
     Timeout { api: Api },
     #[error("{api} could not be reached: {message}")]
@@ -265,7 +269,10 @@ impl ApiClient {
             req = req.query(&q);
         }
         req = match &self.auth {
-            Auth::Bearer(t) => req.header(reqwest::header::AUTHORIZATION, sensitive(&format!("Bearer {}", t.expose_secret()))),
+            Auth::Bearer(t) => req.header(
+                reqwest::header::AUTHORIZATION,
+                sensitive(&format!("Bearer {}", t.expose_secret())),
+            ),
             Auth::Header(name, t) => req.header(HeaderName::from_static(name), sensitive(t.expose_secret())),
         };
         if let Some(body) = body {
@@ -290,17 +297,32 @@ impl ApiClient {
         let body = match resp.bytes().await {
             Ok(b) => b,
             Err(e) if status.is_success() => {
-                return Err(ApiError::BadBody { api, status: status.as_u16(), message: e.to_string() });
+                return Err(ApiError::BadBody {
+                    api,
+                    status: status.as_u16(),
+                    message: e.to_string(),
+                });
             }
             Err(_) => bytes::Bytes::new(),
         };
         match status.as_u16() {
             200..=299 => Ok(Response { status, body }),
-            401 | 403 => Err(ApiError::Unauthorized { api, status: status.as_u16() }),
+            401 | 403 => Err(ApiError::Unauthorized {
+                api,
+                status: status.as_u16(),
+            }),
             404 => Err(ApiError::NotFound { api }),
             429 => Err(ApiError::RateLimited { api, retry_after }),
-            s @ 500..=599 => Err(ApiError::Server { api, status: s, retry_after }),
-            s => Err(ApiError::Rejected { api, status: s, body: String::from_utf8_lossy(&body).into_owned() }),
+            s @ 500..=599 => Err(ApiError::Server {
+                api,
+                status: s,
+                retry_after,
+            }),
+            s => Err(ApiError::Rejected {
+                api,
+                status: s,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            }),
         }
     }
 }
@@ -315,9 +337,15 @@ fn transport_error(api: Api, e: &reqwest::Error) -> ApiError {
     if e.is_timeout() {
         ApiError::Timeout { api }
     } else if e.is_connect() {
-        ApiError::Connect { api, message: root_cause(e) }
+        ApiError::Connect {
+            api,
+            message: root_cause(e),
+        }
     } else {
-        ApiError::Transport { api, message: root_cause(e) }
+        ApiError::Transport {
+            api,
+            message: root_cause(e),
+        }
     }
 }
 
@@ -336,14 +364,22 @@ mod tests {
     #[test]
     fn writes_are_not_blindly_retried() {
         let api = Api::Credgenics;
-        let server = ApiError::Server { api, status: 502, retry_after: None };
+        let server = ApiError::Server {
+            api,
+            status: 502,
+            retry_after: None,
+        };
         assert!(server.retryable(Safety::Idempotent));
         assert!(!server.retryable(Safety::Unsafe));
         assert!(server.in_doubt());
         let limited = ApiError::RateLimited { api, retry_after: None };
         assert!(limited.retryable(Safety::Unsafe));
         assert!(!limited.in_doubt());
-        let rejected = ApiError::Rejected { api, status: 400, body: String::new() };
+        let rejected = ApiError::Rejected {
+            api,
+            status: 400,
+            body: String::new(),
+        };
         assert!(!rejected.retryable(Safety::Idempotent));
         assert!(!ApiError::Unauthorized { api, status: 401 }.retryable(Safety::Idempotent));
     }

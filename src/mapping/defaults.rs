@@ -18,20 +18,38 @@ pub const DEFAULT_LOAN: &[(&str, &str)] = &[
     ("applicant_name", ".lead.name"),
     ("applicant_contact_number", ".lead.mobile | mobile10"),
     ("applicant_email", ".lead.email | if . == \"\" then null else . end"),
-    ("total_loan_amount", ".program.line_detail.total_disbursed_amount // .line_detail.total_disbursed_amount"),
-    ("client_loan_sanction_date", ".program.line_detail.line_activation_date | if . == null then null else local_date end"),
-    ("loan_end_date", ".program.line_detail.line_expiry_date | if . == null then null else local_date end"),
+    (
+        "total_loan_amount",
+        ".program.line_detail.total_disbursed_amount // .line_detail.total_disbursed_amount",
+    ),
+    (
+        "client_loan_sanction_date",
+        ".program.line_detail.line_activation_date | if . == null then null else local_date end",
+    ),
+    (
+        "loan_end_date",
+        ".program.line_detail.line_expiry_date | if . == null then null else local_date end",
+    ),
     ("interest_on_loan", ".program.loan_data.roi_value[0].value"),
     ("tenure_finished", ".program.line_detail.is_expired"),
-    ("tags", "[\"crego\", .program.product_type] | map(select(. != null and . != \"\")) | join(\",\")"),
+    (
+        "tags",
+        "[\"crego\", .program.product_type] | map(select(. != null and . != \"\")) | join(\",\")",
+    ),
 ];
 
 /// Keys of the one `defaults[]` entry (the allocation month) of an upload.
 pub const DEFAULT_DEFAULT: &[(&str, &str)] = &[
     ("allocation_month", ".allocation_month"),
     ("total_claim_amount", ".line_detail.due_amount"),
-    ("date_of_default", ".today_epoch - (.line_detail.dpd * 86400) | strftime(\"%Y-%m-%d\")"),
-    ("expected_emi", ".line_detail.total_due_principal + .line_detail.total_due_interest"),
+    (
+        "date_of_default",
+        ".today_epoch - (.line_detail.dpd * 86400) | strftime(\"%Y-%m-%d\")",
+    ),
+    (
+        "expected_emi",
+        ".line_detail.total_due_principal + .line_detail.total_due_interest",
+    ),
     ("late_fee", ".line_detail.total_due_penal"),
     ("principal_outstanding_amount", ".line_detail.principal_outstanding"),
     ("allocation_dpd_value", ".line_detail.dpd"),
@@ -41,13 +59,19 @@ pub const DEFAULT_DEFAULT: &[(&str, &str)] = &[
 /// Update Payment keys (flow C).
 pub const DEFAULT_PAYMENT: &[(&str, &str)] = &[
     ("amount_recovered", ".record.amount"),
-    ("final_status", "if .closed then \"Closed\" else \"Partially Recovered\" end"),
+    (
+        "final_status",
+        "if .closed then \"Closed\" else \"Partially Recovered\" end",
+    ),
     ("closure_with", "if .closed then \"NOC\" else null end"),
     ("payment_method", "\"Bank Account Transfer\""),
     ("payment_mode", ".record.payment_mode"),
     ("payment_reference_number", ".record.utr"),
     ("recovery_date", ".record.date | local_date"),
-    ("payment_received_date", "(.record.bank_date // .record.date) | local_date"),
+    (
+        "payment_received_date",
+        "(.record.bank_date // .record.date) | local_date",
+    ),
     ("recovered_by", "\"crego-credgenics-sync\""),
 ];
 
@@ -58,6 +82,12 @@ pub const DEFAULT_RECORD: &[(&str, &str)] = &[
     ("amount", ".payment.amount_recovered"),
     ("date", ".payment.recovery_date"),
     ("utr", ".utr"),
-    ("payment_mode", ".payment.payment_mode | if . == \"\" then null else . end"),
-    ("remark", "\"Credgenics payment \" + (.payment.reference_number // .payment.payment_reference_number // \"\") + \" on loan \" + .loan.loan_id"),
+    (
+        "payment_mode",
+        ".payment.payment_mode | if . == \"\" then null else . end",
+    ),
+    (
+        "remark",
+        "\"Credgenics payment \" + (.payment.reference_number // .payment.payment_reference_number // \"\") + \" on loan \" + .loan.loan_id",
+    ),
 ];

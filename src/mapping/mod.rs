@@ -61,7 +61,11 @@ pub struct MappingError {
 
 impl fmt::Display for MappingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "mapping of `{}` (expression `{}`) failed: {}", self.field, self.expr, self.message)
+        write!(
+            f,
+            "mapping of `{}` (expression `{}`) failed: {}",
+            self.field, self.expr, self.message
+        )
     }
 }
 
@@ -75,7 +79,13 @@ pub fn compile(expr: &str) -> Result<JqFilterHandle, String> {
     let loader = Loader::new(defs);
     let arena = Arena::default();
     let modules = loader
-        .load(&arena, File { code: code.as_str(), path: () })
+        .load(
+            &arena,
+            File {
+                code: code.as_str(),
+                path: (),
+            },
+        )
         .map_err(|errs| describe_load_errors(&errs))?;
     let filter = Compiler::default()
         .with_funs(funs)
@@ -100,12 +110,16 @@ fn describe_load_errors<P>(errs: &jaq_core::load::Errors<&str, P>) -> String {
     for (_, e) in errs {
         match e {
             Error::Io(items) => out.extend(items.iter().map(|(p, m)| format!("cannot load {p}: {m}"))),
-            Error::Lex(items) => out.extend(items.iter().map(|(expect, at)| {
-                format!("expected {} at `{}`", expect.as_str(), snippet(at))
-            })),
-            Error::Parse(items) => out.extend(items.iter().map(|(expect, at)| {
-                format!("expected {} at `{}`", expect.as_str(), snippet(at))
-            })),
+            Error::Lex(items) => out.extend(
+                items
+                    .iter()
+                    .map(|(expect, at)| format!("expected {} at `{}`", expect.as_str(), snippet(at))),
+            ),
+            Error::Parse(items) => out.extend(
+                items
+                    .iter()
+                    .map(|(expect, at)| format!("expected {} at `{}`", expect.as_str(), snippet(at))),
+            ),
         }
     }
     if out.is_empty() {
@@ -243,12 +257,27 @@ mod tests {
     #[test]
     fn prelude_helpers() {
         // 2024-05-23 08:09:19 UTC is 13:39 IST, same date
-        assert_eq!(eval(". | local_date", json!(1716451759.041)).unwrap(), Some(json!("2024-05-23")));
+        assert_eq!(
+            eval(". | local_date", json!(1716451759.041)).unwrap(),
+            Some(json!("2024-05-23"))
+        );
         // 20:00 UTC is the next day in IST
-        assert_eq!(eval("local_date", json!(1716494400)).unwrap(), Some(json!("2024-05-24")));
-        assert_eq!(eval("mobile10", json!("+91 98052 65926")).unwrap(), Some(json!("9805265926")));
-        assert_eq!(eval("mobile10", json!("09805265926")).unwrap(), Some(json!("9805265926")));
-        assert_eq!(eval("mobile10", json!("919805265926")).unwrap(), Some(json!("9805265926")));
+        assert_eq!(
+            eval("local_date", json!(1716494400)).unwrap(),
+            Some(json!("2024-05-24"))
+        );
+        assert_eq!(
+            eval("mobile10", json!("+91 98052 65926")).unwrap(),
+            Some(json!("9805265926"))
+        );
+        assert_eq!(
+            eval("mobile10", json!("09805265926")).unwrap(),
+            Some(json!("9805265926"))
+        );
+        assert_eq!(
+            eval("mobile10", json!("919805265926")).unwrap(),
+            Some(json!("9805265926"))
+        );
         assert_eq!(eval("dpd_bracket", json!(95)).unwrap(), Some(json!("91-120")));
         assert_eq!(eval("dpd_bracket", json!(400)).unwrap(), Some(json!("180+")));
     }

@@ -17,7 +17,10 @@ use crate::credgenics::rules;
 use crate::http::Api;
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    let gate = Gate { shared, api: Api::Credgenics };
+    let gate = Gate {
+        shared,
+        api: Api::Credgenics,
+    };
     let api = Router::new()
         .route("/loan/{loan_id}", get(get_loan).post(upload_loan).patch(update_loan))
         .route("/_sandbox/requests", get(requests_handler));
@@ -28,12 +31,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 fn validation_failed(errors: Map<String, Value>) -> Response {
-    json_error(StatusCode::BAD_REQUEST, json!({"message": "Data Validation Failed", "output": {"errors": errors}}))
+    json_error(
+        StatusCode::BAD_REQUEST,
+        json!({"message": "Data Validation Failed", "output": {"errors": errors}}),
+    )
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| json_error(StatusCode::BAD_REQUEST, json!({"message": format!("Invalid JSON body: {e}")})))
+/// The JSON body, or the 400 answer for one that is not JSON.
+fn parse_body(body: &Bytes) -> Result<Value, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(json_error(
+            StatusCode::BAD_REQUEST,
+            json!({"message": format!("Invalid JSON body: {e}")}),
+        ))
+    })
 }
 
 /// The loan as `GET /loan/{id}` shows it: `loan_details` with its `defaults`, and the payments.
@@ -61,7 +72,11 @@ fn merge_defaults(loan: &mut CgLoan, entries: &[Value], upload: bool) {
         if upload {
             *loan.uploads_per_month.entry(month.clone()).or_default() += 1;
         }
-        match loan.defaults.iter_mut().find(|d| d["allocation_month"] == e["allocation_month"]) {
+        match loan
+            .defaults
+            .iter_mut()
+            .find(|d| d["allocation_month"] == e["allocation_month"])
+        {
             Some(existing) => {
                 if let (Some(dst), Some(src)) = (existing.as_object_mut(), e.as_object()) {
                     for (k, v) in src {
@@ -85,7 +100,7 @@ fn merge_top(loan: &mut CgLoan, body: &Map<String, Value>) {
 async fn upload_loan(State(gate): State<Gate>, Path(loan_id): Path<String>, body: Bytes) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let errors = rules::check_upload(&loan_id, &body);
     if !errors.is_empty() {
@@ -98,13 +113,17 @@ async fn upload_loan(State(gate): State<Gate>, Path(loan_id): Path<String>, body
     if let Some(Value::Array(d)) = obj.get("defaults") {
         merge_defaults(loan, d, true);
     }
-    (StatusCode::CREATED, Json(json!({"message": "Data uploaded successfully"}))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(json!({"message": "Data uploaded successfully"})),
+    )
+        .into_response()
 }
 
 async fn update_loan(State(gate): State<Gate>, Path(loan_id): Path<String>, body: Bytes) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let errors = rules::check_update(&body);
     if !errors.is_empty() {
@@ -118,7 +137,12 @@ async fn update_loan(State(gate): State<Gate>, Path(loan_id): Path<String>, body
     if let Some(Value::Array(d)) = obj.get("defaults") {
         let unknown: Vec<&Value> = d
             .iter()
-            .filter(|e| !loan.defaults.iter().any(|x| x["allocation_month"] == e["allocation_month"]))
+            .filter(|e| {
+                !loan
+                    .defaults
+                    .iter()
+                    .any(|x| x["allocation_month"] == e["allocation_month"])
+            })
             .collect();
         if !unknown.is_empty() {
             return validation_failed(Map::from_iter([(

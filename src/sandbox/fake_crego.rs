@@ -16,7 +16,10 @@ use super::{Gate, Shared, gatekeeper, json_error, requests_handler};
 use crate::http::Api;
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    let gate = Gate { shared, api: Api::Crego };
+    let gate = Gate {
+        shared,
+        api: Api::Crego,
+    };
     Router::new()
         .route("/v1/lms/line-details/", get(line_details))
         .route("/v1/crm/leads/{id}/", get(lead))
@@ -26,22 +29,29 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(gate)
 }
 
-fn param<T: std::str::FromStr>(q: &HashMap<String, String>, k: &str, default: T) -> Result<T, Response> {
+fn param<T: std::str::FromStr>(q: &HashMap<String, String>, k: &str, default: T) -> Result<T, String> {
     match q.get(k) {
         None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| json_error(StatusCode::BAD_REQUEST, json!({"detail": format!("invalid `{k}`: {v}")}))),
+        Some(v) => v.parse().map_err(|_| format!("invalid `{k}`: {v}")),
     }
 }
 
 async fn line_details(State(gate): State<Gate>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (page, page_size, since) = match (param(&q, "page", 1u64), param(&q, "page_size", 20u64), param(&q, "updated_at__gte", 0f64)) {
+    let (page, page_size, since) = match (
+        param(&q, "page", 1u64),
+        param(&q, "page_size", 20u64),
+        param(&q, "updated_at__gte", 0f64),
+    ) {
         (Ok(p), Ok(s), Ok(g)) => (p, s, g),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return json_error(StatusCode::BAD_REQUEST, json!({"detail": e}));
+        }
     };
     if page == 0 || page_size == 0 || page_size > 1000 {
-        return json_error(StatusCode::BAD_REQUEST, json!({"detail": "page must be ≥ 1 and page_size 1..1000"}));
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "page must be ≥ 1 and page_size 1..1000"}),
+        );
     }
     let s = gate.shared.lock();
     let from = ((since * 1_000_000.0).round() as i64, String::new());

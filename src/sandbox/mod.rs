@@ -99,9 +99,16 @@ pub struct SandboxState {
 impl SandboxState {
     /// A strictly increasing "now" for `updated_at` values.
     pub fn stamp(&mut self) -> f64 {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         let now = (now * 1000.0).round() / 1000.0;
-        self.last_stamp = if now > self.last_stamp { now } else { self.last_stamp + 0.001 };
+        self.last_stamp = if now > self.last_stamp {
+            now
+        } else {
+            self.last_stamp + 0.001
+        };
         self.last_stamp
     }
 
@@ -120,17 +127,27 @@ impl SandboxState {
                 }
             }
         }
-        self.last_stamp = self.line_index.keys().next_back().map(|(us, _)| *us as f64 / 1e6).unwrap_or(0.0);
+        self.last_stamp = self
+            .line_index
+            .keys()
+            .next_back()
+            .map(|(us, _)| *us as f64 / 1e6)
+            .unwrap_or(0.0);
     }
 
     /// Changes one borrower-program's line detail as an end-of-day run would: applies `f`, then
     /// bumps `updated_at` so the change stream shows it.
     pub fn update_line(&mut self, borrower_program_id: &str, f: impl FnOnce(&mut Value)) -> bool {
-        let Some((lead, i)) = self.find_program(borrower_program_id) else { return false };
+        let Some((lead, i)) = self.find_program(borrower_program_id) else {
+            return false;
+        };
         let stamp = self.stamp();
         let entry = &mut self.programs.get_mut(&lead).expect("indexed lead")[i];
         let ld = &mut entry["line_detail"];
-        let old_key = Self::index_key(ld["updated_at"].as_f64().unwrap_or(0.0), ld["id"].as_str().unwrap_or(""));
+        let old_key = Self::index_key(
+            ld["updated_at"].as_f64().unwrap_or(0.0),
+            ld["id"].as_str().unwrap_or(""),
+        );
         f(ld);
         ld["updated_at"] = serde_json::json!(stamp);
         let new_key = Self::index_key(stamp, ld["id"].as_str().unwrap_or(""));
@@ -141,7 +158,10 @@ impl SandboxState {
 
     pub fn find_program(&self, borrower_program_id: &str) -> Option<(String, usize)> {
         self.programs.iter().find_map(|(lead, progs)| {
-            progs.iter().position(|p| p["id"] == borrower_program_id).map(|i| (lead.clone(), i))
+            progs
+                .iter()
+                .position(|p| p["id"] == borrower_program_id)
+                .map(|i| (lead.clone(), i))
         })
     }
 
@@ -166,11 +186,17 @@ impl SandboxState {
         let limit = rps?;
         let now = Instant::now();
         let window = self.windows.entry(api).or_default();
-        while window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
             window.pop_front();
         }
         if window.len() >= limit as usize {
-            return Some(InjectedFailure { status: 429, retry_after: Some(1) });
+            return Some(InjectedFailure {
+                status: 429,
+                retry_after: Some(1),
+            });
         }
         window.push_back(now);
         None
@@ -204,7 +230,10 @@ impl Sandbox {
         let mut state = SandboxState::default();
         seed::seed(&mut state, &config.seed);
         state.reindex();
-        let shared = Arc::new(Shared { config, state: Mutex::new(state) });
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(state),
+        });
         let crego_addr = crego.local_addr()?;
         let credgenics_addr = credgenics.local_addr()?;
         let app = fake_crego::router(shared.clone());
@@ -215,7 +244,11 @@ impl Sandbox {
         tokio::spawn(async move {
             let _ = axum::serve(credgenics, app).await;
         });
-        Ok(Self { shared, crego_addr, credgenics_addr })
+        Ok(Self {
+            shared,
+            crego_addr,
+            credgenics_addr,
+        })
     }
 
     /// Starts on free loopback ports.
@@ -316,11 +349,17 @@ pub(crate) async fn gatekeeper(
         method: parts.method.to_string(),
         path,
         query,
-        body: if bytes.is_empty() { None } else { serde_json::from_slice(&bytes).ok() },
+        body: if bytes.is_empty() {
+            None
+        } else {
+            serde_json::from_slice(&bytes).ok()
+        },
         status: 0,
     };
     if is_control {
-        return next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await;
+        return next
+            .run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
+            .await;
     }
     let refused = gate.shared.lock().gate(gate.api.name(), gate.rps());
     let resp = if let Some(f) = refused {
@@ -340,7 +379,8 @@ pub(crate) async fn gatekeeper(
         };
         (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
     } else {
-        next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
+        next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
+            .await
     };
     rec.status = resp.status().as_u16();
     record(&gate.shared, rec);
@@ -348,9 +388,17 @@ pub(crate) async fn gatekeeper(
 }
 
 /// `GET /_sandbox/requests`: the request log, for tests that run the daemon as a process.
-pub(crate) async fn requests_handler(axum::extract::State(gate): axum::extract::State<Gate>) -> axum::Json<Vec<RecordedRequest>> {
+pub(crate) async fn requests_handler(
+    axum::extract::State(gate): axum::extract::State<Gate>,
+) -> axum::Json<Vec<RecordedRequest>> {
     let s = gate.shared.lock();
-    axum::Json(s.requests.iter().filter(|r| r.api == gate.api.name()).cloned().collect())
+    axum::Json(
+        s.requests
+            .iter()
+            .filter(|r| r.api == gate.api.name())
+            .cloned()
+            .collect(),
+    )
 }
 
 pub(crate) fn json_error(status: axum::http::StatusCode, body: Value) -> axum::response::Response {
@@ -394,6 +442,11 @@ listen = "127.0.0.1:0"
 
     /// Credgenics writes (POST/PATCH) the sandbox has answered so far.
     pub fn credgenics_writes(&self) -> Vec<RecordedRequest> {
-        self.state().requests.iter().filter(|r| r.api == "credgenics" && r.is_write()).cloned().collect()
+        self.state()
+            .requests
+            .iter()
+            .filter(|r| r.api == "credgenics" && r.is_write())
+            .cloned()
+            .collect()
     }
 }

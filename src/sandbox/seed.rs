@@ -21,12 +21,20 @@ pub struct SeedSpec {
 
 impl Default for SeedSpec {
     fn default() -> Self {
-        Self { leads: 30, overdue_pct: 30, rng_seed: 7 }
+        Self {
+            leads: 30,
+            overdue_pct: 30,
+            rng_seed: 7,
+        }
     }
 }
 
-const FIRST: &[&str] = &["Aarav", "Priya", "Rohan", "Ananya", "Vikram", "Meera", "Arjun", "Kavya", "Sanjay", "Lakshmi"];
-const LAST: &[&str] = &["Sharma", "Iyer", "Patel", "Reddy", "Gupta", "Nair", "Singh", "Das", "Joshi", "Menon"];
+const FIRST: &[&str] = &[
+    "Aarav", "Priya", "Rohan", "Ananya", "Vikram", "Meera", "Arjun", "Kavya", "Sanjay", "Lakshmi",
+];
+const LAST: &[&str] = &[
+    "Sharma", "Iyer", "Patel", "Reddy", "Gupta", "Nair", "Singh", "Das", "Joshi", "Menon",
+];
 
 use crate::money::to_json as num;
 
@@ -44,13 +52,20 @@ pub fn ids(i: usize) -> (String, String, String) {
 pub fn seed(state: &mut SandboxState, spec: &SeedSpec) {
     let template: Value = serde_json::from_str::<Vec<Value>>(PROGRAMS_EXAMPLE).expect("fixture parses")[0].clone();
     let mut rng = StdRng::seed_from_u64(spec.rng_seed);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
     let base = (now - 3600.0).floor();
     for i in 0..spec.leads {
         let (lead_id, bp_id, loan_id) = ids(i);
         let first = FIRST[rng.random_range(0..FIRST.len())];
         let last = LAST[rng.random_range(0..LAST.len())];
-        let mobile = format!("{}{:09}", rng.random_range(6..=9), rng.random_range(0..1_000_000_000u64));
+        let mobile = format!(
+            "{}{:09}",
+            rng.random_range(6..=9),
+            rng.random_range(0..1_000_000_000u64)
+        );
         let created = base - 86400.0 * 200.0 + i as f64;
         let updated = base + i as f64 * 0.001;
         let lead = json!({
@@ -61,11 +76,20 @@ pub fn seed(state: &mut SandboxState, spec: &SeedSpec) {
         let overdue = rng.random_range(0..100) < spec.overdue_pct;
         let approved = Decimal::from(rng.random_range(1..=50) * 10_000);
         let disbursed = approved * Decimal::from(rng.random_range(5..=10)) / Decimal::from(10);
-        let paise = if rng.random_bool(0.25) { Decimal::new(50, 2) } else { Decimal::ZERO };
+        let paise = if rng.random_bool(0.25) {
+            Decimal::new(50, 2)
+        } else {
+            Decimal::ZERO
+        };
         let (dpd, due_principal, due_interest, due_penal) = if overdue {
             let principal = (disbursed / Decimal::from(rng.random_range(4..=12))).round();
             let interest = (principal * Decimal::new(2, 2)).round() + paise;
-            (rng.random_range(1..=200) as i64, principal, interest, Decimal::from(rng.random_range(0..=5) * 100))
+            (
+                rng.random_range(1..=200) as i64,
+                principal,
+                interest,
+                Decimal::from(rng.random_range(0..=5) * 100),
+            )
         } else {
             (0, Decimal::ZERO, Decimal::ZERO, Decimal::ZERO)
         };

@@ -104,20 +104,34 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the state file for a daemon or a run: takes the lock.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let io = |source| StoreError::Io { path: path.to_path_buf(), source };
+        let io = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let lock_path = lock_path(path);
-        let lock = create_private(&lock_path).map_err(|source| StoreError::Io { path: lock_path.clone(), source })?;
+        let lock = create_private(&lock_path).map_err(|source| StoreError::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked { path: path.to_path_buf(), lock: lock_path });
+                return Err(StoreError::Locked {
+                    path: path.to_path_buf(),
+                    lock: lock_path,
+                });
             }
-            Err(std::fs::TryLockError::Error(source)) => return Err(StoreError::Io { path: lock_path, source }),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(StoreError::Io {
+                    path: lock_path,
+                    source,
+                });
+            }
         }
         // Create the database file ourselves so it is 0600 from its first byte; SQLite gives the
         // -wal and -shm files the same mode.
@@ -128,7 +142,11 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         embedded::migrations::runner().run(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn), path: path.to_path_buf(), _lock: Some(lock) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            _lock: Some(lock),
+        })
     }
 
     /// Opens an existing state file without the lock and without writing (dry runs, `status`),
@@ -137,16 +155,25 @@ impl Store {
         if !path.exists() {
             return Self::in_memory();
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        Ok(Self { conn: Mutex::new(conn), path: path.to_path_buf(), _lock: None })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            _lock: None,
+        })
     }
 
     /// A fresh state in memory (tests, dry runs before the first real run).
     pub fn in_memory() -> Result<Self, StoreError> {
         let mut conn = Connection::open_in_memory()?;
         embedded::migrations::runner().run(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn), path: PathBuf::from(":memory:"), _lock: None })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: PathBuf::from(":memory:"),
+            _lock: None,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -237,14 +264,19 @@ impl Store {
             last_error: r.get(9)?,
             first_placed_at: r.get(10)?,
             updated_at: r.get(11)?,
-            pending_payload: r.get::<_, Option<String>>(12)?.and_then(|p| serde_json::from_str(&p).ok()),
+            pending_payload: r
+                .get::<_, Option<String>>(12)?
+                .and_then(|p| serde_json::from_str(&p).ok()),
             pending_month: r.get(13)?,
         })
     }
 
     pub fn loan_by_program(&self, borrower_program_id: &str) -> Result<Option<LoanRow>, StoreError> {
         let sql = format!("SELECT {} FROM loans WHERE borrower_program_id = ?1", Self::LOAN_COLS);
-        Ok(self.conn().query_row(&sql, [borrower_program_id], Self::loan_from_row).optional()?)
+        Ok(self
+            .conn()
+            .query_row(&sql, [borrower_program_id], Self::loan_from_row)
+            .optional()?)
     }
 
     pub fn loan(&self, loan_id: &str) -> Result<Option<LoanRow>, StoreError> {
@@ -253,7 +285,10 @@ impl Store {
     }
 
     pub fn loans_in_state(&self, state: LoanState) -> Result<Vec<LoanRow>, StoreError> {
-        let sql = format!("SELECT {} FROM loans WHERE state = ?1 ORDER BY loan_id", Self::LOAN_COLS);
+        let sql = format!(
+            "SELECT {} FROM loans WHERE state = ?1 ORDER BY loan_id",
+            Self::LOAN_COLS
+        );
         let conn = self.conn();
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map([state.as_str()], Self::loan_from_row)?;
@@ -301,6 +336,15 @@ impl Store {
             )?;
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets a loan that was never placed (its first upload provably did not happen).
+    pub fn delete_loan(&self, loan_id: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM loans WHERE loan_id = ?1 AND allocation_month IS NULL",
+            [loan_id],
+        )?;
         Ok(())
     }
 
@@ -383,8 +427,10 @@ mod tests {
     #[test]
     fn cursor_never_moves_backwards_and_prunes_seen() {
         let s = Store::in_memory().unwrap();
-        s.commit_page("ld", Some(100.0), &[("a".into(), 100.0)], 10.0, 1.0).unwrap();
-        s.commit_page("ld", Some(50.0), &[("b".into(), 50.0)], 10.0, 2.0).unwrap();
+        s.commit_page("ld", Some(100.0), &[("a".into(), 100.0)], 10.0, 1.0)
+            .unwrap();
+        s.commit_page("ld", Some(50.0), &[("b".into(), 50.0)], 10.0, 2.0)
+            .unwrap();
         assert_eq!(s.cursor("ld").unwrap(), Some(100.0));
         assert_eq!(s.seen("ld", "a").unwrap(), Some(100.0));
         assert_eq!(s.seen("ld", "b").unwrap(), None, "older than the overlap window");

@@ -38,7 +38,15 @@ impl Context {
     pub fn new(config: Arc<Config>, store: Arc<Store>, clock: Clock) -> Result<Self, SyncError> {
         let crego = CregoClient::new(&config.crego).map_err(|e| SyncError::Setup(e.to_string()))?;
         let credgenics = CredgenicsClient::new(&config.credgenics).map_err(|e| SyncError::Setup(e.to_string()))?;
-        Ok(Self { config, store, crego, credgenics, clock, dry_run: false, reveal: false })
+        Ok(Self {
+            config,
+            store,
+            crego,
+            credgenics,
+            clock,
+            dry_run: false,
+            reveal: false,
+        })
     }
 
     /// Epoch seconds of "now" as the state records times.
@@ -48,8 +56,15 @@ impl Context {
 
     /// Prints one would-be request of a dry run (personal data masked unless `--reveal`).
     pub fn print_dry_run(&self, method: &str, path: &str, payload: &Value) {
-        let shown = if self.reveal { payload.clone() } else { crate::telemetry::mask_payload(payload) };
-        println!("{}", json!({"dry_run": true, "method": method, "path": path, "payload": shown}));
+        let shown = if self.reveal {
+            payload.clone()
+        } else {
+            crate::telemetry::mask_payload(payload)
+        };
+        println!(
+            "{}",
+            json!({"dry_run": true, "method": method, "path": path, "payload": shown})
+        );
     }
 }
 
@@ -88,7 +103,11 @@ pub struct RunReport {
 /// code: 0 when nothing is pending, in doubt or rejected, 1 otherwise or when the run was stopped.
 pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     let started = ctx.now_secs();
-    let run_id = if ctx.dry_run { None } else { ctx.store.start_run("once", started).ok() };
+    let run_id = if ctx.dry_run {
+        None
+    } else {
+        ctx.store.start_run("once", started).ok()
+    };
     let mut stats = FlowAStats::default();
     let result = place_loans::run(ctx, opts.since, &mut stats).await;
     let error = result.err().map(|e| e.to_string());

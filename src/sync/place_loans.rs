@@ -61,7 +61,9 @@ pub struct FlowAStats {
 enum Outcome {
     Skipped,
     Unchanged,
-    Placed { new_allocation: bool },
+    Placed {
+        new_allocation: bool,
+    },
     Updated,
     Cured,
     Closed,
@@ -100,7 +102,13 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
         None => ctx.store.cursor(STREAM)?.map(|c| (c - overlap).max(0.0)).unwrap_or(0.0),
     };
     let backfill = since.is_some();
-    let concurrency = ctx.config.crego.limits.max_in_flight.max(ctx.config.credgenics.limits.max_in_flight) * 2;
+    let concurrency = ctx
+        .config
+        .crego
+        .limits
+        .max_in_flight
+        .max(ctx.config.credgenics.limits.max_in_flight)
+        * 2;
     // The stream may not move past a line that failed transiently: it is read again next run.
     let mut blocked_at: Option<f64> = None;
     let mut page = 1u32;
@@ -117,7 +125,10 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
             }
         }
         stats.scanned += items.len() as u64;
-        let page_max = items.iter().map(|i| i.updated_at).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        let page_max = items
+            .iter()
+            .map(|i| i.updated_at)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
         let outcomes: Vec<(usize, Result<Outcome, SyncError>)> = futures::stream::iter(items.iter().enumerate())
             .map(|(idx, item)| async move { (idx, process_line(ctx, item, backfill).await) })
             .buffer_unordered(concurrency)
@@ -165,7 +176,12 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
 
 /// Decides and carries out what one changed line needs.
 async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<Outcome, SyncError> {
-    if !backfill && ctx.store.seen(STREAM, &item.id)?.is_some_and(|at| at >= item.updated_at) {
+    if !backfill
+        && ctx
+            .store
+            .seen(STREAM, &item.id)?
+            .is_some_and(|at| at >= item.updated_at)
+    {
         return Ok(Outcome::Skipped);
     }
     let existing = ctx.store.loan_by_program(&item.borrower_program_id)?;
@@ -176,7 +192,9 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
     }
     let overdue = item.dpd >= ctx.config.sync.min_dpd && item.due_amount > rust_decimal::Decimal::ZERO;
     if !overdue {
-        let Some(loan) = existing else { return Ok(Outcome::Skipped) };
+        let Some(loan) = existing else {
+            return Ok(Outcome::Skipped);
+        };
         return settle(ctx, loan, item);
     }
 
@@ -193,7 +211,10 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
             return Ok(Outcome::Failed);
         }
     };
-    let Some(program) = programs.into_iter().find(|p| p["id"] == item.borrower_program_id.as_str()) else {
+    let Some(program) = programs
+        .into_iter()
+        .find(|p| p["id"] == item.borrower_program_id.as_str())
+    else {
         tracing::error!(event = "program_missing", line = %item.id, borrower_program = %item.borrower_program_id,
             "the lead's programs do not list this line's borrower-program");
         return Ok(Outcome::Failed);
@@ -204,7 +225,10 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
     let payload = match mapped {
         Ok(p) => p,
         Err(reason) => {
-            let loan_id = program["ref_id"].as_str().unwrap_or(&item.borrower_program_id).to_string();
+            let loan_id = program["ref_id"]
+                .as_str()
+                .unwrap_or(&item.borrower_program_id)
+                .to_string();
             return reject_unmapped(ctx, existing, item, &program, &loan_id, reason);
         }
     };
@@ -220,7 +244,10 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
         return reject_unmapped(ctx, existing.clone(), item, &program, &loan.loan_id.clone(), reason);
     }
     let hash = payload_hash(&payload);
-    if existing.as_ref().is_some_and(|l| l.rejected_hash.as_deref() == Some(hash.as_str())) {
+    if existing
+        .as_ref()
+        .is_some_and(|l| l.rejected_hash.as_deref() == Some(hash.as_str()))
+    {
         // The very payload Credgenics already refused: sending it again cannot help.
         return Ok(Outcome::Unchanged);
     }
@@ -235,7 +262,10 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
 /// The Upload Loan payload: loan fields plus one `defaults[]` entry, amounts rounded.
 fn map_loan(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month: &str) -> Result<Value, String> {
     let today = ctx.clock.today();
-    let today_epoch = today.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp().as_second()).unwrap_or(0);
+    let today_epoch = today
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp().as_second())
+        .unwrap_or(0);
     let input = json!({
         "lead": lead,
         "program": program,
@@ -245,7 +275,9 @@ fn map_loan(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month
         "today_epoch": today_epoch,
         "min_dpd": ctx.config.sync.min_dpd,
     });
-    let env = EvalEnv { tz_offset_secs: ctx.clock.utc_offset_secs() };
+    let env = EvalEnv {
+        tz_offset_secs: ctx.clock.utc_offset_secs(),
+    };
     let mapping = &ctx.config.mapping;
     let mut loan = mapping.loan.eval(&input, &env).map_err(|e| e.to_string())?;
     let default = mapping.default.eval(&input, &env).map_err(|e| e.to_string())?;
@@ -258,7 +290,9 @@ fn map_loan(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month
         _ => return Err("mapping of `loan_id` yields no id (expected a non-empty string)".into()),
     }
     if default.get("allocation_month").and_then(Value::as_str) != Some(month) {
-        return Err(format!("mapping of `defaults.allocation_month` must yield the current month `{month}`"));
+        return Err(format!(
+            "mapping of `defaults.allocation_month` must yield the current month `{month}`"
+        ));
     }
     loan.insert("defaults".into(), Value::Array(vec![Value::Object(default)]));
     let mut payload = Value::Object(loan);
@@ -275,7 +309,9 @@ pub fn payload_hash(v: &Value) -> String {
 /// allocation month plus the changed keys.
 pub fn changed_keys(old: &Value, new: &Value) -> Map<String, Value> {
     let mut patch = Map::new();
-    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else { return patch };
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return patch;
+    };
     for (k, v) in new {
         if k == "loan_id" || k == "defaults" {
             continue;
@@ -284,7 +320,12 @@ pub fn changed_keys(old: &Value, new: &Value) -> Map<String, Value> {
             patch.insert(k.clone(), v.clone());
         }
     }
-    let first = |m: &Map<String, Value>| m.get("defaults").and_then(|d| d.get(0)).and_then(Value::as_object).cloned();
+    let first = |m: &Map<String, Value>| {
+        m.get("defaults")
+            .and_then(|d| d.get(0))
+            .and_then(Value::as_object)
+            .cloned()
+    };
     if let (Some(od), Some(nd)) = (first(old), first(new)) {
         let mut entry = Map::new();
         for (k, v) in &nd {
@@ -293,7 +334,10 @@ pub fn changed_keys(old: &Value, new: &Value) -> Map<String, Value> {
             }
         }
         if !entry.is_empty() {
-            entry.insert("allocation_month".into(), nd.get("allocation_month").cloned().unwrap_or(Value::Null));
+            entry.insert(
+                "allocation_month".into(),
+                nd.get("allocation_month").cloned().unwrap_or(Value::Null),
+            );
             patch.insert("defaults".into(), Value::Array(vec![Value::Object(entry)]));
         }
     }
@@ -476,18 +520,24 @@ fn confirm_upload(ctx: &Context, loan: &mut LoanRow, hash: String) -> Result<(),
     loan.first_placed_at.get_or_insert(now);
     loan.updated_at = now;
     ctx.store.save_loan(loan, true)?;
-    telemetry::loan_placed(&loan.loan_id, loan.allocation_month.as_deref().unwrap_or(""), new_allocation);
+    telemetry::loan_placed(
+        &loan.loan_id,
+        loan.allocation_month.as_deref().unwrap_or(""),
+        new_allocation,
+    );
     Ok(())
 }
 
-/// Undoes the in-flight mark of an upload Credgenics provably did not act on.
+/// Undoes the in-flight mark of an upload Credgenics provably did not act on: back to what the
+/// loan was, or forgotten when it was never placed, so the next run treats it afresh.
 fn restore_after_refusal(ctx: &Context, loan: &mut LoanRow) -> Result<(), SyncError> {
+    if loan.allocation_month.is_none() {
+        ctx.store.delete_loan(&loan.loan_id)?;
+        return Ok(());
+    }
     loan.pending_payload = None;
     loan.pending_month = None;
-    loan.state = if loan.allocation_month.is_some() { LoanState::Placed } else { LoanState::Rejected };
-    if loan.allocation_month.is_none() {
-        loan.last_error = Some("first upload not yet accepted; will be sent again".into());
-    }
+    loan.state = LoanState::Placed;
     loan.updated_at = ctx.now_secs();
     ctx.store.save_loan(loan, false)?;
     Ok(())
@@ -535,8 +585,12 @@ fn reject_unmapped(
 /// and send again only when the allocation month is not there.
 async fn resolve_in_doubt(ctx: &Context, stats: &mut FlowAStats) -> Result<(), SyncError> {
     for loan in ctx.store.loans_in_state(LoanState::Uploading)? {
-        let Some(month) = loan.pending_month.clone() else { continue };
-        let Some(payload) = loan.pending_payload.clone() else { continue };
+        let Some(month) = loan.pending_month.clone() else {
+            continue;
+        };
+        let Some(payload) = loan.pending_payload.clone() else {
+            continue;
+        };
         let hash = payload_hash(&payload);
         let found = match ctx.credgenics.get_loan(&loan.loan_id, None).await {
             Ok(found) => found,
@@ -577,7 +631,10 @@ mod tests {
         let new = json!({"loan_id": "L1", "applicant_name": "A", "total_loan_amount": 10,
             "defaults": [{"allocation_month": "2026-11-01", "total_claim_amount": 7, "late_fee": 1}]});
         let p = changed_keys(&old, &new);
-        assert_eq!(Value::Object(p), json!({"defaults": [{"allocation_month": "2026-11-01", "total_claim_amount": 7}]}));
+        assert_eq!(
+            Value::Object(p),
+            json!({"defaults": [{"allocation_month": "2026-11-01", "total_claim_amount": 7}]})
+        );
         assert!(changed_keys(&old, &old).is_empty());
     }
 }

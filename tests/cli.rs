@@ -1,0 +1,295 @@
+//! The binary as an operator runs it: check-config, `--once` exit codes, `--dry-run`, the
+//! example config.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{Harness, binary, overdue_loan_ids, writes};
+use serde_json::{Value, json};
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(binary());
+    cmd.args(args).env_remove("CCSYNC_NOW").env_remove("RUST_LOG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("binary runs")
+}
+
+async fn run_async(args: Vec<String>, envs: Vec<(String, String)>) -> Output {
+    let mut cmd = tokio::process::Command::new(binary());
+    cmd.args(&args).env_remove("CCSYNC_NOW").env_remove("RUST_LOG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().await.expect("binary runs")
+}
+
+fn check_config(dir: &Path, toml: &str) -> (i32, String) {
+    let path = dir.join("c.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = run(
+        &["--config", path.to_str().unwrap(), "check-config"],
+        &[
+            ("CCSYNC_CREGO__BEARER_TOKEN", "t1"),
+            ("CCSYNC_CREDGENICS__AUTH_TOKEN", "t2"),
+        ],
+    );
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const GOOD: &str =
+    "[crego]\nbase_url = \"https://crego.example\"\n[credgenics]\nbase_url = \"https://cg.example/recovery\"\n";
+
+#[test]
+fn check_config_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(check_config(dir.path(), GOOD).0, 0);
+
+    let (code, err) = check_config(dir.path(), &GOOD.replace("https://crego.example", "crego.example"));
+    assert_eq!(code, 2);
+    assert!(err.contains("crego.base_url"), "{err}");
+
+    let (code, err) = check_config(dir.path(), &format!("{GOOD}page_sise = 5\n"));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("credgenics.page_sise") && err.contains("unknown field"),
+        "{err}"
+    );
+
+    let (code, err) = check_config(dir.path(), &format!("{GOOD}[sync]\ntimezone = \"Asia/Kolkatta\"\n"));
+    assert_eq!(code, 2);
+    assert!(err.contains("sync.timezone") && err.contains("Asia/Kolkatta"), "{err}");
+
+    let (code, err) = check_config(
+        dir.path(),
+        &format!("{GOOD}[mapping.loan]\napplicant_name = \".lead.name | ascii_upcase(\"\n"),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("mapping.loan.applicant_name") && err.contains("does not compile"),
+        "{err}"
+    );
+
+    let (code, err) = check_config(
+        dir.path(),
+        &format!("{GOOD}[mapping.default]\nlate_fee = \"no_such_fn\"\n"),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("mapping.default.late_fee") && err.contains("undefined filter `no_such_fn`"),
+        "{err}"
+    );
+
+    let (code, err) = check_config(
+        dir.path(),
+        &format!("{GOOD}[sync.schedules]\nreconcile = \"0 0 2 * *\"\n"),
+    );
+    assert_eq!(code, 2, "five-field cron lacks seconds");
+    assert!(err.contains("sync.schedules.reconcile"), "{err}");
+}
+
+#[test]
+fn check_config_reports_every_problem_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = check_config(
+        dir.path(),
+        "[crego]\nbase_url = \"nope\"\n[credgenics]\nbase_url = \"\"\n[sync]\ntimezone = \"X/Y\"\nmin_dpd = 0\n",
+    );
+    assert_eq!(code, 2);
+    for key in ["crego.base_url", "credgenics.base_url", "sync.timezone", "sync.min_dpd"] {
+        assert!(err.contains(key), "{key} missing from: {err}");
+    }
+}
+
+#[test]
+fn secrets_come_from_files_and_env_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "secret-from-file\n").unwrap();
+    let path = dir.path().join("c.toml");
+    // GOOD ends inside [credgenics]
+    std::fs::write(&path, format!("{GOOD}auth_token_file = \"{}\"\n", token.display())).unwrap();
+    let out = run(
+        &["--config", path.to_str().unwrap(), "check-config"],
+        &[("CCSYNC_CREGO__BEARER_TOKEN", "t1")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        &["--config", path.to_str().unwrap(), "check-config"],
+        &[
+            ("CCSYNC_CREGO__BEARER_TOKEN", "t1"),
+            ("CCSYNC_CREDGENICS__AUTH_TOKEN_FILE", "/nonexistent/token"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("credgenics.auth_token_file"));
+}
+
+#[test]
+fn the_example_config_passes_with_the_two_tokens_from_env() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml.example");
+    let out = run(
+        &["--config", example, "check-config"],
+        &[
+            ("CCSYNC_CREGO__BEARER_TOKEN", "a"),
+            ("CCSYNC_CREDGENICS__AUTH_TOKEN", "b"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["--config", example, "check-config"], &[]);
+    assert_eq!(out.status.code(), Some(2), "tokens are required");
+}
+
+#[test]
+fn the_example_config_lists_every_default_expression() {
+    use crego_credgenics_sync::mapping::{DEFAULT_DEFAULT, DEFAULT_LOAN, DEFAULT_PAYMENT, DEFAULT_RECORD};
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml.example")).unwrap();
+    for (section, defaults) in [
+        ("loan", DEFAULT_LOAN),
+        ("default", DEFAULT_DEFAULT),
+        ("payment", DEFAULT_PAYMENT),
+        ("record", DEFAULT_RECORD),
+    ] {
+        let start = text
+            .find(&format!("[mapping.{section}]"))
+            .unwrap_or_else(|| panic!("no [mapping.{section}]"));
+        let body = &text[start..];
+        for (k, v) in defaults {
+            assert!(
+                body.contains(&format!("# {k} = '{v}'")),
+                "[mapping.{section}] {k} missing or stale"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_exits_0_then_a_second_once_writes_nothing() {
+    let h = Harness::new(20, 40).await;
+    let cfg = h.write_config();
+    let args = vec!["--config".to_string(), cfg.display().to_string(), "--once".to_string()];
+    let out = run_async(args.clone(), vec![]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("one JSON summary line");
+    assert_eq!(
+        summary["place_loans"]["placed"].as_u64().unwrap() as usize,
+        overdue_loan_ids(&h.sb).len()
+    );
+
+    let before = h.sb.requests().len();
+    let out = run_async(args, vec![]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(writes(&h.requests_since(before)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_exits_1_when_a_loan_is_rejected_and_2_on_a_config_error() {
+    let h = Harness::new(20, 40).await;
+    {
+        let mut s = h.sb.state();
+        let lead = s.overdue_programs(1)[0]["lead_id"].as_str().unwrap().to_string();
+        s.leads.get_mut(&lead).unwrap()["mobile"] = json!("12345");
+    }
+    let cfg = h.write_config();
+    let out = run_async(
+        vec!["--config".into(), cfg.display().to_string(), "--once".into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = run_async(
+        vec!["--config".into(), cfg.display().to_string(), "--once".into()],
+        vec![("CCSYNC_SYNC__TIMEZONE".into(), "Nowhere/Land".into())],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_async(
+        vec![
+            "--config".into(),
+            cfg.display().to_string(),
+            "--once".into(),
+            "--since".into(),
+            "last tuesday".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_masked_payloads_and_writes_nothing() {
+    let h = Harness::new(20, 40).await;
+    let cfg = h.write_config();
+    let out = run_async(
+        vec!["--config".into(), cfg.display().to_string(), "--dry-run".into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), overdue_loan_ids(&h.sb).len());
+    for l in &lines {
+        assert_eq!(l["method"], "POST");
+        let phone = l["payload"]["applicant_contact_number"].as_str().unwrap();
+        assert!(phone.starts_with("******") && phone.len() == 10, "{phone}");
+        assert_eq!(l["payload"]["applicant_email"], "****");
+    }
+    assert!(writes(&h.sb.requests()).is_empty());
+    assert!(!h.state.exists(), "a dry run creates no state file");
+
+    let out = run_async(
+        vec![
+            "--config".into(),
+            cfg.display().to_string(),
+            "--dry-run".into(),
+            "--reveal".into(),
+        ],
+        vec![],
+    )
+    .await;
+    let first: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert!(
+        !first["payload"]["applicant_contact_number"]
+            .as_str()
+            .unwrap()
+            .contains('*')
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_on_the_same_state_refuses_to_start() {
+    let h = Harness::new(5, 0).await;
+    let _held = crego_credgenics_sync::store::Store::open(&h.state).unwrap();
+    let cfg = h.write_config();
+    let out = run_async(
+        vec!["--config".into(), cfg.display().to_string(), "--once".into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another crego-credgenics-sync process"));
+}
+
+#[test]
+fn demo_runs_on_a_fresh_machine() {
+    let out = run(&["demo"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("demo OK"));
+    assert!(stdout.contains("0 Credgenics write(s)"));
+}

@@ -1,0 +1,129 @@
+//! Shared test helpers: a sandbox with a temporary state file, configs pointing at it, and
+//! cycles run in-process on a chosen clock.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crego_credgenics_sync::clock::Clock;
+use crego_credgenics_sync::config::{Config, RawConfig};
+use crego_credgenics_sync::sandbox::{RecordedRequest, Sandbox, SandboxConfig, SeedSpec};
+use crego_credgenics_sync::store::Store;
+use crego_credgenics_sync::sync::{self, Context, RunOptions, RunReport};
+
+pub const IST: &str = "Asia/Kolkata";
+
+pub struct Harness {
+    pub sb: Sandbox,
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+    /// Extra TOML appended to the sandbox config (later keys of a table win by section order,
+    /// so tests replace whole values through `edit` instead).
+    pub edits: Vec<(String, String)>,
+}
+
+impl Harness {
+    pub async fn new(leads: usize, overdue_pct: u32) -> Self {
+        Self::with(SandboxConfig {
+            seed: SeedSpec {
+                leads,
+                overdue_pct,
+                rng_seed: 11,
+            },
+            ..SandboxConfig::default()
+        })
+        .await
+    }
+
+    pub async fn with(cfg: SandboxConfig) -> Self {
+        let sb = Sandbox::start_local(cfg).await.expect("sandbox starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("state.db");
+        Self {
+            sb,
+            dir,
+            state,
+            edits: Vec::new(),
+        }
+    }
+
+    /// Replaces `key = ...` lines (first match) in the generated config.
+    pub fn edit(&mut self, key: &str, value: &str) {
+        self.edits.push((key.to_string(), value.to_string()));
+    }
+
+    pub fn config_toml(&self) -> String {
+        let mut text = self.sb.config_toml(&self.state);
+        for (k, v) in &self.edits {
+            let needle = format!("\n{k} = ");
+            let start = text.find(&needle).unwrap_or_else(|| panic!("no key {k} in config")) + 1;
+            let end = start + text[start..].find('\n').unwrap();
+            text.replace_range(start..end, &format!("{k} = {v}"));
+        }
+        text
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        Arc::new(
+            RawConfig::from_toml_str(&self.config_toml())
+                .unwrap()
+                .validate()
+                .unwrap(),
+        )
+    }
+
+    pub fn write_config(&self) -> PathBuf {
+        let path = self.dir.path().join("config.toml");
+        std::fs::write(&path, self.config_toml()).unwrap();
+        path
+    }
+
+    /// One `--once` cycle on the real clock.
+    pub async fn once(&self) -> RunReport {
+        let config = self.config();
+        let clock = Clock::system(config.sync.timezone.clone());
+        self.once_with(config, clock).await
+    }
+
+    /// One `--once` cycle with "now" at `rfc3339`.
+    pub async fn once_at(&self, rfc3339: &str) -> RunReport {
+        let config = self.config();
+        let clock = Clock::starting_at(rfc3339.parse().unwrap(), config.sync.timezone.clone());
+        self.once_with(config, clock).await
+    }
+
+    async fn once_with(&self, config: Arc<Config>, clock: Clock) -> RunReport {
+        let store = Arc::new(Store::open(&self.state).expect("state opens"));
+        let ctx = Context::new(config, store, clock).unwrap();
+        sync::run_once(&ctx, &RunOptions::default()).await
+    }
+
+    pub fn store(&self) -> Store {
+        Store::open_read_only(&self.state).unwrap()
+    }
+
+    /// Requests since `from` (an index into the log).
+    pub fn requests_since(&self, from: usize) -> Vec<RecordedRequest> {
+        self.sb.requests()[from..].to_vec()
+    }
+}
+
+pub fn writes(reqs: &[RecordedRequest]) -> Vec<&RecordedRequest> {
+    reqs.iter().filter(|r| r.api == "credgenics" && r.is_write()).collect()
+}
+
+/// Loan ids (program `ref_id`) of the sandbox's overdue lines.
+pub fn overdue_loan_ids(sb: &Sandbox) -> Vec<String> {
+    let mut ids: Vec<String> = sb
+        .state()
+        .overdue_programs(1)
+        .iter()
+        .map(|p| p["ref_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_crego-credgenics-sync")
+}
