@@ -165,7 +165,7 @@ async fn sync_command(cli: &Cli) -> i32 {
     };
     ctx.dry_run = cli.dry_run;
     ctx.reveal = cli.reveal;
-    let opts = RunOptions { since };
+    let opts = RunOptions { since, poll: None };
     if cli.once || cli.dry_run {
         let report = sync::run_once(&ctx, &opts).await;
         if let Some(e) = &report.error {

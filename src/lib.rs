@@ -12,7 +12,9 @@
 //! - [`mapping`]: jq field mapping (jaq), built-in defaults.
 //! - [`money`]: exact decimal amounts in and out of JSON.
 //! - [`store`]: SQLite state — cursors, loans, runs — and all of the crate's SQL.
-//! - [`sync`]: the flows (A: overdue loans out) and the `--once` cycle.
+//! - [`sync`]: the flows (A loans out, C repayments out, B recoveries in), ledger delivery, the
+//!   `--once` cycle.
+//! - [`server`]: the daemon's HTTP listener (Credgenics webhook, health).
 //! - [`sandbox`]: fake Crego and Credgenics servers for the demo, tests and benchmarks.
 //! - [`cli`]: the command line and the entry point `run`.
 //! - [`telemetry`]: log events and personal-data masking.
@@ -26,6 +28,7 @@ pub mod http;
 pub mod mapping;
 pub mod money;
 pub mod sandbox;
+pub mod server;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -58,13 +58,13 @@ async fn every_overdue_program_is_placed_exactly_once_in_the_ist_month() {
         assert!(loan.uploads_per_month.values().all(|n| *n == 1));
     }
 
-    // A second cycle with nothing changed: one list request, no Credgenics request at all.
+    // A second cycle with nothing changed: one list request per stream, no Credgenics request.
     let before = h.sb.requests().len();
     let second = h.once_at(DEC_1_IST).await;
     assert_eq!(second.exit_code, 0);
     let reqs = h.requests_since(before);
-    assert_eq!(reqs.len(), 1, "only the line-details list: {reqs:?}");
-    assert_eq!(reqs[0].path, "/v1/lms/line-details/");
+    let paths: Vec<&str> = reqs.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/v1/lms/line-details/", "/v1/lms/records/"], "{reqs:?}");
 }
 
 #[tokio::test]
@@ -77,7 +77,7 @@ async fn non_overdue_lines_are_never_sent() {
     assert!(
         h.sb.requests()
             .iter()
-            .all(|r| r.api == "crego" && r.path == "/v1/lms/line-details/")
+            .all(|r| r.api == "crego" && r.method == "GET" && r.path.starts_with("/v1/lms/"))
     );
 }
 
@@ -270,7 +270,7 @@ async fn a_401_from_crego_stops_the_run_before_anything_is_sent() {
         err.contains("crego refused the credential") && err.contains("crego.bearer_token"),
         "{err}"
     );
-    assert_eq!(h.sb.requests().len(), 1);
+    assert_eq!(h.sb.requests().len(), 1, "stopped at the first refusal");
 }
 
 #[tokio::test]

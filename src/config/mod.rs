@@ -155,6 +155,10 @@ pub struct RawSync {
     pub min_dpd: i64,
     #[serde(default = "d_overlap")]
     pub cursor_overlap_secs: u64,
+    #[serde(default = "d_retry_base")]
+    pub retry_base_secs: u64,
+    #[serde(default = "d_retry_max")]
+    pub retry_max_secs: u64,
     #[serde(default)]
     pub schedules: RawSchedules,
 }
@@ -272,6 +276,12 @@ fn d_min_dpd() -> i64 {
 fn d_overlap() -> u64 {
     300
 }
+fn d_retry_base() -> u64 {
+    30
+}
+fn d_retry_max() -> u64 {
+    3600
+}
 fn d_place_loans() -> String {
     "0 */15 * * * *".into()
 }
@@ -342,6 +352,9 @@ pub struct SyncConfig {
     pub timezone_name: String,
     pub min_dpd: i64,
     pub cursor_overlap_secs: f64,
+    /// Delay before a payment that failed unsent is tried again, doubling per attempt up to max.
+    pub retry_base_secs: f64,
+    pub retry_max_secs: f64,
     pub schedules: Schedules,
 }
 
@@ -658,6 +671,9 @@ impl RawConfig {
         if sync.cursor_overlap_secs > 7 * 86400 {
             c.problem("sync.cursor_overlap_secs", "must be at most 604800 (7 days)");
         }
+        if sync.retry_base_secs > sync.retry_max_secs {
+            c.problem("sync.retry_base_secs", "must not exceed sync.retry_max_secs");
+        }
         let s = &sync.schedules;
         let schedules = (
             c.cron("sync.schedules.place_loans", &s.place_loans),
@@ -733,6 +749,8 @@ impl RawConfig {
                 timezone_name: sync.timezone,
                 min_dpd: sync.min_dpd,
                 cursor_overlap_secs: sync.cursor_overlap_secs as f64,
+                retry_base_secs: sync.retry_base_secs as f64,
+                retry_max_secs: sync.retry_max_secs as f64,
                 schedules: Schedules {
                     place_loans,
                     push_repayments,

@@ -85,6 +85,29 @@ impl CredgenicsClient {
     }
 }
 
+impl CredgenicsClient {
+    /// `PATCH /payments/{loan_id}?allocation_month=`: creates one payment entry. Not idempotent.
+    pub async fn add_payment(&self, loan_id: &str, allocation_month: &str, payload: &Value) -> Result<(), ApiError> {
+        let query = [("allocation_month", allocation_month.to_string())];
+        let path = format!("/payments/{}", encode(loan_id));
+        self.http
+            .send(Method::PATCH, &path, &query, Some(payload), Safety::Unsafe)
+            .await?;
+        Ok(())
+    }
+
+    /// The loan's `payment_history` (`GET /loan/{id}?fields=payment`); `None` when the loan is absent.
+    pub async fn payment_history(&self, loan_id: &str) -> Result<Option<Vec<Value>>, ApiError> {
+        Ok(self
+            .get_loan(loan_id, Some("payment"))
+            .await?
+            .map(|v| match v.get("payment_history") {
+                Some(Value::Array(a)) => a.clone(),
+                _ => Vec::new(),
+            }))
+    }
+}
+
 /// Flattens the documented validation-error body into `field.path → message`
 /// (`co_applicant.0.co_applicant_email`). `None` when the body is not that shape.
 pub fn validation_errors(body: &str) -> Option<BTreeMap<String, String>> {

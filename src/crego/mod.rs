@@ -80,7 +80,7 @@ pub struct CregoClient {
     line_details_path: String,
     lead_path: String,
     programs_path: String,
-    pub records_path: String,
+    records_path: String,
 }
 
 impl CregoClient {
@@ -148,6 +148,47 @@ impl CregoClient {
                 message: format!("programs is not an array: {}", truncate(&other.to_string())),
             }),
         }
+    }
+}
+
+impl CregoClient {
+    /// Page `page` of repayment records updated at or after `since`, oldest first.
+    pub async fn records_page(&self, since: f64, page: u32) -> Result<Page, ApiError> {
+        let query = [
+            ("type", "repayment".to_string()),
+            ("updated_at__gte", format_epoch(since)),
+            ("ordering", "updated_at".to_string()),
+            ("page", page.to_string()),
+            ("page_size", self.page_size.to_string()),
+        ];
+        let resp = self
+            .http
+            .send(Method::GET, &self.records_path, &query, None, Safety::Idempotent)
+            .await?;
+        parse_page(&resp.json(Api::Crego)?)
+    }
+
+    /// Records carrying `utr` (the look-up before an in-doubt record is sent again).
+    pub async fn records_by_utr(&self, utr: &str) -> Result<Vec<Value>, ApiError> {
+        let query = [
+            ("utr", utr.to_string()),
+            ("page", "1".to_string()),
+            ("page_size", "50".to_string()),
+        ];
+        let resp = self
+            .http
+            .send(Method::GET, &self.records_path, &query, None, Safety::Idempotent)
+            .await?;
+        Ok(parse_page(&resp.json(Api::Crego)?)?.results)
+    }
+
+    /// `POST /v1/lms/records/`: creates one record. Not idempotent.
+    pub async fn create_record(&self, payload: &Value) -> Result<Value, ApiError> {
+        let resp = self
+            .http
+            .send(Method::POST, &self.records_path, &[], Some(payload), Safety::Unsafe)
+            .await?;
+        resp.json(Api::Crego)
     }
 }
 

@@ -6,8 +6,13 @@
 //!   where `program` is the borrower-program entry of `/programs/` (with its own `line_detail`,
 //!   `loan_data`, `program`), `line_detail` the fresh line from the change stream, `today` the
 //!   date in the configured time zone and `today_epoch` its midnight as epoch seconds (UTC).
-//! - payment: `{record, loan: {loan_id, allocation_month}, line_detail, closed, today}`
-//! - record: `{payment: <Credgenics payment>, loan: {loan_id, account, ...}, utr, today}`
+//! - payment: `{record, loan: {loan_id, account, allocation_month}, line_detail: {due_amount,
+//!   total_outstanding}, closed, reference, today}` where `reference` is the record's `utr` (or its
+//!   `ref_id` when the utr is empty) and `closed` is true for the latest repayment of a line no
+//!   longer due.
+//! - record: `{payment: <webhook data or payment_history entry>, loan: {loan_id, account,
+//!   allocation_month}, utr, recovery_epoch, today}` where `utr` is the payment reference (or
+//!   `CG-<hash>` when empty) and `recovery_epoch` the recovery date as epoch seconds.
 
 /// Upload Loan top-level keys (Credgenics "Request Body Parameters").
 pub const DEFAULT_LOAN: &[(&str, &str)] = &[
@@ -66,7 +71,7 @@ pub const DEFAULT_PAYMENT: &[(&str, &str)] = &[
     ("closure_with", "if .closed then \"NOC\" else null end"),
     ("payment_method", "\"Bank Account Transfer\""),
     ("payment_mode", ".record.payment_mode"),
-    ("payment_reference_number", ".record.utr"),
+    ("payment_reference_number", ".reference"),
     ("recovery_date", ".record.date | local_date"),
     (
         "payment_received_date",
@@ -80,7 +85,7 @@ pub const DEFAULT_RECORD: &[(&str, &str)] = &[
     ("type", "\"repayment\""),
     ("account", ".loan.account"),
     ("amount", ".payment.amount_recovered"),
-    ("date", ".payment.recovery_date"),
+    ("date", ".recovery_epoch"),
     ("utr", ".utr"),
     (
         "payment_mode",
@@ -88,6 +93,6 @@ pub const DEFAULT_RECORD: &[(&str, &str)] = &[
     ),
     (
         "remark",
-        "\"Credgenics payment \" + (.payment.reference_number // .payment.payment_reference_number // \"\") + \" on loan \" + .loan.loan_id",
+        "\"Credgenics payment \" + .utr + \" on loan \" + .loan.loan_id",
     ),
 ];

@@ -23,6 +23,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     };
     let api = Router::new()
         .route("/loan/{loan_id}", get(get_loan).post(upload_loan).patch(update_loan))
+        .route("/payments/{loan_id}", axum::routing::patch(add_payment))
         .route("/_sandbox/requests", get(requests_handler));
     Router::new()
         .nest("/recovery", api)
@@ -154,5 +155,51 @@ async fn update_loan(State(gate): State<Gate>, Path(loan_id): Path<String>, body
     }
     merge_top(loan, obj);
     Json(json!({"output": "Loan successfully updated", "message": "success", "headers": {"Content-Type": "application/json"}}))
+        .into_response()
+}
+
+/// `PATCH /payments/{loan_id}?allocation_month=`: one new payment entry per call, announced by the
+/// `payment` webhook.
+async fn add_payment(
+    State(gate): State<Gate>,
+    Path(loan_id): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let mut errors = rules::check_payment(&body);
+    let month = q.get("allocation_month").cloned().unwrap_or_default();
+    if !rules::is_allocation_month(&month) {
+        errors.insert(
+            "allocation_month".into(),
+            json!(format!("Invalid allocation month, [{month}]: format is YYYY-M-01")),
+        );
+    }
+    if !errors.is_empty() {
+        return validation_failed(errors);
+    }
+    let payment = {
+        let mut s = gate.shared.lock();
+        let Some(loan) = s.cg_loans.get(&loan_id) else {
+            return json_error(StatusCode::NOT_FOUND, json!({"message": "Loan not found"}));
+        };
+        if !loan.defaults.iter().any(|d| d["allocation_month"] == month.as_str()) {
+            return validation_failed(Map::from_iter([(
+                "allocation_month".to_string(),
+                json!(format!("Loan {loan_id} is not allocated for {month}")),
+            )]));
+        }
+        let mut entry = body.clone();
+        entry["allocation_month"] = json!(month);
+        entry["author"] = json!("api");
+        s.record_payment(&loan_id, entry)
+    };
+    let shared = gate.shared.clone();
+    let hook = super::payment_webhook(&loan_id, &payment);
+    tokio::spawn(async move { super::emit_webhook(&shared, hook).await });
+    Json(json!({"output": "Data updated successfully", "message": "success", "headers": {"Content-Type": "application/json"}}))
         .into_response()
 }

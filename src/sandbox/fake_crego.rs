@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -22,6 +23,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     };
     Router::new()
         .route("/v1/lms/line-details/", get(line_details))
+        .route("/v1/lms/records/", get(list_records).post(create_record))
         .route("/v1/crm/leads/{id}/", get(lead))
         .route("/v1/crm/leads/{id}/programs/", get(programs))
         .route("/_sandbox/requests", get(requests_handler))
@@ -86,4 +88,101 @@ async fn programs(State(gate): State<Gate>, Path(id): Path<String>) -> Response 
         Some(p) => Json(Value::Array(p.clone())).into_response(),
         None => json_error(StatusCode::NOT_FOUND, json!({"detail": "Not found."})),
     }
+}
+
+/// `GET /v1/lms/records/`: filtered by `type`, `utr`, `status` and `updated_at__gte`, oldest first.
+async fn list_records(State(gate): State<Gate>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let (page, page_size, since) = match (
+        param(&q, "page", 1u64),
+        param(&q, "page_size", 20u64),
+        param(&q, "updated_at__gte", 0f64),
+    ) {
+        (Ok(p), Ok(s), Ok(g)) => (p, s, g),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return json_error(StatusCode::BAD_REQUEST, json!({"detail": e}));
+        }
+    };
+    if page == 0 || page_size == 0 || page_size > 1000 {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "page must be ≥ 1 and page_size 1..1000"}),
+        );
+    }
+    let s = gate.shared.lock();
+    let from = ((since * 1_000_000.0).round() as i64, String::new());
+    let matches = |r: &Value| {
+        ["type", "utr", "status", "account"]
+            .iter()
+            .all(|k| q.get(*k).is_none_or(|want| r[*k].as_str() == Some(want.as_str())))
+    };
+    let all: Vec<&Value> = s
+        .record_index
+        .range(from..)
+        .map(|((_, id), _)| &s.records[id])
+        .filter(|r| matches(r))
+        .collect();
+    let count = all.len() as u64;
+    let total_pages = count.div_ceil(page_size).max(1);
+    if page > total_pages && count > 0 {
+        return json_error(StatusCode::NOT_FOUND, json!({"detail": "Invalid page."}));
+    }
+    let results: Vec<Value> = all
+        .into_iter()
+        .skip(((page - 1) * page_size) as usize)
+        .take(page_size as usize)
+        .cloned()
+        .collect();
+    Json(json!({
+        "count": count, "current_page": page, "page_size": page_size, "total_pages": total_pages,
+        "has_next": page < total_pages, "results": results,
+    }))
+    .into_response()
+}
+
+/// `POST /v1/lms/records/`: the record shape's writable fields; a duplicate `utr` is a 400.
+async fn create_record(State(gate): State<Gate>, body: Bytes) -> Response {
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, json!({"detail": "JSON object expected"}));
+    };
+    let mut errors = serde_json::Map::new();
+    for k in ["type", "account", "amount", "date", "utr"] {
+        if body.get(k).is_none_or(|v| v.is_null() || v.as_str() == Some("")) {
+            errors.insert(k.into(), json!(["This field is required."]));
+        }
+    }
+    if body
+        .get("amount")
+        .is_some_and(|a| crate::money::from_json(a).is_none_or(|d| d <= rust_decimal::Decimal::ZERO))
+    {
+        errors.insert("amount".into(), json!(["A positive amount is required."]));
+    }
+    if body.get("date").is_some_and(|d| !d.is_number()) {
+        errors.insert("date".into(), json!(["Epoch seconds expected."]));
+    }
+    let mut s = gate.shared.lock();
+    if let Some(account) = body.get("account").and_then(Value::as_str)
+        && s.find_program(account).is_none()
+    {
+        errors.insert("account".into(), json!([format!("Unknown account {account}.")]));
+    }
+    if let Some(utr) = body.get("utr").and_then(Value::as_str)
+        && s.records.values().any(|r| r["utr"] == utr)
+    {
+        errors.insert("utr".into(), json!(["record with this utr already exists."]));
+    }
+    if !errors.is_empty() {
+        return json_error(StatusCode::BAD_REQUEST, Value::Object(errors));
+    }
+    let mut record: Value = serde_json::from_str(super::RECORD_EXAMPLE).expect("record fixture parses");
+    for (k, v) in ["id", "ref_id"].iter().map(|k| (*k, Value::Null)) {
+        record[k] = v;
+    }
+    for (k, v) in body {
+        record[k.as_str()] = v;
+    }
+    record["status"] = json!("processed");
+    record["received_amount"] = record["amount"].clone();
+    record["remaining_amount"] = json!(0);
+    let created = s.add_record(record);
+    (StatusCode::CREATED, Json(created)).into_response()
 }

@@ -22,6 +22,9 @@ use crate::http::Api;
 
 pub use seed::SeedSpec;
 
+/// The documented LMS record example (`GET /v1/lms/records/{id}/`), the template of seeded records.
+pub const RECORD_EXAMPLE: &str = include_str!("../../fixtures/crego_record.json");
+
 /// How the sandbox behaves.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -67,6 +70,12 @@ impl RecordedRequest {
 pub struct InjectedFailure {
     pub status: u16,
     pub retry_after: Option<u64>,
+    /// Only requests whose `METHOD /path` starts with this, e.g. `POST /v1/lms/records/` (None:
+    /// any request).
+    pub path_prefix: Option<String>,
+    /// Serve the request first, then answer with the failure instead: the write happened but the
+    /// client cannot know (a lost answer).
+    pub after_serving: bool,
 }
 
 /// A loan as the fake Credgenics holds it.
@@ -90,6 +99,14 @@ pub struct SandboxState {
     /// stream's order.
     pub line_index: BTreeMap<(i64, String), (String, usize)>,
     pub cg_loans: BTreeMap<String, CgLoan>,
+    /// LMS records by id, and their change-stream order (updated_at in µs, id).
+    pub records: BTreeMap<String, Value>,
+    pub record_index: BTreeMap<(i64, String), ()>,
+    /// Where the fake Credgenics posts `payment` webhooks, with the token it sends.
+    pub webhook_target: Option<(String, String)>,
+    /// Every webhook emitted: (body, HTTP status or 0 when it could not be delivered).
+    pub webhooks: Vec<(Value, u16)>,
+    next_payment_id: u64,
     pub requests: Vec<RecordedRequest>,
     pub fail_next: BTreeMap<&'static str, VecDeque<InjectedFailure>>,
     windows: BTreeMap<&'static str, VecDeque<Instant>>,
@@ -156,6 +173,96 @@ impl SandboxState {
         true
     }
 
+    /// Books an LMS record (as the lender's LMS would) and applies a repayment to the line: its
+    /// due and outstanding amounts fall, and the line shows up in the change stream.
+    pub fn add_record(&mut self, mut record: Value) -> Value {
+        let stamp = self.stamp();
+        let n = self.records.len();
+        let id = record["id"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("rec-{n:08}-{}", (stamp * 1000.0) as i64));
+        record["id"] = Value::String(id.clone());
+        record["created_at"] = serde_json::json!(stamp);
+        record["updated_at"] = serde_json::json!(stamp);
+        if record.get("ref_id").is_none_or(Value::is_null) {
+            record["ref_id"] = Value::String(format!("REC{n:06}"));
+        }
+        self.record_index.insert(Self::index_key(stamp, &id), ());
+        self.records.insert(id, record.clone());
+        if record["type"] == "repayment"
+            && let (Some(account), Some(amount)) =
+                (record["account"].as_str(), crate::money::from_json(&record["amount"]))
+        {
+            let account = account.to_string();
+            self.update_line(&account, |ld| {
+                for key in ["due_amount", "total_outstanding"] {
+                    let v = crate::money::from_json(&ld[key]).unwrap_or_default();
+                    ld[key] = crate::money::to_json((v - amount).max(rust_decimal::Decimal::ZERO));
+                }
+                if crate::money::from_json(&ld["due_amount"]).unwrap_or_default().is_zero() {
+                    ld["dpd"] = serde_json::json!(0);
+                }
+            });
+        }
+        record
+    }
+
+    /// A repayment booked in the LMS on a borrower-program (flow C's input), from the documented
+    /// record example.
+    pub fn add_repayment(&mut self, borrower_program_id: &str, amount: rust_decimal::Decimal, utr: &str) -> Value {
+        let mut r: Value = serde_json::from_str(RECORD_EXAMPLE).expect("record fixture parses");
+        let now = self.stamp();
+        r.as_object_mut().expect("record is an object").remove("id");
+        r["account"] = Value::String(borrower_program_id.to_string());
+        r["amount"] = crate::money::to_json(amount);
+        r["received_amount"] = crate::money::to_json(amount);
+        r["utr"] = Value::String(utr.to_string());
+        r["status"] = Value::String("processed".into());
+        r["date"] = serde_json::json!(now);
+        r["bank_date"] = serde_json::json!(now);
+        r["settled_at"] = serde_json::json!(now);
+        r["remark"] = Value::String(String::new());
+        r.as_object_mut().expect("record is an object").remove("ref_id");
+        self.add_record(r)
+    }
+
+    /// A recovery made by a collection agent at Credgenics (flow B's input): recorded in the
+    /// loan's payment history and announced by webhook. `None` when the loan is unknown.
+    pub fn add_agent_collection(
+        &mut self,
+        loan_id: &str,
+        amount: rust_decimal::Decimal,
+        reference: &str,
+    ) -> Option<Value> {
+        let month = self.cg_loans.get(loan_id)?.defaults.last()?["allocation_month"].clone();
+        let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::get("Asia/Kolkata").ok()?);
+        let payment = serde_json::json!({
+            "amount_recovered": crate::money::to_json(amount),
+            "final_status": "Partially Recovered",
+            "recovery_method": "Field Collection",
+            "payment_method": "Cash",
+            "payment_mode": "cash",
+            "payment_reference_number": reference,
+            "recovery_date": now.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+            "allocation_month": month,
+            "author": "agent@collections.example",
+        });
+        Some(self.record_payment(loan_id, payment))
+    }
+
+    /// Appends a payment entry to a loan's history (numbering it) and queues its webhook.
+    pub(crate) fn record_payment(&mut self, loan_id: &str, mut payment: Value) -> Value {
+        self.next_payment_id += 1;
+        payment["payment_id"] = serde_json::json!(self.next_payment_id);
+        if payment.get("created").is_none() {
+            payment["created"] = Value::String(jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S").to_string());
+        }
+        let loan = self.cg_loans.get_mut(loan_id).expect("payment on a known loan");
+        loan.payment_history.push(payment.clone());
+        payment
+    }
+
     pub fn find_program(&self, borrower_program_id: &str) -> Option<(String, usize)> {
         self.programs.iter().find_map(|(lead, progs)| {
             progs
@@ -179,9 +286,13 @@ impl SandboxState {
     }
 
     /// Takes an injected failure or a rate-limit refusal for this request, if any.
-    fn gate(&mut self, api: &'static str, rps: Option<u32>) -> Option<InjectedFailure> {
-        if let Some(f) = self.fail_next.get_mut(api).and_then(VecDeque::pop_front) {
-            return Some(f);
+    fn gate(&mut self, api: &'static str, target: &str, rps: Option<u32>) -> Option<InjectedFailure> {
+        if let Some(queue) = self.fail_next.get_mut(api)
+            && let Some(i) = queue
+                .iter()
+                .position(|f| f.path_prefix.as_deref().is_none_or(|p| target.starts_with(p)))
+        {
+            return queue.remove(i);
         }
         let limit = rps?;
         let now = Instant::now();
@@ -196,6 +307,8 @@ impl SandboxState {
             return Some(InjectedFailure {
                 status: 429,
                 retry_after: Some(1),
+                path_prefix: None,
+                after_serving: false,
             });
         }
         window.push_back(now);
@@ -285,10 +398,37 @@ impl Sandbox {
 
     /// Makes the next `n` requests to `api` fail with `status` (and `Retry-After`).
     pub fn fail_next(&self, api: Api, n: usize, status: u16, retry_after: Option<u64>) {
+        self.fail_next_on(api, None, n, status, retry_after);
+    }
+
+    /// Like [`Self::fail_next`], only for requests whose `METHOD /path` starts with `path_prefix`.
+    pub fn fail_next_on(&self, api: Api, path_prefix: Option<&str>, n: usize, status: u16, retry_after: Option<u64>) {
+        self.inject(api, path_prefix, n, status, retry_after, false);
+    }
+
+    /// Serves the next `n` matching requests, then loses their answers behind `status`.
+    pub fn lose_answer_of_next(&self, api: Api, path_prefix: Option<&str>, n: usize, status: u16) {
+        self.inject(api, path_prefix, n, status, None, true);
+    }
+
+    fn inject(
+        &self,
+        api: Api,
+        path_prefix: Option<&str>,
+        n: usize,
+        status: u16,
+        retry_after: Option<u64>,
+        after: bool,
+    ) {
         let mut s = self.state();
         let q = s.fail_next.entry(api.name()).or_default();
         for _ in 0..n {
-            q.push_back(InjectedFailure { status, retry_after });
+            q.push_back(InjectedFailure {
+                status,
+                retry_after,
+                path_prefix: path_prefix.map(str::to_string),
+                after_serving: after,
+            });
         }
     }
 }
@@ -361,8 +501,20 @@ pub(crate) async fn gatekeeper(
             .run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
             .await;
     }
-    let refused = gate.shared.lock().gate(gate.api.name(), gate.rps());
-    let resp = if let Some(f) = refused {
+    let target = format!("{} {}", rec.method, rec.path);
+    let refused = gate.shared.lock().gate(gate.api.name(), &target, gate.rps());
+    let resp = if let Some(f) = refused.as_ref().filter(|f| f.after_serving) {
+        let served = next
+            .run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
+            .await;
+        tracing::debug!(status = served.status().as_u16(), "sandbox: answer lost on purpose");
+        let status = axum::http::StatusCode::from_u16(f.status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+        (
+            status,
+            axum::Json(serde_json::json!({"message": "sandbox: answer lost"})),
+        )
+            .into_response()
+    } else if let Some(f) = refused {
         let mut r = (
             axum::http::StatusCode::from_u16(f.status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
             axum::Json(serde_json::json!({"message": "sandbox: injected failure or rate limit"})),
@@ -448,5 +600,82 @@ listen = "127.0.0.1:0"
             .filter(|r| r.api == "credgenics" && r.is_write())
             .cloned()
             .collect()
+    }
+}
+
+/// The documented `payment` webhook body for one payment-history entry.
+pub fn payment_webhook(loan_id: &str, payment: &Value) -> Value {
+    serde_json::json!({
+        "event": "payment",
+        "data": {
+            "loan_id": loan_id,
+            "amount_recovered": payment["amount_recovered"],
+            "final_status": payment["final_status"],
+            "recovery_method": payment["recovery_method"],
+            "payment_method": payment["payment_method"],
+            "payment_mode": payment["payment_mode"],
+            "reference_number": payment["payment_reference_number"],
+            "closure_with": payment.get("closure_with").cloned().unwrap_or(Value::String(String::new())),
+            "recovery_date": payment["recovery_date"],
+            "allocation_month": payment["allocation_month"],
+            "author": payment["author"],
+        },
+        "created": payment["created"],
+    })
+}
+
+/// Posts one webhook to the configured target, if any, and records the outcome.
+pub(crate) async fn emit_webhook(shared: &Shared, body: Value) {
+    let Some((url, token)) = shared.lock().webhook_target.clone() else {
+        return;
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("webhook client");
+    let status = match client
+        .post(&url)
+        .header("X-Webhook-Token", token)
+        .json(&body)
+        .send()
+        .await
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    };
+    shared.lock().webhooks.push((body, status));
+}
+
+impl Sandbox {
+    /// Sends every payment webhook to `url` with `token` from now on.
+    pub fn set_webhook_target(&self, url: &str, token: &str) {
+        self.state().webhook_target = Some((url.to_string(), token.to_string()));
+    }
+
+    /// An agent collection at Credgenics: recorded, and its webhook delivered before this returns.
+    pub async fn agent_collection(
+        &self,
+        loan_id: &str,
+        amount: rust_decimal::Decimal,
+        reference: &str,
+    ) -> Option<Value> {
+        let payment = self.state().add_agent_collection(loan_id, amount, reference)?;
+        emit_webhook(&self.shared, payment_webhook(loan_id, &payment)).await;
+        Some(payment)
+    }
+
+    /// Like [`Self::agent_collection`] but without any webhook: only the poll can find it.
+    pub fn silent_agent_collection(
+        &self,
+        loan_id: &str,
+        amount: rust_decimal::Decimal,
+        reference: &str,
+    ) -> Option<Value> {
+        self.state().add_agent_collection(loan_id, amount, reference)
+    }
+
+    /// A repayment booked in the LMS.
+    pub fn repayment(&self, borrower_program_id: &str, amount: rust_decimal::Decimal, utr: &str) -> Value {
+        self.state().add_repayment(borrower_program_id, amount, utr)
     }
 }

@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rust_decimal::Decimal;
 use serde_json::Value;
+
+mod ledger;
+pub use ledger::{Direction, LedgerRow, LedgerState, NewLedgerRow};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -92,6 +96,11 @@ pub struct LoanRow {
     pub last_error: Option<String>,
     pub first_placed_at: Option<f64>,
     pub updated_at: f64,
+    /// The line's `due_amount` and `total_outstanding` as last seen by flow A.
+    pub due_amount: Option<Decimal>,
+    pub total_outstanding: Option<Decimal>,
+    /// When the recoveries poll last read this loan's payment history.
+    pub last_polled_at: Option<f64>,
 }
 
 pub struct Store {
@@ -180,7 +189,7 @@ impl Store {
         &self.path
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().expect("state connection lock poisoned")
     }
 
@@ -215,8 +224,25 @@ impl Store {
         overlap_secs: f64,
         now: f64,
     ) -> Result<(), StoreError> {
+        self.commit_page_with_rows(stream, cursor, items, &[], overlap_secs, now)
+            .map(|_| ())
+    }
+
+    /// [`Self::commit_page`] plus the ledger rows the page produced, in the same transaction: a
+    /// crash redoes at most the page, and its rows dedupe on their keys. Returns how many rows
+    /// were new.
+    pub fn commit_page_with_rows(
+        &self,
+        stream: &str,
+        cursor: Option<f64>,
+        items: &[(String, f64)],
+        rows: &[NewLedgerRow],
+        overlap_secs: f64,
+        now: f64,
+    ) -> Result<usize, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let inserted = ledger::insert_rows(&tx, rows, now)?;
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO stream_seen (stream, item_id, updated_at) VALUES (?1, ?2, ?3)
@@ -241,13 +267,14 @@ impl Store {
             )?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(inserted)
     }
 
     // --- loans ---------------------------------------------------------------------------------
 
     const LOAN_COLS: &'static str = "loan_id, borrower_program_id, lead_id, program_id, allocation_month, state, \
-         payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at, pending_payload, pending_month";
+         payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at, pending_payload, pending_month, \
+         due_amount, total_outstanding, last_polled_at";
 
     fn loan_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoanRow> {
         let payload: Option<String> = r.get(6)?;
@@ -268,6 +295,9 @@ impl Store {
                 .get::<_, Option<String>>(12)?
                 .and_then(|p| serde_json::from_str(&p).ok()),
             pending_month: r.get(13)?,
+            due_amount: r.get::<_, Option<String>>(14)?.and_then(|d| d.parse().ok()),
+            total_outstanding: r.get::<_, Option<String>>(15)?.and_then(|d| d.parse().ok()),
+            last_polled_at: r.get(16)?,
         })
     }
 
@@ -302,15 +332,17 @@ impl Store {
         tx.execute(
             "INSERT INTO loans (loan_id, borrower_program_id, lead_id, program_id, allocation_month, state,
                                 payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at,
-                                pending_payload, pending_month)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                                pending_payload, pending_month, due_amount, total_outstanding, last_polled_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
              ON CONFLICT (loan_id) DO UPDATE SET
                borrower_program_id = excluded.borrower_program_id, lead_id = excluded.lead_id,
                program_id = excluded.program_id, allocation_month = excluded.allocation_month,
                state = excluded.state, payload = excluded.payload, payload_hash = excluded.payload_hash,
                rejected_hash = excluded.rejected_hash, last_error = excluded.last_error,
                first_placed_at = excluded.first_placed_at, updated_at = excluded.updated_at,
-               pending_payload = excluded.pending_payload, pending_month = excluded.pending_month",
+               pending_payload = excluded.pending_payload, pending_month = excluded.pending_month,
+               due_amount = excluded.due_amount, total_outstanding = excluded.total_outstanding,
+               last_polled_at = excluded.last_polled_at",
             params![
                 loan.loan_id,
                 loan.borrower_program_id,
@@ -326,6 +358,9 @@ impl Store {
                 loan.updated_at,
                 loan.pending_payload.as_ref().map(|p| p.to_string()),
                 loan.pending_month,
+                loan.due_amount.map(|d| d.to_string()),
+                loan.total_outstanding.map(|d| d.to_string()),
+                loan.last_polled_at,
             ],
         )?;
         if new_allocation && let Some(month) = &loan.allocation_month {
@@ -337,6 +372,36 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Records the line's numbers as flow A last saw them.
+    pub fn set_line_numbers(&self, loan_id: &str, due: Decimal, outstanding: Decimal) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE loans SET due_amount = ?2, total_outstanding = ?3 WHERE loan_id = ?1",
+            params![loan_id, due.to_string(), outstanding.to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_polled(&self, loan_id: &str, at: f64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE loans SET last_polled_at = ?2 WHERE loan_id = ?1",
+            params![loan_id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Loans open at Credgenics (placed or cured) whose payment history was not read since `since`.
+    pub fn loans_to_poll(&self, since: f64) -> Result<Vec<LoanRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM loans WHERE state IN ('placed', 'cured') AND allocation_month IS NOT NULL
+               AND (last_polled_at IS NULL OR last_polled_at < ?1) ORDER BY loan_id",
+            Self::LOAN_COLS
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([since], Self::loan_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Forgets a loan that was never placed (its first upload provably did not happen).

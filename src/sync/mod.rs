@@ -1,11 +1,17 @@
 //! The sync flows and the cycle that runs them.
 //!
 //! - [`place_loans`]: flow A, overdue Crego lines placed in Credgenics.
+//! - [`push_repayments`]: flow C, LMS repayments pushed as Credgenics payments.
+//! - [`pull_recoveries`]: flow B, Credgenics recoveries (webhook and poll) written as LMS records.
+//! - [`deliver`]: effectively-once delivery of the payment ledger, shared by B and C.
 //!
 //! [`Context`] carries what every flow needs (config, state, both clients, the clock, and whether
 //! this is a dry run); [`run_once`] is the `--once` cycle and decides its exit code.
 
+pub mod deliver;
 pub mod place_loans;
+pub mod pull_recoveries;
+pub mod push_repayments;
 
 use std::sync::Arc;
 
@@ -20,6 +26,8 @@ use crate::http::{ApiClient, ApiError};
 use crate::store::{LoanState, Store, StoreError};
 
 pub use place_loans::FlowAStats;
+pub use pull_recoveries::{FlowBStats, Poll};
+pub use push_repayments::FlowCStats;
 
 /// Everything a flow needs.
 pub struct Context {
@@ -84,23 +92,29 @@ pub enum SyncError {
 pub struct RunOptions {
     /// `--since`: read the change streams from this instant (epoch seconds) instead of the cursors.
     pub since: Option<f64>,
+    /// Which loans the recoveries poll reads; `None`: those not read since the poll schedule's
+    /// last slot (so a second `--once` right after the first polls nothing).
+    pub poll: Option<Poll>,
 }
 
 /// What one cycle did.
 #[derive(Debug, Serialize)]
 pub struct RunReport {
     pub place_loans: FlowAStats,
+    pub push_repayments: FlowCStats,
+    pub pull_recoveries: FlowBStats,
     /// Requests made per API (including retries).
     pub requests: serde_json::Map<String, Value>,
     /// Why the cycle stopped early, if it did.
     pub error: Option<String>,
-    /// Loans needing attention after the run: in doubt (uploading) or rejected.
+    /// What needs attention after the run: loans in doubt or rejected, payments pending, in doubt
+    /// or dead (and not ignored).
     pub unresolved: u64,
     pub exit_code: i32,
 }
 
-/// The `--once` cycle: every job once, in order (A; C and B join with their issue), then the exit
-/// code: 0 when nothing is pending, in doubt or rejected, 1 otherwise or when the run was stopped.
+/// The `--once` cycle: every job once, in order A, C, B, then the exit code: 0 when nothing is
+/// pending, in doubt, rejected or dead, 1 otherwise or when the run was stopped.
 pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     let started = ctx.now_secs();
     let run_id = if ctx.dry_run {
@@ -108,8 +122,22 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     } else {
         ctx.store.start_run("once", started).ok()
     };
-    let mut stats = FlowAStats::default();
-    let result = place_loans::run(ctx, opts.since, &mut stats).await;
+    let mut a = FlowAStats::default();
+    let mut c = FlowCStats::default();
+    let mut b = FlowBStats::default();
+    let poll = opts.poll.unwrap_or_else(|| {
+        if opts.since.is_some() {
+            Poll::All
+        } else {
+            last_poll_slot(ctx)
+        }
+    });
+    let result = async {
+        place_loans::run(ctx, opts.since, &mut a).await?;
+        push_repayments::run(ctx, opts.since, &mut c).await?;
+        pull_recoveries::run(ctx, poll, &mut b).await
+    }
+    .await;
     let error = result.err().map(|e| e.to_string());
     if let Some(e) = &error {
         tracing::error!(event = "run_stopped", error = %e, "run stopped");
@@ -117,7 +145,9 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     let unresolved = unresolved(&ctx.store).unwrap_or(u64::MAX);
     let exit_code = if error.is_some() || unresolved > 0 { 1 } else { 0 };
     let report = RunReport {
-        place_loans: stats,
+        place_loans: a,
+        push_repayments: c,
+        pull_recoveries: b,
         requests: request_counts([ctx.crego.http(), ctx.credgenics.http()]),
         error,
         unresolved,
@@ -133,13 +163,29 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     report
 }
 
-/// Loans whose last write is in doubt or was rejected.
+/// Loans whose last write is in doubt or was rejected, plus payments still owed.
 pub fn unresolved(store: &Store) -> Result<u64, StoreError> {
     let counts = store.loan_counts()?;
-    Ok([LoanState::Uploading, LoanState::Rejected]
+    let loans: u64 = [LoanState::Uploading, LoanState::Rejected]
         .iter()
         .map(|s| counts.get(s.as_str()).copied().unwrap_or(0))
-        .sum())
+        .sum();
+    Ok(loans + store.ledger_unresolved()?)
+}
+
+/// The poll reads loans not read since the poll schedule's last slot.
+fn last_poll_slot(ctx: &Context) -> Poll {
+    let now = ctx.clock.now_zoned();
+    match ctx
+        .config
+        .sync
+        .schedules
+        .poll_recoveries
+        .find_previous_occurrence(&now, true)
+    {
+        Ok(slot) => Poll::NotSince(slot.timestamp().as_millisecond() as f64 / 1000.0),
+        Err(_) => Poll::All,
+    }
 }
 
 fn request_counts<'a>(clients: impl IntoIterator<Item = &'a ApiClient>) -> serde_json::Map<String, Value> {

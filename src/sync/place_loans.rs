@@ -184,7 +184,17 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
     {
         return Ok(Outcome::Skipped);
     }
-    let existing = ctx.store.loan_by_program(&item.borrower_program_id)?;
+    let mut existing = ctx.store.loan_by_program(&item.borrower_program_id)?;
+    if let Some(loan) = existing.as_mut()
+        && !ctx.dry_run
+        && (loan.due_amount != Some(item.due_amount) || loan.total_outstanding != Some(item.total_outstanding))
+    {
+        // Flow C decides `Closed` from these; keep them current whatever else happens.
+        ctx.store
+            .set_line_numbers(&loan.loan_id, item.due_amount, item.total_outstanding)?;
+        loan.due_amount = Some(item.due_amount);
+        loan.total_outstanding = Some(item.total_outstanding);
+    }
     if existing.as_ref().is_some_and(|l| l.state == LoanState::Uploading) {
         // Its last upload is in doubt: the look-up at the start of the next run settles it, and
         // this line is read again after that.
@@ -442,22 +452,7 @@ async fn upload(
         return Ok(Outcome::Placed { new_allocation });
     }
     let now = ctx.now_secs();
-    let mut loan = existing.unwrap_or_else(|| LoanRow {
-        loan_id: loan_id.to_string(),
-        borrower_program_id: item.borrower_program_id.clone(),
-        lead_id: item.lead_id.clone(),
-        program_id: program["program_id"].as_str().map(str::to_string),
-        allocation_month: None,
-        state: LoanState::Uploading,
-        payload: None,
-        payload_hash: None,
-        pending_payload: None,
-        pending_month: None,
-        rejected_hash: None,
-        last_error: None,
-        first_placed_at: None,
-        updated_at: now,
-    });
+    let mut loan = existing.unwrap_or_else(|| new_loan_row(item, program, loan_id, now));
     loan.state = LoanState::Uploading;
     loan.pending_payload = Some(payload);
     loan.pending_month = Some(month.to_string());
@@ -518,6 +513,8 @@ fn confirm_upload(ctx: &Context, loan: &mut LoanRow, hash: String) -> Result<(),
     loan.last_error = None;
     loan.state = LoanState::Placed;
     loan.first_placed_at.get_or_insert(now);
+    // A new loan has no recoveries yet: the poll reads it from the next poll slot on.
+    loan.last_polled_at.get_or_insert(now);
     loan.updated_at = now;
     ctx.store.save_loan(loan, true)?;
     telemetry::loan_placed(
@@ -543,6 +540,29 @@ fn restore_after_refusal(ctx: &Context, loan: &mut LoanRow) -> Result<(), SyncEr
     Ok(())
 }
 
+/// The state's first row for a borrower-program.
+fn new_loan_row(item: &LineItem, program: &Value, loan_id: &str, now: f64) -> LoanRow {
+    LoanRow {
+        loan_id: loan_id.to_string(),
+        borrower_program_id: item.borrower_program_id.clone(),
+        lead_id: item.lead_id.clone(),
+        program_id: program["program_id"].as_str().map(str::to_string),
+        allocation_month: None,
+        state: LoanState::Rejected,
+        payload: None,
+        payload_hash: None,
+        pending_payload: None,
+        pending_month: None,
+        rejected_hash: None,
+        last_error: None,
+        first_placed_at: None,
+        updated_at: now,
+        due_amount: Some(item.due_amount),
+        total_outstanding: Some(item.total_outstanding),
+        last_polled_at: None,
+    }
+}
+
 /// A payload the mapping could not produce: recorded as rejected with the reason, no call.
 fn reject_unmapped(
     ctx: &Context,
@@ -557,22 +577,7 @@ fn reject_unmapped(
         println!("{}", json!({"dry_run": true, "rejected": loan_id, "reason": reason}));
         return Ok(Outcome::Rejected);
     }
-    let mut loan = existing.unwrap_or_else(|| LoanRow {
-        loan_id: loan_id.to_string(),
-        borrower_program_id: item.borrower_program_id.clone(),
-        lead_id: item.lead_id.clone(),
-        program_id: program["program_id"].as_str().map(str::to_string),
-        allocation_month: None,
-        state: LoanState::Rejected,
-        payload: None,
-        payload_hash: None,
-        pending_payload: None,
-        pending_month: None,
-        rejected_hash: None,
-        last_error: None,
-        first_placed_at: None,
-        updated_at: 0.0,
-    });
+    let mut loan = existing.unwrap_or_else(|| new_loan_row(item, program, loan_id, ctx.now_secs()));
     loan.state = LoanState::Rejected;
     loan.last_error = Some(reason);
     loan.rejected_hash = None;

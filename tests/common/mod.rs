@@ -20,7 +20,13 @@ pub struct Harness {
     /// Extra TOML appended to the sandbox config (later keys of a table win by section order,
     /// so tests replace whole values through `edit` instead).
     pub edits: Vec<(String, String)>,
+    /// TOML appended to the generated config (whole sections, e.g. `[mapping.payment]`).
+    pub appended: String,
+    /// The state as the in-process daemon holds it (opened once, shared with the listener).
+    live: std::sync::Mutex<Option<Arc<Store>>>,
 }
+
+pub const WEBHOOK_TOKEN: &str = "hook-secret";
 
 impl Harness {
     pub async fn new(leads: usize, overdue_pct: u32) -> Self {
@@ -44,6 +50,8 @@ impl Harness {
             dir,
             state,
             edits: Vec::new(),
+            appended: String::new(),
+            live: std::sync::Mutex::new(None),
         }
     }
 
@@ -52,8 +60,13 @@ impl Harness {
         self.edits.push((key.to_string(), value.to_string()));
     }
 
+    pub fn edit_append(&mut self, toml: &str) {
+        self.appended.push_str(toml);
+    }
+
     pub fn config_toml(&self) -> String {
         let mut text = self.sb.config_toml(&self.state);
+        text.push_str(&self.appended);
         for (k, v) in &self.edits {
             let needle = format!("\n{k} = ");
             let start = text.find(&needle).unwrap_or_else(|| panic!("no key {k} in config")) + 1;
@@ -93,9 +106,65 @@ impl Harness {
     }
 
     async fn once_with(&self, config: Arc<Config>, clock: Clock) -> RunReport {
-        let store = Arc::new(Store::open(&self.state).expect("state opens"));
-        let ctx = Context::new(config, store, clock).unwrap();
-        sync::run_once(&ctx, &RunOptions::default()).await
+        self.run(config, clock, RunOptions::default()).await
+    }
+
+    /// One cycle polling every open loan's payment history.
+    pub async fn once_polling_all(&self) -> RunReport {
+        let config = self.config();
+        let clock = Clock::system(config.sync.timezone.clone());
+        self.run(
+            config,
+            clock,
+            RunOptions {
+                since: None,
+                poll: Some(sync::Poll::All),
+            },
+        )
+        .await
+    }
+
+    pub async fn run(&self, config: Arc<Config>, clock: Clock, opts: RunOptions) -> RunReport {
+        let ctx = Context::new(config, self.live_store(), clock).unwrap();
+        sync::run_once(&ctx, &opts).await
+    }
+
+    /// The state the in-process daemon uses; opened (and locked) on first use.
+    pub fn live_store(&self) -> Arc<Store> {
+        self.live
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| Arc::new(Store::open(&self.state).expect("state opens")))
+            .clone()
+    }
+
+    /// Closes the in-process daemon's state (releases the lock).
+    pub fn close_store(&self) {
+        self.live.lock().unwrap().take();
+    }
+
+    /// Starts the webhook listener on a free port and points the sandbox's webhooks at it.
+    pub async fn listen(&self) -> String {
+        let config = self.config();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}{}",
+            listener.local_addr().unwrap(),
+            crego_credgenics_sync::server::WEBHOOK_PATH
+        );
+        let state = crego_credgenics_sync::server::ServerState {
+            clock: Clock::system(config.sync.timezone.clone()),
+            config,
+            store: self.live_store(),
+            token: WEBHOOK_TOKEN.to_string().into(),
+        };
+        tokio::spawn(crego_credgenics_sync::server::serve(
+            listener,
+            state,
+            std::future::pending(),
+        ));
+        self.sb.set_webhook_target(&url, WEBHOOK_TOKEN);
+        url
     }
 
     pub fn store(&self) -> Store {

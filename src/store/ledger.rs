@@ -1,0 +1,326 @@
+//! The payment ledger (design §2): rows keyed by a deterministic source key, moving
+//! `pending → in_flight → done`, or `dead` with the reason; the webhook event log.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use super::{Store, StoreError};
+
+/// Where a payment goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Direction {
+    /// Flow C: an LMS repayment becomes a Credgenics payment entry.
+    ToCredgenics,
+    /// Flow B: a Credgenics recovery becomes a Crego record.
+    ToCrego,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ToCredgenics => "credgenics",
+            Direction::ToCrego => "crego",
+        }
+    }
+
+    fn parse(s: &str) -> rusqlite::Result<Self> {
+        match s {
+            "credgenics" => Ok(Direction::ToCredgenics),
+            "crego" => Ok(Direction::ToCrego),
+            other => Err(conversion(format!("unknown direction {other}"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LedgerState {
+    Pending,
+    /// Sent or about to be: its outcome is in doubt until confirmed.
+    InFlight,
+    Done,
+    Dead,
+}
+
+impl LedgerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerState::Pending => "pending",
+            LedgerState::InFlight => "in_flight",
+            LedgerState::Done => "done",
+            LedgerState::Dead => "dead",
+        }
+    }
+
+    fn parse(s: &str) -> rusqlite::Result<Self> {
+        Ok(match s {
+            "pending" => LedgerState::Pending,
+            "in_flight" => LedgerState::InFlight,
+            "done" => LedgerState::Done,
+            "dead" => LedgerState::Dead,
+            other => return Err(conversion(format!("unknown ledger state {other}"))),
+        })
+    }
+}
+
+fn conversion(msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, msg.into())
+}
+
+/// A row to add. `dead_reason` set means it is born dead (the mapping could not produce it).
+#[derive(Debug, Clone)]
+pub struct NewLedgerRow {
+    pub direction: Direction,
+    pub source_key: String,
+    pub loan_id: String,
+    pub amount: Decimal,
+    pub reference: String,
+    pub allocation_month: Option<String>,
+    pub payload: Option<Value>,
+    pub origin: &'static str,
+    pub source: Value,
+    pub event_at: f64,
+    pub dead_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerRow {
+    pub id: i64,
+    pub direction: Direction,
+    pub source_key: String,
+    pub loan_id: String,
+    pub amount: Decimal,
+    pub reference: String,
+    pub allocation_month: Option<String>,
+    pub payload: Option<Value>,
+    pub state: LedgerState,
+    pub dead_reason: Option<String>,
+    pub ignored_reason: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: f64,
+    pub last_error: Option<String>,
+    pub remote_id: Option<String>,
+    pub origin: String,
+    pub source: Value,
+    pub event_at: f64,
+}
+
+const COLS: &str = "id, direction, source_key, loan_id, amount, reference, allocation_month, payload, state, \
+    dead_reason, ignored_reason, attempts, next_attempt_at, last_error, remote_id, origin, source, event_at";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
+    let amount: String = r.get(4)?;
+    Ok(LedgerRow {
+        id: r.get(0)?,
+        direction: Direction::parse(&r.get::<_, String>(1)?)?,
+        source_key: r.get(2)?,
+        loan_id: r.get(3)?,
+        amount: amount
+            .parse()
+            .map_err(|e| conversion(format!("amount {amount}: {e}")))?,
+        reference: r.get(5)?,
+        allocation_month: r.get(6)?,
+        payload: r
+            .get::<_, Option<String>>(7)?
+            .and_then(|p| serde_json::from_str(&p).ok()),
+        state: LedgerState::parse(&r.get::<_, String>(8)?)?,
+        dead_reason: r.get(9)?,
+        ignored_reason: r.get(10)?,
+        attempts: r.get(11)?,
+        next_attempt_at: r.get(12)?,
+        last_error: r.get(13)?,
+        remote_id: r.get(14)?,
+        origin: r.get(15)?,
+        source: serde_json::from_str(&r.get::<_, String>(16)?).unwrap_or(Value::Null),
+        event_at: r.get(17)?,
+    })
+}
+
+/// Inserts rows whose key is new; returns how many were.
+pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64) -> Result<usize, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO ledger (direction, source_key, loan_id, amount, reference, allocation_month, payload,
+                                       state, dead_reason, origin, source, event_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+    )?;
+    let mut n = 0;
+    for row in rows {
+        let state = if row.dead_reason.is_some() {
+            LedgerState::Dead
+        } else {
+            LedgerState::Pending
+        };
+        n += stmt.execute(params![
+            row.direction.as_str(),
+            row.source_key,
+            row.loan_id,
+            row.amount.to_string(),
+            row.reference,
+            row.allocation_month,
+            row.payload.as_ref().map(Value::to_string),
+            state.as_str(),
+            row.dead_reason,
+            row.origin,
+            row.source.to_string(),
+            row.event_at,
+            now,
+        ])?;
+    }
+    Ok(n)
+}
+
+impl Store {
+    /// Adds rows (deduplicated by key) outside a page commit; returns how many were new.
+    pub fn insert_ledger_rows(&self, rows: &[NewLedgerRow], now: f64) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = insert_rows(&tx, rows, now)?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Stores a webhook event and the ledger row it produced, in one transaction (before the 200).
+    pub fn record_webhook(
+        &self,
+        event: &str,
+        body: &str,
+        row: Option<&NewLedgerRow>,
+        now: f64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let inserted = match row {
+            Some(r) => insert_rows(&tx, std::slice::from_ref(r), now)? > 0,
+            None => false,
+        };
+        tx.execute(
+            "INSERT INTO webhook_events (received_at, event, body, ledger_key) VALUES (?1, ?2, ?3, ?4)",
+            params![now, event, body, row.map(|r| r.source_key.as_str())],
+        )?;
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    pub fn webhook_event_count(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT count(*) FROM webhook_events", [], |r| r.get::<_, i64>(0))? as usize)
+    }
+
+    pub fn ledger_row(&self, id: i64) -> Result<Option<LedgerRow>, StoreError> {
+        let sql = format!("SELECT {COLS} FROM ledger WHERE id = ?1");
+        Ok(self.conn().query_row(&sql, [id], from_row).optional()?)
+    }
+
+    pub fn ledger_by_key(&self, key: &str) -> Result<Option<LedgerRow>, StoreError> {
+        let sql = format!("SELECT {COLS} FROM ledger WHERE source_key = ?1");
+        Ok(self.conn().query_row(&sql, [key], from_row).optional()?)
+    }
+
+    /// Rows of `direction` in `state`, oldest first; for `pending`, only those due by `now`.
+    pub fn ledger_in_state(
+        &self,
+        direction: Direction,
+        state: LedgerState,
+        now: f64,
+    ) -> Result<Vec<LedgerRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLS} FROM ledger WHERE direction = ?1 AND state = ?2 AND (?2 != 'pending' OR next_attempt_at <= ?3)
+             ORDER BY id"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![direction.as_str(), state.as_str(), now], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// All rows of one loan and direction (totals, latest-payment decisions).
+    pub fn ledger_for_loan(&self, direction: Direction, loan_id: &str) -> Result<Vec<LedgerRow>, StoreError> {
+        let sql = format!("SELECT {COLS} FROM ledger WHERE direction = ?1 AND loan_id = ?2 ORDER BY id");
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![direction.as_str(), loan_id], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether the daemon itself wrote `reference` to the other side for `loan_id` in `direction`
+    /// (the echo check).
+    pub fn wrote_reference(&self, direction: Direction, loan_id: &str, reference: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM ledger WHERE direction = ?1 AND loan_id = ?2 AND reference = ?3 LIMIT 1",
+                params![direction.as_str(), loan_id, reference],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Marks a row in flight: committed before its request is sent.
+    pub fn ledger_in_flight(&self, id: i64, now: f64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE ledger SET state = 'in_flight', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn ledger_done(&self, id: i64, remote_id: Option<&str>, now: f64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE ledger SET state = 'done', remote_id = coalesce(?2, remote_id), last_error = NULL, updated_at = ?3
+             WHERE id = ?1",
+            params![id, remote_id, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn ledger_dead(&self, id: i64, reason: &str, now: f64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE ledger SET state = 'dead', dead_reason = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, reason, now],
+        )?;
+        Ok(())
+    }
+
+    /// Back to pending, not before `next_at` (a failure that proves the write did not happen).
+    pub fn ledger_retry(&self, id: i64, error: &str, next_at: f64, now: f64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE ledger SET state = 'pending', last_error = ?2, next_attempt_at = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, error, next_at, now],
+        )?;
+        Ok(())
+    }
+
+    /// Leaves a row in flight (in doubt) with the error and when to look again.
+    pub fn ledger_in_doubt(&self, id: i64, error: &str, next_at: f64, now: f64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE ledger SET last_error = ?2, next_attempt_at = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, error, next_at, now],
+        )?;
+        Ok(())
+    }
+
+    /// Counts by (direction, state); ignored dead rows count as `ignored`.
+    pub fn ledger_counts(&self) -> Result<BTreeMap<(String, String), u64>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT direction, CASE WHEN state = 'dead' AND ignored_reason IS NOT NULL THEN 'ignored' ELSE state END,
+                    count(*) FROM ledger GROUP BY 1, 2",
+        )?;
+        let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get::<_, i64>(2)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Rows still owed: pending, in flight, or dead and not ignored.
+    pub fn ledger_unresolved(&self) -> Result<u64, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM ledger WHERE state IN ('pending', 'in_flight')
+               OR (state = 'dead' AND ignored_reason IS NULL)",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+}

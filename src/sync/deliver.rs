@@ -1,0 +1,197 @@
+//! Delivery of ledger rows, effectively once (design §2): a row is marked `in_flight` (committed)
+//! before its request; success makes it `done`, a validation rejection `dead`, a failure that
+//! proves nothing was written sends it back to `pending` with a growing delay, and anything else
+//! leaves it in doubt. An in-doubt row is never resent blindly: the other side is looked at first
+//! (Crego records by `utr`; the loan's Credgenics `payment_history` by reference).
+
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Context, SyncError};
+use crate::credgenics::describe_rejection;
+use crate::http::ApiError;
+use crate::store::{Direction, LedgerRow, LedgerState};
+
+/// Counts of one delivery pass.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct DeliveryStats {
+    /// Requests that created the payment on the other side.
+    pub sent: u64,
+    /// In-doubt rows found already written by a look-up.
+    pub confirmed: u64,
+    /// Rejected for good (dead letters).
+    pub dead: u64,
+    /// Failed provably unsent: retried on a later cycle.
+    pub retry_later: u64,
+    /// Outcome unknown: looked up on a later cycle.
+    pub in_doubt: u64,
+}
+
+enum Sent {
+    Done(Option<String>),
+    Dead(String),
+    RetryLater(String),
+    InDoubt(String),
+}
+
+/// Resolves in-doubt rows of `direction`, then sends every due pending one.
+pub async fn deliver(ctx: &Context, direction: Direction, stats: &mut DeliveryStats) -> Result<(), SyncError> {
+    if ctx.dry_run {
+        return Ok(());
+    }
+    let now = ctx.now_secs();
+    for row in ctx.store.ledger_in_state(direction, LedgerState::InFlight, now)? {
+        match lookup(ctx, &row).await {
+            Ok(Some(remote_id)) => {
+                ctx.store.ledger_done(row.id, remote_id.as_deref(), ctx.now_secs())?;
+                stats.confirmed += 1;
+            }
+            Ok(None) => {
+                let outcome = send(ctx, &row).await?;
+                record(ctx, &row, outcome, stats)?;
+            }
+            Err(e) if e.is_auth() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(event = "ledger_lookup_failed", row = row.id, error = %e, "row stays in doubt");
+                stats.in_doubt += 1;
+            }
+        }
+    }
+    let pending = ctx.store.ledger_in_state(direction, LedgerState::Pending, now)?;
+    let concurrency = match direction {
+        Direction::ToCredgenics => ctx.config.credgenics.limits.max_in_flight,
+        Direction::ToCrego => ctx.config.crego.limits.max_in_flight,
+    };
+    let results: Vec<(LedgerRow, Result<Sent, SyncError>)> = futures::stream::iter(pending)
+        .map(|row| async move {
+            let r = send(ctx, &row).await;
+            (row, r)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut first_error = None;
+    for (row, r) in results {
+        match r {
+            Ok(outcome) => record(ctx, &row, outcome, stats)?,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Marks the row in flight, sends it, and classifies the answer. A refused credential is an error
+/// (the row goes back to pending: a 401 proves nothing was written).
+async fn send(ctx: &Context, row: &LedgerRow) -> Result<Sent, SyncError> {
+    let Some(payload) = &row.payload else {
+        return Ok(Sent::Dead("no payload was mapped for this row".into()));
+    };
+    ctx.store.ledger_in_flight(row.id, ctx.now_secs())?;
+    let result = match row.direction {
+        Direction::ToCredgenics => {
+            let month = row.allocation_month.as_deref().unwrap_or_default();
+            ctx.credgenics
+                .add_payment(&row.loan_id, month, payload)
+                .await
+                .map(|()| None)
+        }
+        Direction::ToCrego => ctx
+            .crego
+            .create_record(payload)
+            .await
+            .map(|v| v.get("id").and_then(Value::as_str).map(str::to_string)),
+    };
+    Ok(match result {
+        Ok(remote) => Sent::Done(remote),
+        Err(e) if e.is_auth() => {
+            ctx.store.ledger_retry(row.id, &e.to_string(), 0.0, ctx.now_secs())?;
+            return Err(e.into());
+        }
+        Err(ApiError::Rejected { status, body, .. }) => {
+            // A duplicate utr at Crego may be this very record from an earlier attempt.
+            if row.direction == Direction::ToCrego
+                && let Ok(Some(remote)) = lookup(ctx, row).await
+            {
+                Sent::Done(remote)
+            } else {
+                Sent::Dead(describe_rejection(status, &body))
+            }
+        }
+        Err(ApiError::NotFound { .. }) => Sent::Dead("the loan does not exist at Credgenics (404)".into()),
+        Err(e) if e.in_doubt() => Sent::InDoubt(e.to_string()),
+        Err(e) => Sent::RetryLater(e.to_string()),
+    })
+}
+
+fn record(ctx: &Context, row: &LedgerRow, outcome: Sent, stats: &mut DeliveryStats) -> Result<(), SyncError> {
+    let now = ctx.now_secs();
+    match outcome {
+        Sent::Done(remote) => {
+            ctx.store.ledger_done(row.id, remote.as_deref(), now)?;
+            stats.sent += 1;
+            tracing::info!(event = "payment_delivered", direction = row.direction.as_str(), loan_id = %row.loan_id,
+                reference = %row.reference, "payment delivered");
+        }
+        Sent::Dead(reason) => {
+            ctx.store.ledger_dead(row.id, &reason, now)?;
+            stats.dead += 1;
+            tracing::warn!(event = "payment_dead", direction = row.direction.as_str(), loan_id = %row.loan_id,
+                reason = %reason, "payment rejected; moved to dead letters");
+        }
+        Sent::RetryLater(error) => {
+            let next = now + retry_delay(ctx, row.attempts + 1);
+            ctx.store.ledger_retry(row.id, &error, next, now)?;
+            stats.retry_later += 1;
+        }
+        Sent::InDoubt(error) => {
+            ctx.store.ledger_in_doubt(row.id, &error, now, now)?;
+            stats.in_doubt += 1;
+            tracing::warn!(event = "payment_in_doubt", direction = row.direction.as_str(), loan_id = %row.loan_id,
+                error = %error, "outcome unknown; will look before resending");
+        }
+    }
+    Ok(())
+}
+
+/// Growing delay between attempts of a row, capped.
+fn retry_delay(ctx: &Context, attempts: i64) -> f64 {
+    let base = ctx.config.sync.retry_base_secs;
+    let cap = ctx.config.sync.retry_max_secs;
+    (base * 2f64.powi((attempts - 1).clamp(0, 30) as i32)).min(cap)
+}
+
+/// Looks on the other side for the write of `row`: `Some(remote id)` when it is there.
+async fn lookup(ctx: &Context, row: &LedgerRow) -> Result<Option<Option<String>>, ApiError> {
+    match row.direction {
+        Direction::ToCredgenics => {
+            let history = ctx.credgenics.payment_history(&row.loan_id).await?.unwrap_or_default();
+            let found = history.iter().any(|p| {
+                p["payment_reference_number"].as_str() == Some(row.reference.as_str())
+                    && row
+                        .allocation_month
+                        .as_deref()
+                        .is_none_or(|m| p["allocation_month"].as_str() == Some(m))
+            });
+            Ok(found.then_some(None))
+        }
+        Direction::ToCrego => {
+            let account = row
+                .payload
+                .as_ref()
+                .and_then(|p| p["account"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            let found = ctx.crego.records_by_utr(&row.reference).await?;
+            Ok(found
+                .iter()
+                .find(|r| r["utr"].as_str() == Some(row.reference.as_str()) && r["account"].as_str() == Some(&account))
+                .map(|r| r["id"].as_str().map(str::to_string)))
+        }
+    }
+}

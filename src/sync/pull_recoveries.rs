@@ -1,0 +1,266 @@
+//! Flow B (design §1B): recoveries at Credgenics back into the LMS as records.
+//!
+//! Payments arrive by the `payment` webhook (see `server`) and by a poll of each placed loan's
+//! `payment_history` (`GET /loan/{id}?fields=payment`), which catches missed webhooks. Both routes
+//! produce the same deterministic key, so a payment seen twice is one ledger row; a payment that
+//! flow C pushed (Credgenics reports those too) is recognised by its reference and never comes
+//! back. Each row becomes one `POST /v1/lms/records/`.
+
+use futures::StreamExt;
+use jiff::civil::DateTime;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::deliver::{DeliveryStats, deliver};
+use super::{Context, SyncError};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::mapping::EvalEnv;
+use crate::money;
+use crate::store::{Direction, LoanRow, NewLedgerRow, Store, StoreError};
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct FlowBStats {
+    /// Loans whose payment history was read.
+    pub polled: u64,
+    /// Payments seen in those histories.
+    pub payments_seen: u64,
+    /// New ledger rows from the poll (not already known from a webhook).
+    pub queued: u64,
+    /// Payments the daemon itself pushed (flow C): never sent back.
+    pub echoes: u64,
+    pub delivery: DeliveryStats,
+}
+
+/// What became of one payment (from a webhook or the poll).
+#[derive(Debug, PartialEq, Eq)]
+pub enum PaymentFate {
+    /// A ledger row exists for it (new or already known).
+    Queued,
+    /// Pushed by flow C: ignored.
+    Echo,
+    /// On a loan this daemon did not place: ignored.
+    UnknownLoan,
+}
+
+/// A Credgenics payment (webhook `data` or a `payment_history` entry) as a ledger row, or `None`
+/// for an echo of flow C. The key is the loan id + reference, or loan id + amount + recovery date
+/// to the second when the reference is empty (design §2.1).
+pub fn payment_row(
+    config: &Config,
+    store: &Store,
+    clock: &Clock,
+    loan: &LoanRow,
+    payment: &Value,
+    origin: &'static str,
+) -> Result<Option<NewLedgerRow>, StoreError> {
+    let reference = payment["reference_number"]
+        .as_str()
+        .or(payment["payment_reference_number"].as_str())
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if !reference.is_empty() && store.wrote_reference(Direction::ToCredgenics, &loan.loan_id, &reference)? {
+        return Ok(None);
+    }
+    let amount = money::from_json(&payment["amount_recovered"]);
+    let when_text = payment["recovery_date"]
+        .as_str()
+        .or(payment["created"].as_str())
+        .unwrap_or_default();
+    let when = parse_local(when_text, clock);
+    let key = if reference.is_empty() {
+        let second = when.map(|w| w.to_string()).unwrap_or_else(|| when_text.to_string());
+        format!(
+            "B:{}:{}:{}",
+            loan.loan_id,
+            amount.map(|a| a.normalize().to_string()).unwrap_or_default(),
+            second
+        )
+    } else {
+        format!("B:{}:{}", loan.loan_id, reference)
+    };
+    let utr = if reference.is_empty() {
+        format!("CG-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..16])
+    } else {
+        reference.clone()
+    };
+    let event_at = when
+        .and_then(|w| w.to_zoned(clock.tz().clone()).ok())
+        .map(|z| z.timestamp().as_millisecond() as f64 / 1000.0);
+    let mut dead_reason = None;
+    if amount.is_none_or(|a| a <= Decimal::ZERO) {
+        dead_reason = Some(format!(
+            "amount_recovered {} is not a positive amount",
+            payment["amount_recovered"]
+        ));
+    }
+    if event_at.is_none() {
+        dead_reason.get_or_insert(format!("recovery date `{when_text}` is not YYYY-MM-DD[ HH:MM:SS]"));
+    }
+    let input = json!({
+        "payment": payment,
+        "loan": {"loan_id": loan.loan_id, "account": loan.borrower_program_id, "allocation_month": loan.allocation_month},
+        "utr": utr,
+        "recovery_epoch": event_at,
+        "today": clock.today().to_string(),
+    });
+    let env = EvalEnv {
+        tz_offset_secs: clock.utc_offset_secs(),
+    };
+    let payload = match config.mapping.record.eval(&input, &env) {
+        Ok(m) => Some(Value::Object(m)),
+        Err(e) => {
+            dead_reason.get_or_insert(e.to_string());
+            None
+        }
+    };
+    // The utr actually written is what the look-up and the echo check match on.
+    let written_utr = payload
+        .as_ref()
+        .and_then(|p| p["utr"].as_str())
+        .unwrap_or(&utr)
+        .to_string();
+    Ok(Some(NewLedgerRow {
+        direction: Direction::ToCrego,
+        source_key: key,
+        loan_id: loan.loan_id.clone(),
+        amount: amount.unwrap_or(Decimal::ZERO),
+        reference: written_utr,
+        allocation_month: payment["allocation_month"].as_str().map(str::to_string),
+        payload,
+        origin,
+        source: payment.clone(),
+        event_at: event_at.unwrap_or(0.0),
+        dead_reason,
+    }))
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` or `YYYY-MM-DD` in the configured zone, to the second.
+fn parse_local(s: &str, _clock: &Clock) -> Option<DateTime> {
+    let s = s.trim();
+    let dt = if s.len() == 10 {
+        s.parse::<jiff::civil::Date>()
+            .ok()?
+            .to_datetime(jiff::civil::Time::midnight())
+    } else {
+        s.replacen(' ', "T", 1).parse::<DateTime>().ok()?
+    };
+    dt.round(jiff::Unit::Second).ok()
+}
+
+/// Takes one webhook `payment` event's `data` into the ledger (with the raw event), before the 200.
+pub fn take_webhook_payment(
+    config: &Config,
+    store: &Store,
+    clock: &Clock,
+    body: &str,
+    data: &Value,
+) -> Result<PaymentFate, StoreError> {
+    let now = clock.now().as_millisecond() as f64 / 1000.0;
+    let loan_id = data["loan_id"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| data["loan_id"].to_string());
+    let Some(loan) = store.loan(&loan_id)? else {
+        store.record_webhook("payment", body, None, now)?;
+        return Ok(PaymentFate::UnknownLoan);
+    };
+    match payment_row(config, store, clock, &loan, data, "credgenics_webhook")? {
+        Some(row) => {
+            store.record_webhook("payment", body, Some(&row), now)?;
+            Ok(PaymentFate::Queued)
+        }
+        None => {
+            store.record_webhook("payment", body, None, now)?;
+            Ok(PaymentFate::Echo)
+        }
+    }
+}
+
+/// Which loans the poll reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Poll {
+    /// None (deliver only).
+    Skip,
+    /// Loans not read since this instant (the last slot of the poll schedule).
+    NotSince(f64),
+    /// Every open loan.
+    All,
+}
+
+/// One run of flow B: poll the loans due, then deliver the rows (from webhooks and the poll).
+pub async fn run(ctx: &Context, poll: Poll, stats: &mut FlowBStats) -> Result<(), SyncError> {
+    let since = match poll {
+        Poll::Skip => None,
+        Poll::NotSince(t) => Some(t),
+        Poll::All => Some(f64::INFINITY),
+    };
+    if let Some(since) = since {
+        let loans = ctx.store.loans_to_poll(since)?;
+        let concurrency = ctx.config.credgenics.limits.max_in_flight;
+        let mut results = futures::stream::iter(loans)
+            .map(|loan| async move {
+                let r = ctx.credgenics.payment_history(&loan.loan_id).await;
+                (loan, r)
+            })
+            .buffer_unordered(concurrency);
+        let mut auth_error = None;
+        while let Some((loan, r)) = results.next().await {
+            let history = match r {
+                Ok(h) => h.unwrap_or_default(),
+                Err(e) if e.is_auth() => {
+                    auth_error = Some(e);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(event = "poll_failed", loan_id = %loan.loan_id, error = %e, "payment history not read");
+                    continue;
+                }
+            };
+            stats.polled += 1;
+            stats.payments_seen += history.len() as u64;
+            let mut rows = Vec::new();
+            for p in &history {
+                match payment_row(&ctx.config, &ctx.store, &ctx.clock, &loan, p, "credgenics_poll")? {
+                    Some(row) => rows.push(row),
+                    None => stats.echoes += 1,
+                }
+            }
+            if ctx.dry_run {
+                continue;
+            }
+            stats.queued += ctx.store.insert_ledger_rows(&rows, ctx.now_secs())? as u64;
+            ctx.store.set_polled(&loan.loan_id, ctx.now_secs())?;
+        }
+        if let Some(e) = auth_error {
+            return Err(e.into());
+        }
+    }
+    deliver(ctx, Direction::ToCrego, &mut stats.delivery).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_dates_are_read_to_the_second() {
+        let clock = Clock::system(jiff::tz::TimeZone::get("Asia/Kolkata").unwrap());
+        assert_eq!(
+            parse_local("2021-09-12 00:59:51", &clock).unwrap().to_string(),
+            "2021-09-12T00:59:51"
+        );
+        assert_eq!(
+            parse_local("2020-09-12 00:59:51.418571", &clock).unwrap().to_string(),
+            "2020-09-12T00:59:51"
+        );
+        assert_eq!(
+            parse_local("2022-01-08", &clock).unwrap().to_string(),
+            "2022-01-08T00:00:00"
+        );
+        assert!(parse_local("12/01/2022", &clock).is_none());
+    }
+}
