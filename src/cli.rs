@@ -11,7 +11,7 @@ use crate::clock::{self, Clock};
 use crate::config::{self, Config, LogFormat};
 use crate::sandbox::{Sandbox, SandboxConfig, SeedSpec};
 use crate::store::Store;
-use crate::sync::{self, Context, RunOptions, RunReport};
+use crate::sync::{self, Context, RunOptions};
 use crate::telemetry;
 
 pub const EXIT_OK: i32 = 0;
@@ -95,7 +95,7 @@ pub fn run(cli: Cli) -> i32 {
     rt.block_on(async move {
         match cli.command {
             Some(Command::CheckConfig) => check_config(&cli.config),
-            Some(Command::Demo) => demo().await,
+            Some(Command::Demo) => crate::demo::run().await,
             Some(Command::Sandbox(args)) => serve_sandbox(args).await,
             None => sync_command(&cli).await,
         }
@@ -277,93 +277,4 @@ async fn serve_sandbox(args: SandboxArgs) -> i32 {
     );
     shutdown_signal().await;
     EXIT_OK
-}
-
-/// `demo`: the sandbox in-process, a temporary state, one full cycle, a summary, and a second
-/// cycle that must write nothing.
-async fn demo() -> i32 {
-    telemetry::init_logging("warn", LogFormat::Human);
-    match demo_inner().await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("demo failed: {e}");
-            EXIT_ATTENTION
-        }
-    }
-}
-
-async fn demo_inner() -> Result<i32, String> {
-    let sb = Sandbox::start_local(SandboxConfig::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    let dir = tempfile_dir()?;
-    let state_path = dir.join("state.db");
-    let config = config::RawConfig::from_toml_str(&sb.config_toml(&state_path))
-        .and_then(|r| r.validate())
-        .map_err(|e| e.to_string())?;
-    let config = Arc::new(config);
-    let clock = Clock::system(config.sync.timezone.clone());
-    let store = Arc::new(Store::open(&state_path).map_err(|e| e.to_string())?);
-    println!("crego-credgenics-sync demo");
-    println!("  sandbox Crego      {}", sb.crego_url());
-    println!("  sandbox Credgenics {}", sb.credgenics_url());
-    println!("  state              {}", state_path.display());
-    println!(
-        "  today (IST)        {}, allocation month {}",
-        clock.today(),
-        clock::allocation_month(clock.today())
-    );
-
-    let ctx = Context::new(config.clone(), store.clone(), clock.clone()).map_err(|e| e.to_string())?;
-    let first = sync::run_once(&ctx, &RunOptions::default()).await;
-    print_summary("first cycle: overdue loans → Credgenics", &first);
-    let writes_first = sb.credgenics_writes().len();
-
-    let ctx = Context::new(config, store.clone(), clock).map_err(|e| e.to_string())?;
-    let before = sb.requests().len();
-    let second = sync::run_once(&ctx, &RunOptions::default()).await;
-    let second_requests = sb.requests()[before..].to_vec();
-    let second_writes = second_requests.iter().filter(|r| r.is_write()).count();
-    println!(
-        "\nsecond cycle (nothing changed): {} request(s), {} Credgenics write(s)",
-        second_requests.len(),
-        second_writes
-    );
-    let loans = sb.state().cg_loans.len();
-    println!("sandbox Credgenics now holds {loans} loan(s); {writes_first} write(s) in all");
-    let _ = std::fs::remove_dir_all(&dir);
-    let ok = first.exit_code == 0 && second.exit_code == 0 && second_writes == 0 && first.place_loans.rejected == 0;
-    println!(
-        "\n{}",
-        if ok {
-            "demo OK"
-        } else {
-            "demo found a problem (see above)"
-        }
-    );
-    Ok(if ok { EXIT_OK } else { EXIT_ATTENTION })
-}
-
-fn print_summary(title: &str, r: &RunReport) {
-    let a = &r.place_loans;
-    println!("\n{title}");
-    println!("  leads scanned      {}", a.scanned);
-    println!("  overdue            {}", a.overdue);
-    println!("  placed             {}", a.placed);
-    println!("  new allocations    {}", a.new_allocations);
-    println!("  updated            {}", a.updated);
-    println!("  skipped            {}", a.skipped + a.unchanged);
-    println!("  rejected           {}", a.rejected);
-    for (api, v) in &r.requests {
-        println!("  requests {:<10}{}", format!("{api}:"), v["requests"]);
-    }
-    if let Some(e) = &r.error {
-        println!("  stopped: {e}");
-    }
-}
-
-fn tempfile_dir() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("ccsync-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
 }

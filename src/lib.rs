@@ -16,7 +16,7 @@
 //!   `--once` cycle.
 //! - [`server`]: the daemon's HTTP listener (Credgenics webhook, health).
 //! - [`sandbox`]: fake Crego and Credgenics servers for the demo, tests and benchmarks.
-//! - [`cli`]: the command line and the entry point `run`.
+//! - [`cli`]: the command line and the entry point `run`; [`demo`]: the guided sandbox run.
 //! - [`telemetry`]: log events and personal-data masking.
 
 pub mod cli;
@@ -24,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod credgenics;
 pub mod crego;
+pub mod demo;
 pub mod http;
 pub mod mapping;
 pub mod money;

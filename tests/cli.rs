@@ -291,5 +291,13 @@ fn demo_runs_on_a_fresh_machine() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("demo OK"));
-    assert!(stdout.contains("0 Credgenics write(s)"));
+    assert!(stdout.contains("rejected 0"));
+    assert!(
+        stdout.contains("(nothing changed): 2 request(s)") && stdout.contains(", 0 write(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("both sides agree: Credgenics holds 4 payment(s)"),
+        "{stdout}"
+    );
 }

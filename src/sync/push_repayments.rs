@@ -106,13 +106,13 @@ fn eligible(ctx: &Context, record: &Value, stats: &mut FlowCStats) -> Result<Opt
         stats.unplaced += 1;
         return Ok(None);
     };
-    if record["date"].as_f64().is_none_or(|d| d < placed_at) {
-        stats.before_placement += 1;
-        return Ok(None);
-    }
     let utr = record["utr"].as_str().unwrap_or_default();
     if !utr.is_empty() && ctx.store.wrote_reference(Direction::ToCrego, &loan.loan_id, utr)? {
         stats.echoes += 1;
+        return Ok(None);
+    }
+    if record["date"].as_f64().is_none_or(|d| d < placed_at) {
+        stats.before_placement += 1;
         return Ok(None);
     }
     Ok(Some(loan))
