@@ -58,6 +58,38 @@ pub enum Command {
     Demo,
     /// Serve the fake Crego and Credgenics APIs so a config can point at them.
     Sandbox(SandboxArgs),
+    /// Cursors and their age, loans by state, payments by state and direction, jobs, last runs,
+    /// dead letters. Safe while the daemon runs.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Payments and loans the partners rejected: list, retry, or set aside.
+    #[command(subcommand)]
+    DeadLetters(DeadLetters),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetters {
+    /// Every dead letter with its id and reason.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send one (or all) again on the next run, mapped afresh with the current config.
+    Retry {
+        /// `loan:<loan id>` or `payment:<n>`, as `list` shows.
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Set one aside: it stops counting as unresolved (exit codes, readiness).
+    Ignore {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,9 +129,27 @@ pub fn run(cli: Cli) -> i32 {
             Some(Command::CheckConfig) => check_config(&cli.config),
             Some(Command::Demo) => crate::demo::run().await,
             Some(Command::Sandbox(args)) => serve_sandbox(args).await,
+            Some(Command::Status { json }) => with_state_path(&cli.config, |p| crate::ops::status(p, json)),
+            Some(Command::DeadLetters(cmd)) => with_state_path(&cli.config, |p| match cmd {
+                DeadLetters::List { json } => crate::ops::list(p, json),
+                DeadLetters::Retry { id, all } => crate::ops::retry(p, id.as_deref(), all),
+                DeadLetters::Ignore { id, reason } => crate::ops::ignore(p, &id, &reason),
+            }),
             None => sync_command(&cli).await,
         }
     })
+}
+
+/// Runs an operator command on the configured state file. Only `state.path` is needed, so the
+/// tokens need not be present (they may live in systemd credentials only the service sees).
+fn with_state_path(config: &Path, f: impl FnOnce(&Path) -> i32) -> i32 {
+    match config::load_raw(Some(config)) {
+        Ok(raw) => f(Path::new(&raw.state.path)),
+        Err(e) => {
+            eprint!("{e}");
+            EXIT_USAGE
+        }
+    }
 }
 
 fn check_config(path: &Path) -> i32 {
@@ -167,7 +217,25 @@ async fn sync_command(cli: &Cli) -> i32 {
     ctx.reveal = cli.reveal;
     let opts = RunOptions { since, poll: None };
     if cli.once || cli.dry_run {
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !cli.dry_run {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            pb.enable_steady_tick(std::time::Duration::from_millis(200));
+            ctx.progress = Some(pb);
+        }
+        // SIGTERM/SIGINT: finish the page in hand and stop; the state stays consistent.
+        let stop = ctx.stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
         let report = sync::run_once(&ctx, &opts).await;
+        if let Some(pb) = &ctx.progress {
+            pb.finish_and_clear();
+        }
         if let Some(e) = &report.error {
             eprintln!("error: {e}");
         }
@@ -176,42 +244,24 @@ async fn sync_command(cli: &Cli) -> i32 {
         }
         return report.exit_code;
     }
-    daemon(ctx, opts).await
+    if opts.since.is_some() {
+        eprintln!("error: --since needs --once (a backfill is one cycle) or --dry-run");
+        return EXIT_USAGE;
+    }
+    daemon(ctx).await
 }
 
-/// Daemon mode: flow A on its schedule until SIGTERM/SIGINT.
-async fn daemon(ctx: Context, opts: RunOptions) -> i32 {
-    let schedule = &ctx.config.sync.schedules.place_loans;
-    tracing::info!(event = "daemon_started", "daemon started");
-    let mut first = Some(opts);
-    loop {
-        let now = ctx.clock.now_zoned();
-        let next = match schedule.find_next_occurrence(&now, false) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!(event = "schedule_error", error = %e, "no next run time");
-                return EXIT_ATTENTION;
-            }
-        };
-        let wait = now.duration_until(&next).unsigned_abs();
-        tokio::select! {
-            _ = shutdown_signal() => {
-                tracing::info!(event = "daemon_stopped", "shutdown requested; exiting");
-                return EXIT_OK;
-            }
-            _ = tokio::time::sleep(wait) => {}
+/// Daemon mode: the listener on `webhook.listen`, every job on its schedule, until SIGTERM/SIGINT.
+async fn daemon(ctx: Context) -> i32 {
+    let addr = ctx.config.webhook.listen;
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on webhook.listen = {addr}: {e}");
+            return EXIT_ATTENTION;
         }
-        let opts = first.take().unwrap_or_default();
-        let report = tokio::select! {
-            r = sync::run_once(&ctx, &opts) => r,
-        };
-        tracing::info!(
-            event = "cycle_done",
-            exit_code = report.exit_code,
-            placed = report.place_loans.placed,
-            "cycle done"
-        );
-    }
+    };
+    crate::daemon::run(ctx, listener, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -14,6 +14,9 @@
 //! - [`store`]: SQLite state — cursors, loans, runs — and all of the crate's SQL.
 //! - [`sync`]: the flows (A loans out, C repayments out, B recoveries in), ledger delivery, the
 //!   `--once` cycle.
+//! - [`daemon`]: daemon mode — listener, jobs, watchdog, the one shutdown path.
+//! - [`ops`]: operator commands on the state (`status`, `dead-letters`).
+//! - [`schedule`]: the jobs and their cron loop (daemon mode).
 //! - [`server`]: the daemon's HTTP listener (Credgenics webhook, health).
 //! - [`sandbox`]: fake Crego and Credgenics servers for the demo, tests and benchmarks.
 //! - [`cli`]: the command line and the entry point `run`; [`demo`]: the guided sandbox run.
@@ -24,11 +27,14 @@ pub mod clock;
 pub mod config;
 pub mod credgenics;
 pub mod crego;
+pub mod daemon;
 pub mod demo;
 pub mod http;
 pub mod mapping;
 pub mod money;
+pub mod ops;
 pub mod sandbox;
+pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod sync;

@@ -51,6 +51,7 @@ pub fn loan_updated(loan_id: &str, keys: &[String]) {
 }
 
 pub fn loan_rejected(loan_id: &str, reason: &str) {
+    let reason = mask_digits(reason);
     tracing::warn!(event = "loan_rejected", loan_id, reason, "loan rejected");
 }
 
@@ -135,4 +136,76 @@ mod tests {
         assert_eq!(m["co_applicant"][0]["co_applicant_contact_number"], "******4470");
         assert_eq!(m["loan_id"], "X1");
     }
+
+    #[test]
+    fn masks_digit_runs_in_text() {
+        assert_eq!(
+            mask_digits("Invalid Mobile numbers, [9876543210]"),
+            "Invalid Mobile numbers, [******3210]"
+        );
+        assert_eq!(mask_digits("2026-11-01 dpd 45"), "2026-11-01 dpd 45");
+    }
+}
+
+/// Metric names, in one place so they cannot drift. All are prefixed `ccsync_`.
+pub mod metric {
+    /// Counter, labels `api`, `status` (HTTP status or `error`).
+    pub const HTTP_REQUESTS: &str = "ccsync_http_requests_total";
+    /// Counter, label `api`.
+    pub const HTTP_RETRIES: &str = "ccsync_http_retries_total";
+    /// Counter, label `api`: requests that had to wait for the rate ceiling.
+    pub const RATE_LIMIT_WAITS: &str = "ccsync_rate_limit_waits_total";
+    /// Histogram, label `job`.
+    pub const JOB_DURATION: &str = "ccsync_job_duration_seconds";
+    /// Counter, labels `job`, `outcome` (`ok` / `error`).
+    pub const JOB_RUNS: &str = "ccsync_job_runs_total";
+    /// Gauge, label `job`: epoch seconds of the last successful run.
+    pub const JOB_LAST_SUCCESS: &str = "ccsync_job_last_success_timestamp_seconds";
+    /// Gauge, label `state`.
+    pub const LOANS: &str = "ccsync_loans";
+    /// Gauge, labels `direction`, `state`.
+    pub const LEDGER_ROWS: &str = "ccsync_ledger_rows";
+    /// Gauge, label `stream`: seconds since the stream was last read to its end.
+    pub const CURSOR_LAG: &str = "ccsync_cursor_lag_seconds";
+    /// Counter, label `outcome`.
+    pub const WEBHOOKS: &str = "ccsync_webhooks_total";
+}
+
+static PROMETHEUS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+    std::sync::OnceLock::new();
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Masks runs of 6 or more digits (phone, Aadhaar, account numbers) in free text bound for logs:
+/// `Invalid Mobile numbers, [9876543210]` → `Invalid Mobile numbers, [******3210]`.
+pub fn mask_digits(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 6 {
+            out.push_str(&mask_phones(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for ch in text.chars() {
+        if ch.is_ascii_digit() {
+            run.push(ch);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(ch);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }

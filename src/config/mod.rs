@@ -66,6 +66,30 @@ pub struct RawConfig {
     pub mapping: RawMapping,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub daemon: RawDaemon,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    #[serde(default = "d_grace")]
+    pub shutdown_grace_secs: u64,
+    #[serde(default = "d_stuck")]
+    pub stuck_after_secs: u64,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("all daemon keys have defaults")
+    }
+}
+
+fn d_grace() -> u64 {
+    30
+}
+fn d_stuck() -> u64 {
+    7200
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,6 +419,15 @@ pub struct Config {
     pub webhook: WebhookConfig,
     pub mapping: Mapping,
     pub log: LogConfig,
+    pub daemon: DaemonConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// How long SIGTERM waits for the in-flight batch before exiting anyway.
+    pub shutdown_grace: Duration,
+    /// `/readyz` fails when a stream has not been read to its end for this long.
+    pub stuck_after_secs: f64,
 }
 
 /// Reads the file (if given) and the environment into the raw form. Errors name the key.
@@ -600,7 +633,14 @@ impl RawConfig {
             webhook,
             mapping: raw_mapping,
             log,
+            daemon,
         } = self;
+        if daemon.shutdown_grace_secs == 0 || daemon.shutdown_grace_secs > 3600 {
+            c.problem("daemon.shutdown_grace_secs", "must be between 1 and 3600");
+        }
+        if daemon.stuck_after_secs < 60 {
+            c.problem("daemon.stuck_after_secs", "must be at least 60");
+        }
 
         if state.path.trim().is_empty() {
             c.problem("state.path", "is required");
@@ -766,6 +806,10 @@ impl RawConfig {
             log: LogConfig {
                 level: log.level,
                 format,
+            },
+            daemon: DaemonConfig {
+                shutdown_grace: Duration::from_secs(daemon.shutdown_grace_secs),
+                stuck_after_secs: daemon.stuck_after_secs as f64,
             },
         })
     }

@@ -142,7 +142,9 @@ pub struct ApiStats {
 }
 
 impl ApiStats {
-    fn count_status(&self, status: &str) {
+    fn count_status(&self, api: Api, status: &str) {
+        metrics::counter!(telemetry::metric::HTTP_REQUESTS, "api" => api.name(), "status" => status.to_string())
+            .increment(1);
         let mut m = self.by_status.lock().expect("stats lock");
         *m.entry(status.to_string()).or_default() += 1;
     }
@@ -244,6 +246,7 @@ impl ApiClient {
             })
             .notify(|e: &ApiError, d| {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(telemetry::metric::HTTP_RETRIES, "api" => self.api.name()).increment(1);
                 if matches!(e, ApiError::RateLimited { .. }) {
                     self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
                 }
@@ -261,7 +264,10 @@ impl ApiClient {
     ) -> Result<Response, ApiError> {
         let api = self.api;
         let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
-        self.limiter.until_ready().await;
+        if self.limiter.check().is_err() {
+            metrics::counter!(telemetry::metric::RATE_LIMIT_WAITS, "api" => api.name()).increment(1);
+            self.limiter.until_ready().await;
+        }
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         let mut q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         q.extend(self.extra_query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -282,12 +288,12 @@ impl ApiClient {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                self.stats.count_status("error");
+                self.stats.count_status(api, "error");
                 return Err(transport_error(api, &e));
             }
         };
         let status = resp.status();
-        self.stats.count_status(status.as_str());
+        self.stats.count_status(api, status.as_str());
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)

@@ -30,6 +30,8 @@ pub const RECORD_EXAMPLE: &str = include_str!("../../fixtures/crego_record.json"
 pub struct SandboxConfig {
     pub crego_token: String,
     pub credgenics_token: String,
+    /// The token the daemon's webhook listener expects (written into `config_toml`).
+    pub webhook_token: String,
     /// Requests per second each fake accepts before answering 429 (None: unlimited).
     pub crego_rps: Option<u32>,
     pub credgenics_rps: Option<u32>,
@@ -41,6 +43,7 @@ impl Default for SandboxConfig {
         Self {
             crego_token: "sandbox-crego-token".into(),
             credgenics_token: "sandbox-credgenics-token".into(),
+            webhook_token: "sandbox-webhook-token".into(),
             crego_rps: None,
             credgenics_rps: None,
             seed: SeedSpec::default(),
@@ -109,6 +112,8 @@ pub struct SandboxState {
     next_payment_id: u64,
     pub requests: Vec<RecordedRequest>,
     pub fail_next: BTreeMap<&'static str, VecDeque<InjectedFailure>>,
+    /// Added latency per API (tests of slow runs).
+    pub delay: BTreeMap<&'static str, Duration>,
     windows: BTreeMap<&'static str, VecDeque<Instant>>,
     last_stamp: f64,
 }
@@ -502,7 +507,16 @@ pub(crate) async fn gatekeeper(
             .await;
     }
     let target = format!("{} {}", rec.method, rec.path);
-    let refused = gate.shared.lock().gate(gate.api.name(), &target, gate.rps());
+    let (refused, delay) = {
+        let mut s = gate.shared.lock();
+        (
+            s.gate(gate.api.name(), &target, gate.rps()),
+            s.delay.get(gate.api.name()).copied(),
+        )
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     let resp = if let Some(f) = refused.as_ref().filter(|f| f.after_serving) {
         let served = next
             .run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
@@ -568,6 +582,7 @@ path = "{state}"
 [crego]
 base_url = "{crego}"
 bearer_token = "{ct}"
+page_size = 100
 requests_per_second = 200
 max_in_flight = 8
 timeout_secs = 5
@@ -583,12 +598,14 @@ connect_timeout_secs = 2
 
 [webhook]
 listen = "127.0.0.1:0"
+token = "{wt}"
 "#,
             state = state_path.display().to_string().replace('\\', "\\\\"),
             crego = self.crego_url(),
             ct = self.config().crego_token,
             cg = self.credgenics_url(),
             gt = self.config().credgenics_token,
+            wt = self.config().webhook_token,
         )
     }
 
@@ -647,6 +664,11 @@ pub(crate) async fn emit_webhook(shared: &Shared, body: Value) {
 }
 
 impl Sandbox {
+    /// Adds `delay` before every answer of `api`.
+    pub fn set_delay(&self, api: Api, delay: Duration) {
+        self.state().delay.insert(api.name(), delay);
+    }
+
     /// Sends every payment webhook to `url` with `token` from now on.
     pub fn set_webhook_target(&self, url: &str, token: &str) {
         self.state().webhook_target = Some((url.to_string(), token.to_string()));

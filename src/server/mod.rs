@@ -1,5 +1,6 @@
-//! The daemon's HTTP listener: the Credgenics `payment` webhook (`POST /webhooks/credgenics`) and
-//! `/healthz`. A webhook is authenticated by `X-Webhook-Token` or `?token=` (constant-time
+//! The daemon's HTTP listener: the Credgenics `payment` webhook (`POST /webhooks/credgenics`),
+//! `/healthz` (the process is up), `/readyz` (the state answers and no stream is stuck) and
+//! `/metrics` (Prometheus text). A webhook is authenticated by `X-Webhook-Token` or `?token=` (constant-time
 //! compare), limited to 1 MiB, and committed to the state before it is answered 200.
 
 use std::collections::HashMap;
@@ -37,6 +38,8 @@ pub fn router(state: ServerState) -> Router {
     Router::new()
         .route(WEBHOOK_PATH, post(webhook).layer(DefaultBodyLimit::max(BODY_LIMIT)))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .with_state(state)
 }
 
@@ -96,6 +99,8 @@ async fn webhook(
     let text = String::from_utf8_lossy(&body);
     match take_webhook_payment(&state.config, &state.store, &state.clock, &text, data) {
         Ok(fate) => {
+            metrics::counter!(crate::telemetry::metric::WEBHOOKS, "outcome" => format!("{fate:?}").to_lowercase())
+                .increment(1);
             let status = match fate {
                 PaymentFate::Queued => "accepted",
                 PaymentFate::Echo => "ignored: pushed by this daemon",
@@ -111,5 +116,63 @@ async fn webhook(
                 json!({"error": "could not store the event"}),
             )
         }
+    }
+}
+
+/// Why the daemon is not ready, if it is not: the state does not answer, or a stream has not been
+/// read to its end for longer than `daemon.stuck_after_secs`.
+pub fn not_ready(config: &Config, store: &Store, now: f64) -> Option<String> {
+    let streams = match store.streams() {
+        Ok(s) => s,
+        Err(e) => return Some(format!("state does not answer: {e}")),
+    };
+    let limit = config.daemon.stuck_after_secs;
+    let stuck: Vec<String> = streams
+        .iter()
+        .filter_map(|(name, _, _, checked)| {
+            let age = now - checked.unwrap_or(0.0);
+            (age > limit)
+                .then(|| format!("cursor `{name}` stuck: not read to its end for {age:.0} s (limit {limit:.0} s)"))
+        })
+        .collect();
+    (!stuck.is_empty()).then(|| stuck.join("; "))
+}
+
+async fn readyz(State(state): State<ServerState>) -> Response {
+    let now = state.clock.now().as_millisecond() as f64 / 1000.0;
+    match not_ready(&state.config, &state.store, now) {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
+    }
+}
+
+/// Sets the gauges read from the state, then renders every metric.
+async fn metrics_text(State(state): State<ServerState>) -> Response {
+    use crate::telemetry::metric;
+    let now = state.clock.now().as_millisecond() as f64 / 1000.0;
+    if let Ok(counts) = state.store.loan_counts() {
+        for s in ["uploading", "placed", "cured", "closed", "rejected"] {
+            metrics::gauge!(metric::LOANS, "state" => s).set(counts.get(s).copied().unwrap_or(0) as f64);
+        }
+    }
+    if let Ok(counts) = state.store.ledger_counts() {
+        for d in ["credgenics", "crego"] {
+            for s in ["pending", "in_flight", "done", "dead", "ignored"] {
+                let n = counts.get(&(d.to_string(), s.to_string())).copied().unwrap_or(0);
+                metrics::gauge!(metric::LEDGER_ROWS, "direction" => d, "state" => s).set(n as f64);
+            }
+        }
+    }
+    if let Ok(streams) = state.store.streams() {
+        for (name, _, _, checked) in streams {
+            metrics::gauge!(metric::CURSOR_LAG, "stream" => name).set(now - checked.unwrap_or(0.0));
+        }
+    }
+    match crate::telemetry::prometheus() {
+        Some(handle) => {
+            handle.run_upkeep();
+            ([("content-type", "text/plain; version=0.0.4")], handle.render()).into_response()
+        }
+        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable\n").into_response(),
     }
 }

@@ -303,6 +303,43 @@ impl Store {
         Ok(())
     }
 
+    /// Dead rows not ignored, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<LedgerRow>, StoreError> {
+        let sql = format!("SELECT {COLS} FROM ledger WHERE state = 'dead' AND ignored_reason IS NULL ORDER BY id");
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Operator: a dead row goes back to pending, to be mapped again from its source and sent on
+    /// the next run. False when no such dead row.
+    pub fn retry_dead(&self, id: i64, now: f64) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE ledger SET state = 'pending', payload = NULL, next_attempt_at = 0,
+                    last_error = dead_reason, dead_reason = NULL, ignored_reason = NULL, updated_at = ?2
+             WHERE id = ?1 AND state = 'dead'",
+            params![id, now],
+        )? > 0)
+    }
+
+    /// Operator: set a dead row aside (it stops counting as unresolved). False when no such row.
+    pub fn ignore_dead(&self, id: i64, reason: &str, now: f64) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE ledger SET ignored_reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'dead'",
+            params![id, reason, now],
+        )? > 0)
+    }
+
+    /// Stores a payload mapped again (after an operator's retry).
+    pub fn ledger_set_payload(&self, id: i64, payload: &Value, reference: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE ledger SET payload = ?2, reference = ?3 WHERE id = ?1",
+            params![id, payload.to_string(), reference],
+        )?;
+        Ok(())
+    }
+
     /// Counts by (direction, state); ignored dead rows count as `ignored`.
     pub fn ledger_counts(&self) -> Result<BTreeMap<(String, String), u64>, StoreError> {
         let conn = self.conn();

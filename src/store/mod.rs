@@ -36,6 +36,15 @@ pub enum StoreError {
     Migration(#[from] refinery::Error),
 }
 
+/// A rejected loan: (loan id, lead id, borrower-program id, error).
+pub type RejectedLoan = (String, String, String, Option<String>);
+/// A run: (id, job, started, finished, outcome).
+pub type RunRow = (i64, String, f64, Option<f64>, Option<String>);
+/// A stream: (name, cursor, when the cursor last moved, when last read to its end).
+pub type StreamRow = (String, f64, f64, Option<f64>);
+/// A job: (name, last slot, last success, last error).
+pub type JobRow = (String, f64, Option<f64>, Option<String>);
+
 /// Lifecycle of a loan at Credgenics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LoanState {
@@ -167,6 +176,30 @@ impl Store {
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            _lock: None,
+        })
+    }
+
+    /// Opens an existing state file for an operator command (`status`, `dead-letters`) while a
+    /// daemon may be running: no lock file, no migration; SQLite serialises the writes.
+    pub fn open_shared(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no state file here (has the daemon run yet?)",
+                ),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
         Ok(Self {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -421,10 +454,124 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Loans in doubt, or rejected and not ignored by an operator.
+    pub fn loans_unresolved(&self) -> Result<u64, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM loans WHERE state = 'uploading' OR (state = 'rejected' AND ignored_reason IS NULL)",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Rejected loans not ignored: (loan id, lead id, borrower-program id, error).
+    pub fn rejected_loans(&self) -> Result<Vec<RejectedLoan>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT loan_id, lead_id, borrower_program_id, last_error FROM loans
+             WHERE state = 'rejected' AND ignored_reason IS NULL ORDER BY loan_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Operator: set a rejected loan aside. False when no such rejected loan.
+    pub fn ignore_loan(&self, loan_id: &str, reason: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE loans SET ignored_reason = ?2 WHERE loan_id = ?1 AND state = 'rejected'",
+            params![loan_id, reason],
+        )? > 0)
+    }
+
+    /// Operator: send a rejected loan again on the next run (its line is read afresh).
+    pub fn resync_loan(&self, loan_id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE loans SET resync = 1, rejected_hash = NULL, ignored_reason = NULL
+             WHERE loan_id = ?1 AND state = 'rejected'",
+            params![loan_id],
+        )? > 0)
+    }
+
+    /// Loans an operator asked to send again: (loan id, lead id, borrower-program id).
+    pub fn loans_to_resync(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT loan_id, lead_id, borrower_program_id FROM loans WHERE resync = 1")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn resync_done(&self, loan_id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("UPDATE loans SET resync = 0 WHERE loan_id = ?1", [loan_id])?;
+        Ok(())
+    }
+
+    /// Loans cured in the LMS while still open at Credgenics (no API closes them): for a person.
+    pub fn cured_loans(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT loan_id FROM loans WHERE state = 'cured' ORDER BY loan_id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The last `n` runs: (id, job, started, finished, outcome).
+    pub fn last_runs(&self, n: u32) -> Result<Vec<RunRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id, job, started_at, finished_at, outcome FROM runs ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map([n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn loan_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT state, count(*) FROM loans GROUP BY state")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // --- streams, jobs ----------------------------------------------------------------------------
+
+    /// Notes that `stream` was just read to its end with nothing left behind.
+    pub fn mark_stream_checked(&self, stream: &str, now: f64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO cursors (stream, value, advanced_at, checked_at) VALUES (?1, 0, ?2, ?2)
+             ON CONFLICT (stream) DO UPDATE SET checked_at = ?2",
+            params![stream, now],
+        )?;
+        Ok(())
+    }
+
+    /// Every stream: (name, cursor value, when the cursor last moved, when last read to its end).
+    pub fn streams(&self) -> Result<Vec<StreamRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT stream, value, advanced_at, checked_at FROM cursors ORDER BY stream")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn last_slot(&self, job: &str) -> Result<Option<f64>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT last_slot FROM job_slots WHERE job = ?1", [job], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Records that `job` ran for `slot`, and how it went.
+    pub fn record_job(&self, job: &str, slot: f64, error: Option<&str>, now: f64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO job_slots (job, last_slot, last_ok_at, last_error) VALUES (?1, ?2, CASE WHEN ?3 IS NULL THEN ?4 END, ?3)
+             ON CONFLICT (job) DO UPDATE SET last_slot = max(last_slot, ?2),
+               last_ok_at = CASE WHEN ?3 IS NULL THEN ?4 ELSE last_ok_at END, last_error = ?3",
+            params![job, slot, error, now],
+        )?;
+        Ok(())
+    }
+
+    /// Every job: (name, last slot, last success, last error).
+    pub fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT job, last_slot, last_ok_at, last_error FROM job_slots ORDER BY job")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -40,6 +40,12 @@ pub async fn deliver(ctx: &Context, direction: Direction, stats: &mut DeliverySt
     if ctx.dry_run {
         return Ok(());
     }
+    // One delivery per direction at a time, whichever job asks: a row is never sent twice by
+    // two runs reading it as pending together.
+    let _one = match direction {
+        Direction::ToCredgenics => ctx.locks.deliver_credgenics.lock().await,
+        Direction::ToCrego => ctx.locks.deliver_crego.lock().await,
+    };
     let now = ctx.now_secs();
     for row in ctx.store.ledger_in_state(direction, LedgerState::InFlight, now)? {
         match lookup(ctx, &row).await {
@@ -63,22 +69,27 @@ pub async fn deliver(ctx: &Context, direction: Direction, stats: &mut DeliverySt
         Direction::ToCredgenics => ctx.config.credgenics.limits.max_in_flight,
         Direction::ToCrego => ctx.config.crego.limits.max_in_flight,
     };
-    let results: Vec<(LedgerRow, Result<Sent, SyncError>)> = futures::stream::iter(pending)
+    let mut results = futures::stream::iter(pending)
         .map(|row| async move {
+            if ctx.stopping() {
+                // Shutting down: unsent rows simply stay pending.
+                return (row, None);
+            }
             let r = send(ctx, &row).await;
-            (row, r)
+            (row, Some(r))
         })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+        .buffer_unordered(concurrency);
     let mut first_error = None;
-    for (row, r) in results {
+    // Each outcome is recorded as soon as it is known, not at the end of the batch.
+    while let Some((row, r)) = results.next().await {
         match r {
-            Ok(outcome) => record(ctx, &row, outcome, stats)?,
-            Err(e) => {
+            None => {}
+            Some(Ok(outcome)) => record(ctx, &row, outcome, stats)?,
+            Some(Err(e)) => {
                 first_error.get_or_insert(e);
             }
         }
+        ctx.progressed(|| format!("delivering to {}: {} sent", direction.as_str(), stats.sent));
     }
     match first_error {
         Some(e) => Err(e),
@@ -89,8 +100,18 @@ pub async fn deliver(ctx: &Context, direction: Direction, stats: &mut DeliverySt
 /// Marks the row in flight, sends it, and classifies the answer. A refused credential is an error
 /// (the row goes back to pending: a 401 proves nothing was written).
 async fn send(ctx: &Context, row: &LedgerRow) -> Result<Sent, SyncError> {
-    let Some(payload) = &row.payload else {
-        return Ok(Sent::Dead("no payload was mapped for this row".into()));
+    let remapped;
+    let payload = match &row.payload {
+        Some(p) => p,
+        None => match remap(ctx, row)? {
+            // An operator's retry: mapped again from the source with the current mapping.
+            Ok((p, reference)) => {
+                ctx.store.ledger_set_payload(row.id, &p, &reference)?;
+                remapped = p;
+                &remapped
+            }
+            Err(reason) => return Ok(Sent::Dead(reason)),
+        },
     };
     ctx.store.ledger_in_flight(row.id, ctx.now_secs())?;
     let result = match row.direction {
@@ -142,7 +163,7 @@ fn record(ctx: &Context, row: &LedgerRow, outcome: Sent, stats: &mut DeliverySta
             ctx.store.ledger_dead(row.id, &reason, now)?;
             stats.dead += 1;
             tracing::warn!(event = "payment_dead", direction = row.direction.as_str(), loan_id = %row.loan_id,
-                reason = %reason, "payment rejected; moved to dead letters");
+                reason = %crate::telemetry::mask_digits(&reason), "payment rejected; moved to dead letters");
         }
         Sent::RetryLater(error) => {
             let next = now + retry_delay(ctx, row.attempts + 1);
@@ -157,6 +178,35 @@ fn record(ctx: &Context, row: &LedgerRow, outcome: Sent, stats: &mut DeliverySta
         }
     }
     Ok(())
+}
+
+/// Maps a row again from its source (payload and reference), or says why it cannot be.
+fn remap(ctx: &Context, row: &LedgerRow) -> Result<Result<(Value, String), String>, SyncError> {
+    let Some(loan) = ctx.store.loan(&row.loan_id)? else {
+        return Ok(Err(format!("loan {} is not in the state", row.loan_id)));
+    };
+    let fresh = match row.direction {
+        Direction::ToCredgenics => {
+            let mut stats = Default::default();
+            super::push_repayments::build_rows(ctx, vec![(row.source.clone(), loan)], &mut stats)?.pop()
+        }
+        Direction::ToCrego => {
+            let origin = if row.origin == "credgenics_webhook" {
+                "credgenics_webhook"
+            } else {
+                "credgenics_poll"
+            };
+            super::pull_recoveries::payment_row(&ctx.config, &ctx.store, &ctx.clock, &loan, &row.source, origin)?
+        }
+    };
+    Ok(match fresh {
+        None => Err("the payment is now recognised as one this daemon wrote (an echo)".into()),
+        Some(r) => match (r.payload, r.dead_reason) {
+            (Some(p), None) => Ok((p, r.reference)),
+            (_, Some(reason)) => Err(reason),
+            (None, None) => Err("the mapping produced no payload".into()),
+        },
+    })
 }
 
 /// Growing delay between attempts of a row, capped.

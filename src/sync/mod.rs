@@ -14,6 +14,7 @@ pub mod pull_recoveries;
 pub mod push_repayments;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -23,7 +24,7 @@ use crate::config::Config;
 use crate::credgenics::CredgenicsClient;
 use crate::crego::CregoClient;
 use crate::http::{ApiClient, ApiError};
-use crate::store::{LoanState, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub use place_loans::FlowAStats;
 pub use pull_recoveries::{FlowBStats, Poll};
@@ -40,6 +41,25 @@ pub struct Context {
     pub dry_run: bool,
     /// `--reveal`: print personal data in dry-run payloads unmasked.
     pub reveal: bool,
+    /// Serialises the runs that may not overlap: flow A (place loans and reconcile share it) and
+    /// each delivery direction.
+    pub locks: Locks,
+    /// Set by the shutdown path: flows stop between pages, unsent rows stay pending.
+    pub stop: Arc<AtomicBool>,
+    /// Updated whenever a flow makes progress (the systemd watchdog is pinged only while it moves).
+    pub heartbeat: Arc<AtomicU64>,
+    /// The terminal progress bar of `--once`, when there is a terminal.
+    pub progress: Option<indicatif::ProgressBar>,
+}
+
+/// The mutual exclusions between jobs.
+#[derive(Default)]
+pub struct Locks {
+    pub flow_a: tokio::sync::Mutex<()>,
+    pub flow_c: tokio::sync::Mutex<()>,
+    pub poll: tokio::sync::Mutex<()>,
+    pub deliver_credgenics: tokio::sync::Mutex<()>,
+    pub deliver_crego: tokio::sync::Mutex<()>,
 }
 
 impl Context {
@@ -54,7 +74,26 @@ impl Context {
             clock,
             dry_run: false,
             reveal: false,
+            locks: Locks::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+            heartbeat: Arc::new(AtomicU64::new(0)),
+            progress: None,
         })
+    }
+
+    /// Whether a shutdown was asked for: stop at the next safe point.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Marks progress (watchdog) and shows `message` on the progress bar, if any.
+    pub fn progressed(&self, message: impl FnOnce() -> String) {
+        self.heartbeat
+            .store(self.clock.now().as_second().max(0) as u64, Ordering::Relaxed);
+        if let Some(pb) = &self.progress {
+            pb.set_message(message());
+            pb.tick();
+        }
     }
 
     /// Epoch seconds of "now" as the state records times.
@@ -134,7 +173,13 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     });
     let result = async {
         place_loans::run(ctx, opts.since, &mut a).await?;
+        if ctx.stopping() {
+            return Ok(());
+        }
         push_repayments::run(ctx, opts.since, &mut c).await?;
+        if ctx.stopping() {
+            return Ok(());
+        }
         pull_recoveries::run(ctx, poll, &mut b).await
     }
     .await;
@@ -165,12 +210,7 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
 
 /// Loans whose last write is in doubt or was rejected, plus payments still owed.
 pub fn unresolved(store: &Store) -> Result<u64, StoreError> {
-    let counts = store.loan_counts()?;
-    let loans: u64 = [LoanState::Uploading, LoanState::Rejected]
-        .iter()
-        .map(|s| counts.get(s.as_str()).copied().unwrap_or(0))
-        .sum();
-    Ok(loans + store.ledger_unresolved()?)
+    Ok(store.loans_unresolved()? + store.ledger_unresolved()?)
 }
 
 /// The poll reads loans not read since the poll schedule's last slot.

@@ -93,8 +93,11 @@ impl FlowAStats {
 /// One run of flow A: in-doubt uploads first, then the change stream from the cursor (or from
 /// `since`). A refused credential stops it with an error; everything else is counted.
 pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> Result<(), SyncError> {
+    // Place-loans and reconcile both run this flow: never at the same time.
+    let _flow = ctx.locks.flow_a.lock().await;
     if !ctx.dry_run {
         resolve_in_doubt(ctx, stats).await?;
+        resync_requested(ctx, stats).await?;
     }
     let overlap = ctx.config.sync.cursor_overlap_secs;
     let from = match since {
@@ -129,8 +132,9 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
             .iter()
             .map(|i| i.updated_at)
             .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
-        let outcomes: Vec<(usize, Result<Outcome, SyncError>)> = futures::stream::iter(items.iter().enumerate())
-            .map(|(idx, item)| async move { (idx, process_line(ctx, item, backfill).await) })
+        let items_ref = &items;
+        let outcomes: Vec<(usize, Result<Outcome, SyncError>)> = futures::stream::iter(0..items.len())
+            .map(|idx| async move { (idx, process_line(ctx, &items_ref[idx], backfill).await) })
             .buffer_unordered(concurrency)
             .collect()
             .await;
@@ -166,10 +170,26 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
             ctx.store.commit_page(STREAM, cursor, &done, overlap, ctx.now_secs())?;
             telemetry::page_done(STREAM, page, items.len(), cursor.unwrap_or(from));
         }
+        ctx.progressed(|| {
+            format!(
+                "A: {} lines read, {} placed, {} updated, {} rejected",
+                stats.scanned,
+                stats.placed + stats.new_allocations,
+                stats.updated,
+                stats.rejected
+            )
+        });
         if !p.has_next {
             break;
         }
+        if ctx.stopping() {
+            // Shutting down: the page is committed; the rest is read on the next run.
+            return Ok(());
+        }
         page += 1;
+    }
+    if blocked_at.is_none() && !ctx.dry_run {
+        ctx.store.mark_stream_checked(STREAM, ctx.now_secs())?;
     }
     Ok(())
 }
@@ -584,6 +604,40 @@ fn reject_unmapped(
     loan.updated_at = ctx.now_secs();
     ctx.store.save_loan(&loan, false)?;
     Ok(Outcome::Rejected)
+}
+
+/// Rejected loans an operator asked to send again (`dead-letters retry`): their line is read
+/// afresh from the lead's programs and processed as if it had changed.
+async fn resync_requested(ctx: &Context, stats: &mut FlowAStats) -> Result<(), SyncError> {
+    for (loan_id, lead_id, bp) in ctx.store.loans_to_resync()? {
+        let programs = match ctx.crego.programs(&lead_id).await {
+            Ok(p) => p,
+            Err(e) if e.is_auth() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(event = "resync_failed", loan_id = %loan_id, error = %e, "resync left for the next run");
+                continue;
+            }
+        };
+        let Some(mut line) = programs
+            .into_iter()
+            .find(|p| p["id"] == bp.as_str())
+            .map(|p| p["line_detail"].clone())
+        else {
+            tracing::error!(event = "resync_failed", loan_id = %loan_id, "borrower-program no longer listed by its lead");
+            continue;
+        };
+        line["lead_id"] = Value::String(lead_id.clone());
+        line["borrower_program_id"] = Value::String(bp.clone());
+        match LineItem::from_value(line) {
+            Ok(item) => {
+                let outcome = process_line(ctx, &item, true).await?;
+                stats.count(&outcome);
+                ctx.store.resync_done(&loan_id)?;
+            }
+            Err(e) => tracing::error!(event = "resync_failed", loan_id = %loan_id, error = %e, "line unreadable"),
+        }
+    }
+    Ok(())
 }
 
 /// Uploads left in doubt by an earlier run (a timeout, a 5xx, a crash): look at Credgenics first,

@@ -199,16 +199,21 @@ pub async fn run(ctx: &Context, poll: Poll, stats: &mut FlowBStats) -> Result<()
         Poll::All => Some(f64::INFINITY),
     };
     if let Some(since) = since {
+        let _poll = ctx.locks.poll.lock().await;
         let loans = ctx.store.loans_to_poll(since)?;
         let concurrency = ctx.config.credgenics.limits.max_in_flight;
         let mut results = futures::stream::iter(loans)
             .map(|loan| async move {
+                if ctx.stopping() {
+                    return (loan, None);
+                }
                 let r = ctx.credgenics.payment_history(&loan.loan_id).await;
-                (loan, r)
+                (loan, Some(r))
             })
             .buffer_unordered(concurrency);
         let mut auth_error = None;
         while let Some((loan, r)) = results.next().await {
+            let Some(r) = r else { continue };
             let history = match r {
                 Ok(h) => h.unwrap_or_default(),
                 Err(e) if e.is_auth() => {
@@ -234,6 +239,7 @@ pub async fn run(ctx: &Context, poll: Poll, stats: &mut FlowBStats) -> Result<()
             }
             stats.queued += ctx.store.insert_ledger_rows(&rows, ctx.now_secs())? as u64;
             ctx.store.set_polled(&loan.loan_id, ctx.now_secs())?;
+            ctx.progressed(|| format!("B: {} loans polled, {} recoveries queued", stats.polled, stats.queued));
         }
         if let Some(e) = auth_error {
             return Err(e.into());

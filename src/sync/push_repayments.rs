@@ -42,6 +42,7 @@ pub struct FlowCStats {
 
 /// One run of flow C: read the stream into the ledger, then deliver.
 pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> Result<(), SyncError> {
+    let flow = ctx.locks.flow_c.lock().await;
     let overlap = ctx.config.sync.cursor_overlap_secs;
     let from = match since {
         Some(s) => s,
@@ -83,11 +84,19 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
                 .commit_page_with_rows(STREAM, page_max, &seen, &rows, overlap, ctx.now_secs())?
                 as u64;
         }
+        ctx.progressed(|| format!("C: {} records read, {} payments queued", stats.scanned, stats.queued));
         if !p.has_next {
+            if !ctx.dry_run {
+                ctx.store.mark_stream_checked(STREAM, ctx.now_secs())?;
+            }
             break;
+        }
+        if ctx.stopping() {
+            return Ok(());
         }
         page += 1;
     }
+    drop(flow);
     deliver(ctx, Direction::ToCredgenics, &mut stats.delivery).await
 }
 
@@ -120,7 +129,7 @@ fn eligible(ctx: &Context, record: &Value, stats: &mut FlowCStats) -> Result<Opt
 
 /// Maps the page's eligible records into ledger rows. The latest repayment of a loan (by record
 /// date) whose line is no longer due is `Closed`; every other one is `Partially Recovered`.
-fn build_rows(
+pub(crate) fn build_rows(
     ctx: &Context,
     candidates: Vec<(Value, LoanRow)>,
     stats: &mut FlowCStats,

@@ -26,7 +26,7 @@ pub struct Harness {
     live: std::sync::Mutex<Option<Arc<Store>>>,
 }
 
-pub const WEBHOOK_TOKEN: &str = "hook-secret";
+pub const WEBHOOK_TOKEN: &str = "sandbox-webhook-token";
 
 impl Harness {
     pub async fn new(leads: usize, overdue_pct: u32) -> Self {
@@ -195,4 +195,45 @@ pub fn overdue_loan_ids(sb: &Sandbox) -> Vec<String> {
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_crego-credgenics-sync")
+}
+
+/// An in-process daemon (daemon mode) on a free port.
+pub struct Daemon {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    join: tokio::task::JoinHandle<i32>,
+}
+
+impl Daemon {
+    /// Asks it to stop (as SIGTERM does) and returns its exit code.
+    pub async fn stop(mut self) -> i32 {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.join.await.unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Harness {
+    /// Starts daemon mode in-process on the live state, with the harness's config.
+    pub async fn start_daemon(&self) -> Daemon {
+        let config = self.config();
+        let clock = Clock::system(config.sync.timezone.clone());
+        let ctx = Context::new(config, self.live_store(), clock).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let join = tokio::spawn(crego_credgenics_sync::daemon::run(ctx, listener, async move {
+            let _ = rx.await;
+        }));
+        Daemon {
+            addr,
+            stop: Some(tx),
+            join,
+        }
+    }
 }

@@ -1,0 +1,96 @@
+//! Daemon mode: the webhook listener all the time, every job on its schedule, one shutdown path.
+//!
+//! Start: the state is open (by the caller) and the listener bound, then systemd hears READY=1.
+//! The watchdog is pinged only while the loops make progress. SIGTERM/SIGINT (the `shutdown`
+//! future): scheduling stops, the in-flight batch finishes (flows stop between pages, unsent
+//! payments stay pending) within `daemon.shutdown_grace_secs`, the state is committed (every
+//! write is its own transaction), the listener closes, and the process exits 0.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::schedule::{Job, job_loop};
+use crate::server::{self, ServerState};
+use crate::sync::Context;
+
+/// Runs until `shutdown` completes; returns the exit code.
+pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> i32 {
+    let Some(token) = ctx.config.webhook.token.clone() else {
+        eprintln!("error: webhook.token (or webhook.token_file) is required to run the daemon's webhook listener");
+        return crate::cli::EXIT_USAGE;
+    };
+    crate::telemetry::prometheus();
+    let ctx = Arc::new(ctx);
+    let (close_tx, mut close_rx) = watch::channel(false);
+    let state = ServerState {
+        config: ctx.config.clone(),
+        store: ctx.store.clone(),
+        clock: ctx.clock.clone(),
+        token,
+    };
+    let addr = listener.local_addr().ok();
+    let server = tokio::spawn(server::serve(listener, state, async move {
+        let _ = close_rx.wait_for(|closed| *closed).await;
+    }));
+    tracing::info!(event = "daemon_started", listen = ?addr, "daemon started");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let watchdog = tokio::spawn(watchdog(ctx.clone()));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let jobs: Vec<_> = Job::ALL
+        .iter()
+        .map(|job| tokio::spawn(job_loop(ctx.clone(), *job, stop_rx.clone())))
+        .collect();
+
+    shutdown.await;
+    tracing::info!(
+        event = "daemon_stopping",
+        "shutdown requested: finishing the in-flight batch"
+    );
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    ctx.stop.store(true, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    let grace = ctx.config.daemon.shutdown_grace;
+    let drained = tokio::time::timeout(grace, futures::future::join_all(jobs))
+        .await
+        .is_ok();
+    if !drained {
+        tracing::warn!(
+            event = "daemon_grace_expired",
+            grace_secs = grace.as_secs(),
+            "in-flight batch did not finish in time; unsent work stays in the state"
+        );
+    }
+    let _ = close_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    watchdog.abort();
+    tracing::info!(event = "daemon_stopped", "daemon stopped");
+    crate::cli::EXIT_OK
+}
+
+/// Pings the systemd watchdog at half its interval, but only while the loops show progress.
+async fn watchdog(ctx: Arc<Context>) {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let interval = Duration::from_micros(usec);
+    loop {
+        tokio::time::sleep(interval / 2).await;
+        let last = ctx.heartbeat.load(Ordering::Relaxed) as i64;
+        let now = ctx.clock.now().as_second();
+        if now - last <= interval.as_secs().max(1) as i64 {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::error!(
+                event = "watchdog_withheld",
+                stalled_secs = now - last,
+                "no progress: watchdog not pinged"
+            );
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! Operator commands on the state file, safe while the daemon runs: `status` and
+//! `dead-letters list | retry | ignore`. They open the file without the daemon's lock; SQLite (WAL)
+//! serialises their few writes with the daemon's.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::cli::{EXIT_ATTENTION, EXIT_OK, EXIT_USAGE};
+use crate::store::{LedgerRow, Store};
+
+fn open(path: &Path) -> Result<Store, i32> {
+    Store::open_shared(path).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_ATTENTION
+    })
+}
+
+fn now() -> f64 {
+    jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
+}
+
+fn when(ts: Option<f64>) -> String {
+    match ts {
+        Some(t) if t > 0.0 => {
+            let age = (now() - t).max(0.0);
+            let at = jiff::Timestamp::from_millisecond((t * 1000.0) as i64)
+                .map(|x| x.to_string())
+                .unwrap_or_default();
+            format!("{at} ({} ago)", human_age(age))
+        }
+        _ => "never".into(),
+    }
+}
+
+fn human_age(secs: f64) -> String {
+    let s = secs as u64;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86400),
+    }
+}
+
+/// Everything `status` shows, as JSON.
+pub fn status_json(store: &Store) -> Result<Value, crate::store::StoreError> {
+    let streams: Vec<Value> = store
+        .streams()?
+        .into_iter()
+        .map(|(name, value, moved, checked)| {
+            json!({"stream": name, "cursor": value, "cursor_moved_at": moved, "read_to_end_at": checked})
+        })
+        .collect();
+    let ledger: Vec<Value> = store
+        .ledger_counts()?
+        .into_iter()
+        .map(|((direction, state), n)| json!({"direction": direction, "state": state, "count": n}))
+        .collect();
+    let jobs: Vec<Value> = store
+        .jobs()?
+        .into_iter()
+        .map(|(job, slot, ok, err)| json!({"job": job, "last_slot": slot, "last_ok_at": ok, "last_error": err}))
+        .collect();
+    let runs: Vec<Value> = store
+        .last_runs(5)?
+        .into_iter()
+        .map(|(id, job, started, finished, outcome)| {
+            json!({"id": id, "job": job, "started_at": started, "finished_at": finished, "outcome": outcome})
+        })
+        .collect();
+    let dead = store.dead_letters()?.len() + store.rejected_loans()?.len();
+    Ok(json!({
+        "state": store.path().display().to_string(),
+        "cursors": streams,
+        "loans": store.loan_counts()?,
+        "cured_still_open_at_credgenics": store.cured_loans()?,
+        "ledger": ledger,
+        "jobs": jobs,
+        "last_runs": runs,
+        "dead_letters": dead,
+        "unresolved": crate::sync::unresolved(store)?,
+    }))
+}
+
+pub fn status(path: &Path, as_json: bool) -> i32 {
+    let store = match open(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let v = match status_json(&store) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ATTENTION;
+        }
+    };
+    if as_json {
+        println!("{v}");
+        return EXIT_OK;
+    }
+    println!("state  {}", v["state"].as_str().unwrap_or_default());
+    println!("\ncursors");
+    for c in v["cursors"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<14} at {}; moved {}; read to its end {}",
+            c["stream"].as_str().unwrap_or_default(),
+            when(c["cursor"].as_f64()),
+            when(c["cursor_moved_at"].as_f64()),
+            when(c["read_to_end_at"].as_f64())
+        );
+    }
+    println!("\nloans by state");
+    for (state, n) in v["loans"].as_object().into_iter().flatten() {
+        println!("  {state:<10} {n}");
+    }
+    let cured = v["cured_still_open_at_credgenics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !cured.is_empty() {
+        let ids: Vec<&str> = cured.iter().filter_map(Value::as_str).collect();
+        println!(
+            "  cured in the LMS but still open at Credgenics (close them there): {}",
+            ids.join(", ")
+        );
+    }
+    println!("\npayments (ledger) by direction and state");
+    for l in v["ledger"].as_array().into_iter().flatten() {
+        println!(
+            "  to {:<11} {:<10} {}",
+            l["direction"].as_str().unwrap_or_default(),
+            l["state"].as_str().unwrap_or_default(),
+            l["count"]
+        );
+    }
+    println!("\njobs");
+    for j in v["jobs"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<16} last slot {}; last success {}{}",
+            j["job"].as_str().unwrap_or_default(),
+            when(j["last_slot"].as_f64()),
+            when(j["last_ok_at"].as_f64()),
+            j["last_error"]
+                .as_str()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    println!("\nlast runs (--once)");
+    for r in v["last_runs"].as_array().into_iter().flatten() {
+        println!(
+            "  #{:<5} {} {}",
+            r["id"],
+            when(r["started_at"].as_f64()),
+            r["outcome"].as_str().unwrap_or("running or stopped")
+        );
+    }
+    println!(
+        "\ndead letters: {} (crego-credgenics-sync dead-letters list)",
+        v["dead_letters"]
+    );
+    EXIT_OK
+}
+
+fn payment_line(r: &LedgerRow) -> Value {
+    json!({
+        "id": format!("payment:{}", r.id),
+        "to": r.direction.as_str(),
+        "loan_id": r.loan_id,
+        "amount": r.amount.to_string(),
+        "reference": r.reference,
+        "reason": r.dead_reason.as_deref().map(crate::telemetry::mask_digits),
+    })
+}
+
+pub fn list(path: &Path, as_json: bool) -> i32 {
+    let store = match open(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (payments, loans) = match (store.dead_letters(), store.rejected_loans()) {
+        (Ok(p), Ok(l)) => (p, l),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return EXIT_ATTENTION;
+        }
+    };
+    let mut items: Vec<Value> = loans
+        .iter()
+        .map(|(loan_id, _, bp, err)| {
+            json!({"id": format!("loan:{loan_id}"), "to": "credgenics", "loan_id": loan_id, "borrower_program_id": bp,
+                   "reason": err.as_deref().map(crate::telemetry::mask_digits)})
+        })
+        .collect();
+    items.extend(payments.iter().map(payment_line));
+    if as_json {
+        println!("{}", Value::Array(items));
+        return EXIT_OK;
+    }
+    if items.is_empty() {
+        println!("no dead letters");
+    }
+    for i in &items {
+        println!(
+            "{:<16} to {:<10} loan {:<12} {}{}",
+            i["id"].as_str().unwrap_or_default(),
+            i["to"].as_str().unwrap_or_default(),
+            i["loan_id"].as_str().unwrap_or_default(),
+            i["amount"].as_str().map(|a| format!("₹{a} ")).unwrap_or_default(),
+            i["reason"].as_str().unwrap_or_default()
+        );
+    }
+    EXIT_OK
+}
+
+/// `loan:<id>` or `payment:<n>` (a bare number is a payment).
+enum Target {
+    Loan(String),
+    Payment(i64),
+}
+
+fn parse_target(id: &str) -> Option<Target> {
+    if let Some(l) = id.strip_prefix("loan:") {
+        return (!l.is_empty()).then(|| Target::Loan(l.to_string()));
+    }
+    id.strip_prefix("payment:")
+        .unwrap_or(id)
+        .parse()
+        .ok()
+        .map(Target::Payment)
+}
+
+pub fn retry(path: &Path, id: Option<&str>, all: bool) -> i32 {
+    let store = match open(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let targets: Vec<Target> = if all {
+        let mut t: Vec<Target> = store
+            .rejected_loans()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| Target::Loan(l.0))
+            .collect();
+        t.extend(
+            store
+                .dead_letters()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| Target::Payment(r.id)),
+        );
+        t
+    } else {
+        match id.and_then(parse_target) {
+            Some(t) => vec![t],
+            None => {
+                eprintln!(
+                    "error: give a dead letter id (loan:<loan id> or payment:<n>, as `dead-letters list` shows) or --all"
+                );
+                return EXIT_USAGE;
+            }
+        }
+    };
+    let mut missing = 0;
+    for t in &targets {
+        let ok = match t {
+            Target::Loan(l) => store.resync_loan(l),
+            Target::Payment(n) => store.retry_dead(*n, now()),
+        };
+        match ok {
+            Ok(true) => {}
+            Ok(false) => {
+                missing += 1;
+                eprintln!("error: {} is not a dead letter", describe(t));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ATTENTION;
+            }
+        }
+    }
+    println!("{} dead letter(s) queued for the next run", targets.len() - missing);
+    if missing > 0 { EXIT_ATTENTION } else { EXIT_OK }
+}
+
+pub fn ignore(path: &Path, id: &str, reason: &str) -> i32 {
+    if reason.trim().is_empty() {
+        eprintln!("error: --reason is required: say why this dead letter is set aside");
+        return EXIT_USAGE;
+    }
+    let Some(t) = parse_target(id) else {
+        eprintln!("error: `{id}` is not a dead letter id (loan:<loan id> or payment:<n>)");
+        return EXIT_USAGE;
+    };
+    let store = match open(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let ok = match &t {
+        Target::Loan(l) => store.ignore_loan(l, reason),
+        Target::Payment(n) => store.ignore_dead(*n, reason, now()),
+    };
+    match ok {
+        Ok(true) => {
+            println!("{} ignored", describe(&t));
+            EXIT_OK
+        }
+        Ok(false) => {
+            eprintln!("error: {} is not a dead letter", describe(&t));
+            EXIT_ATTENTION
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_ATTENTION
+        }
+    }
+}
+
+fn describe(t: &Target) -> String {
+    match t {
+        Target::Loan(l) => format!("loan:{l}"),
+        Target::Payment(n) => format!("payment:{n}"),
+    }
+}

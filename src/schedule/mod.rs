@@ -1,0 +1,145 @@
+//! The scheduler: each job on its own cron expression (with seconds) in the configured time zone,
+//! driven by a small loop of our own (design §3, issue "Run it as a service"):
+//! - a job never overlaps itself: its loop awaits the run before computing the next slot, so a run
+//!   that outlasts its interval skips the slots it covered instead of starting twice;
+//! - the wall clock is re-read at least every 30 s while waiting, so clock steps and suspend do not
+//!   skew the schedule;
+//! - the slot each job last ran for is stored, and at start at most one missed slot (the latest)
+//!   is caught up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::sync::{self, Context, Poll, SyncError};
+use crate::telemetry::metric;
+
+/// The scheduled jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Flow A from the cursor.
+    PlaceLoans,
+    /// Flow C, and delivery of recoveries received by webhook (flow B without the poll).
+    PushRepayments,
+    /// Flow B's poll of every open loan's payment history, then delivery.
+    PollRecoveries,
+    /// Flow A over the whole line-details stream, ignoring the cursor.
+    Reconcile,
+}
+
+impl Job {
+    pub const ALL: [Job; 4] = [
+        Job::PlaceLoans,
+        Job::PushRepayments,
+        Job::PollRecoveries,
+        Job::Reconcile,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::PlaceLoans => "place_loans",
+            Job::PushRepayments => "push_repayments",
+            Job::PollRecoveries => "poll_recoveries",
+            Job::Reconcile => "reconcile",
+        }
+    }
+
+    fn cron(self, ctx: &Context) -> &croner::Cron {
+        let s = &ctx.config.sync.schedules;
+        match self {
+            Job::PlaceLoans => &s.place_loans,
+            Job::PushRepayments => &s.push_repayments,
+            Job::PollRecoveries => &s.poll_recoveries,
+            Job::Reconcile => &s.reconcile,
+        }
+    }
+}
+
+fn secs(ts: Timestamp) -> f64 {
+    ts.as_millisecond() as f64 / 1000.0
+}
+
+/// Runs `job` once for `slot`, recording its outcome, duration and metrics.
+pub async fn run_job(ctx: &Context, job: Job, slot: Timestamp) -> Result<(), SyncError> {
+    let started = Instant::now();
+    tracing::info!(event = "job_started", job = job.name(), slot = %slot, "job started");
+    let result = match job {
+        Job::PlaceLoans => sync::place_loans::run(ctx, None, &mut Default::default()).await,
+        Job::PushRepayments => match sync::push_repayments::run(ctx, None, &mut Default::default()).await {
+            Ok(()) => sync::pull_recoveries::run(ctx, Poll::Skip, &mut Default::default()).await,
+            Err(e) => Err(e),
+        },
+        Job::PollRecoveries => {
+            sync::pull_recoveries::run(ctx, Poll::NotSince(secs(slot)), &mut Default::default()).await
+        }
+        Job::Reconcile => sync::place_loans::run(ctx, Some(0.0), &mut Default::default()).await,
+    };
+    let elapsed = started.elapsed();
+    let now = ctx.now_secs();
+    let error = result.as_ref().err().map(|e| e.to_string());
+    metrics::histogram!(metric::JOB_DURATION, "job" => job.name()).record(elapsed.as_secs_f64());
+    let outcome = if error.is_none() { "ok" } else { "error" };
+    metrics::counter!(metric::JOB_RUNS, "job" => job.name(), "outcome" => outcome).increment(1);
+    if error.is_none() {
+        metrics::gauge!(metric::JOB_LAST_SUCCESS, "job" => job.name()).set(now);
+    }
+    if let Err(e) = ctx.store.record_job(job.name(), secs(slot), error.as_deref(), now) {
+        tracing::error!(event = "job_not_recorded", job = job.name(), error = %e, "could not record the job's slot");
+    }
+    match &error {
+        None => tracing::info!(
+            event = "job_finished",
+            job = job.name(),
+            ms = elapsed.as_millis() as u64,
+            "job finished"
+        ),
+        Some(e) => tracing::error!(event = "job_failed", job = job.name(), error = %e, "job failed; next slot retries"),
+    }
+    result
+}
+
+/// One job's loop, until `shutdown` turns true.
+pub async fn job_loop(ctx: Arc<Context>, job: Job, mut shutdown: watch::Receiver<bool>) {
+    let cron = job.cron(&ctx).clone();
+    // Catch up the latest missed slot, once.
+    if let Ok(Some(last)) = ctx.store.last_slot(job.name()) {
+        let now = ctx.clock.now_zoned();
+        if let Ok(prev) = cron.find_previous_occurrence(&now, true)
+            && secs(prev.timestamp()) > last + 0.5
+        {
+            tracing::info!(event = "job_catch_up", job = job.name(), slot = %prev.timestamp(), "catching up a missed slot");
+            let _ = run_job(&ctx, job, prev.timestamp()).await;
+        }
+    }
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let now = ctx.clock.now_zoned();
+        let next = match cron.find_next_occurrence(&now, false) {
+            Ok(n) => n.timestamp(),
+            Err(e) => {
+                tracing::error!(event = "schedule_error", job = job.name(), error = %e, "no next slot; job stops");
+                return;
+            }
+        };
+        loop {
+            let remaining = next.duration_since(ctx.clock.now());
+            if remaining.is_zero() || remaining.is_negative() {
+                break;
+            }
+            ctx.progressed(String::new);
+            let nap = remaining.unsigned_abs().min(Duration::from_secs(30));
+            tokio::select! {
+                _ = tokio::time::sleep(nap) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        let _ = run_job(&ctx, job, next).await;
+    }
+}
