@@ -106,15 +106,21 @@ impl CregoClient {
 
     /// Page `page` (1-based) of line details updated at or after `since`, oldest first.
     pub async fn line_details_page(&self, since: f64, page: u32) -> Result<Page, ApiError> {
-        let query = [
+        self.stream_page(&self.line_details_path, None, since, page).await
+    }
+
+    /// One page of a change stream: items of `path` updated at or after `since`, oldest first.
+    async fn stream_page(&self, path: &str, kind: Option<&str>, since: f64, page: u32) -> Result<Page, ApiError> {
+        let mut query: Vec<(&str, String)> = kind.map(|k| ("type", k.to_string())).into_iter().collect();
+        query.extend([
             ("updated_at__gte", format_epoch(since)),
             ("ordering", "updated_at".to_string()),
             ("page", page.to_string()),
             ("page_size", self.page_size.to_string()),
-        ];
+        ]);
         let resp = self
             .http
-            .send(Method::GET, &self.line_details_path, &query, None, Safety::Idempotent)
+            .send(Method::GET, path, &query, None, Safety::Idempotent)
             .await?;
         parse_page(&resp.json(Api::Crego)?)
     }
@@ -154,18 +160,8 @@ impl CregoClient {
 impl CregoClient {
     /// Page `page` of repayment records updated at or after `since`, oldest first.
     pub async fn records_page(&self, since: f64, page: u32) -> Result<Page, ApiError> {
-        let query = [
-            ("type", "repayment".to_string()),
-            ("updated_at__gte", format_epoch(since)),
-            ("ordering", "updated_at".to_string()),
-            ("page", page.to_string()),
-            ("page_size", self.page_size.to_string()),
-        ];
-        let resp = self
-            .http
-            .send(Method::GET, &self.records_path, &query, None, Safety::Idempotent)
-            .await?;
-        parse_page(&resp.json(Api::Crego)?)
+        self.stream_page(&self.records_path, Some("repayment"), since, page)
+            .await
     }
 
     /// Records carrying `utr` (the look-up before an in-doubt record is sent again).

@@ -38,42 +38,51 @@ fn param<T: std::str::FromStr>(q: &HashMap<String, String>, k: &str, default: T)
     }
 }
 
-async fn line_details(State(gate): State<Gate>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (page, page_size, since) = match (
-        param(&q, "page", 1u64),
-        param(&q, "page_size", 20u64),
-        param(&q, "updated_at__gte", 0f64),
-    ) {
-        (Ok(p), Ok(s), Ok(g)) => (p, s, g),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            return json_error(StatusCode::BAD_REQUEST, json!({"detail": e}));
-        }
-    };
+/// `page`, `page_size` and `updated_at__gte` of a list request, or the 400 answer.
+fn list_params(q: &HashMap<String, String>) -> Result<(u64, u64, (i64, String)), Box<Response>> {
+    let bad = |e: String| Box::new(json_error(StatusCode::BAD_REQUEST, json!({"detail": e})));
+    let page = param(q, "page", 1u64).map_err(bad)?;
+    let page_size = param(q, "page_size", 20u64).map_err(bad)?;
+    let since = param(q, "updated_at__gte", 0f64).map_err(bad)?;
     if page == 0 || page_size == 0 || page_size > 1000 {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            json!({"detail": "page must be ≥ 1 and page_size 1..1000"}),
-        );
+        return Err(bad("page must be ≥ 1 and page_size 1..1000".into()));
     }
-    let s = gate.shared.lock();
-    let from = ((since * 1_000_000.0).round() as i64, String::new());
-    let count = s.line_index.range(from.clone()..).count() as u64;
+    Ok((page, page_size, ((since * 1_000_000.0).round() as i64, String::new())))
+}
+
+/// One page of `all` in the list envelope of design §5.
+fn paged(all: Vec<&Value>, page: u64, page_size: u64) -> Response {
+    let count = all.len() as u64;
     let total_pages = count.div_ceil(page_size).max(1);
     if page > total_pages && count > 0 {
         return json_error(StatusCode::NOT_FOUND, json!({"detail": "Invalid page."}));
     }
-    let results: Vec<Value> = s
-        .line_index
-        .range(from..)
+    let results: Vec<Value> = all
+        .into_iter()
         .skip(((page - 1) * page_size) as usize)
         .take(page_size as usize)
-        .map(|(_, (lead, i))| s.programs[lead][*i]["line_detail"].clone())
+        .cloned()
         .collect();
     Json(json!({
         "count": count, "current_page": page, "page_size": page_size, "total_pages": total_pages,
         "has_next": page < total_pages, "results": results,
     }))
     .into_response()
+}
+
+/// `GET /v1/lms/line-details/`: filtered by `updated_at__gte`, oldest first.
+async fn line_details(State(gate): State<Gate>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let (page, page_size, from) = match list_params(&q) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let s = gate.shared.lock();
+    let all: Vec<&Value> = s
+        .line_index
+        .range(from..)
+        .map(|(_, (lead, i))| &s.programs[lead][*i]["line_detail"])
+        .collect();
+    paged(all, page, page_size)
 }
 
 async fn lead(State(gate): State<Gate>, Path(id): Path<String>) -> Response {
@@ -92,24 +101,11 @@ async fn programs(State(gate): State<Gate>, Path(id): Path<String>) -> Response 
 
 /// `GET /v1/lms/records/`: filtered by `type`, `utr`, `status` and `updated_at__gte`, oldest first.
 async fn list_records(State(gate): State<Gate>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (page, page_size, since) = match (
-        param(&q, "page", 1u64),
-        param(&q, "page_size", 20u64),
-        param(&q, "updated_at__gte", 0f64),
-    ) {
-        (Ok(p), Ok(s), Ok(g)) => (p, s, g),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            return json_error(StatusCode::BAD_REQUEST, json!({"detail": e}));
-        }
+    let (page, page_size, from) = match list_params(&q) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
-    if page == 0 || page_size == 0 || page_size > 1000 {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            json!({"detail": "page must be ≥ 1 and page_size 1..1000"}),
-        );
-    }
     let s = gate.shared.lock();
-    let from = ((since * 1_000_000.0).round() as i64, String::new());
     let matches = |r: &Value| {
         ["type", "utr", "status", "account"]
             .iter()
@@ -121,22 +117,7 @@ async fn list_records(State(gate): State<Gate>, Query(q): Query<HashMap<String, 
         .map(|((_, id), _)| &s.records[id])
         .filter(|r| matches(r))
         .collect();
-    let count = all.len() as u64;
-    let total_pages = count.div_ceil(page_size).max(1);
-    if page > total_pages && count > 0 {
-        return json_error(StatusCode::NOT_FOUND, json!({"detail": "Invalid page."}));
-    }
-    let results: Vec<Value> = all
-        .into_iter()
-        .skip(((page - 1) * page_size) as usize)
-        .take(page_size as usize)
-        .cloned()
-        .collect();
-    Json(json!({
-        "count": count, "current_page": page, "page_size": page_size, "total_pages": total_pages,
-        "has_next": page < total_pages, "results": results,
-    }))
-    .into_response()
+    paged(all, page, page_size)
 }
 
 /// `POST /v1/lms/records/`: the record shape's writable fields; a duplicate `utr` is a 400.
