@@ -217,6 +217,17 @@ async fn an_invalid_mobile_is_recorded_with_the_field_error_and_the_rest_still_s
     let err: Value = serde_json::from_str(row.last_error.as_deref().unwrap()).unwrap();
     assert_eq!(err["applicant_contact_number"], "Invalid Mobile numbers, [83849879]");
     assert!(!h.sb.state().cg_loans.contains_key(&bad));
+    assert!(
+        !h.sb
+            .requests()
+            .iter()
+            .any(|r| r.path == format!("/recovery/loan/{bad}")),
+        "refused by the preflight, with the documented message, before any request: {:?}",
+        h.sb.requests()
+            .iter()
+            .filter(|r| r.path.ends_with(&bad))
+            .collect::<Vec<_>>()
+    );
     for id in &overdue[1..] {
         assert_eq!(h.store().loan(id).unwrap().unwrap().state, LoanState::Placed);
     }
@@ -303,4 +314,31 @@ async fn an_upload_in_doubt_is_looked_up_before_it_is_sent_again() {
     assert_eq!(gets, overdue.len());
     assert_eq!(posts_by_loan(&writes(&reqs)), overdue);
     assert_eq!(h.sb.state().cg_loans.len(), overdue.len());
+}
+
+#[tokio::test]
+async fn a_loan_the_api_rejects_is_recorded_with_its_answer_and_the_rest_still_sync() {
+    let h = Harness::new(20, 50).await;
+    let overdue = overdue_loan_ids(&h.sb);
+    let bad = overdue[0].clone();
+    h.sb.fail_next_on(
+        Api::Credgenics,
+        Some(&format!("POST /recovery/loan/{bad}")),
+        1,
+        400,
+        None,
+    );
+    let report = h.once().await;
+    assert_eq!(report.exit_code, 1);
+    assert_eq!(report.place_loans.rejected, 1);
+    assert_eq!(report.place_loans.placed as usize, overdue.len() - 1);
+    let row = h.store().loan(&bad).unwrap().unwrap();
+    assert_eq!(row.state, LoanState::Rejected);
+    assert!(row.last_error.unwrap().starts_with("HTTP 400"));
+    let posts =
+        h.sb.requests()
+            .iter()
+            .filter(|r| r.path == format!("/recovery/loan/{bad}"))
+            .count();
+    assert_eq!(posts, 1, "a 400 is never retried");
 }

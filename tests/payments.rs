@@ -239,19 +239,50 @@ async fn no_echo_in_either_direction_after_several_cycles() {
 }
 
 #[tokio::test]
-async fn a_rejected_payment_is_a_dead_letter_and_once_exits_1() {
+async fn a_payment_refused_by_preflight_is_a_dead_letter_never_sent() {
     let mut h = Harness::new(12, 50).await;
     let loans = placed(&h).await;
     h.edit_append("[mapping.payment]\npayment_method = '\"Bitcoin\"'\n");
     h.sb.repayment(&loans[0].1, dec("10"), "UTR-X");
+    let before = h.sb.requests().len();
     let report = h.once().await;
     assert_eq!(report.exit_code, 1);
-    assert_eq!(report.push_repayments.delivery.dead, 1);
+    assert_eq!(report.push_repayments.unmapped, 1);
     let rows = h.store().ledger_for_loan(Direction::ToCredgenics, &loans[0].0).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, LedgerState::Dead);
+    let reason = rows[0].dead_reason.as_deref().unwrap();
     assert!(
-        rows[0].dead_reason.as_deref().unwrap().contains("payment_method"),
+        reason.contains("payment_method") && reason.contains("Bitcoin"),
+        "{reason}"
+    );
+    assert!(
+        !h.requests_since(before)
+            .iter()
+            .any(|r| r.path.starts_with("/recovery/payments/")),
+        "an invalid payment never produces a request"
+    );
+}
+
+#[tokio::test]
+async fn a_payment_the_api_rejects_is_a_dead_letter_and_once_exits_1() {
+    let h = Harness::new(12, 50).await;
+    let loans = placed(&h).await;
+    h.sb.repayment(&loans[0].1, dec("10"), "UTR-Y");
+    h.sb.fail_next_on(
+        crego_credgenics_sync::http::Api::Credgenics,
+        Some("PATCH /recovery/payments/"),
+        1,
+        400,
+        None,
+    );
+    let report = h.once().await;
+    assert_eq!(report.exit_code, 1);
+    assert_eq!(report.push_repayments.delivery.dead, 1, "a 400 is not retried");
+    let rows = h.store().ledger_for_loan(Direction::ToCredgenics, &loans[0].0).unwrap();
+    assert_eq!(rows[0].state, LedgerState::Dead);
+    assert!(
+        rows[0].dead_reason.as_deref().unwrap().contains("HTTP 400"),
         "{:?}",
         rows[0].dead_reason
     );

@@ -112,18 +112,16 @@ impl CredgenicsClient {
 /// (`co_applicant.0.co_applicant_email`). `None` when the body is not that shape.
 pub fn validation_errors(body: &str) -> Option<BTreeMap<String, String>> {
     let v: Value = serde_json::from_str(body).ok()?;
-    let errors = v.get("output")?.get("errors")?.as_object()?;
-    let mut out = BTreeMap::new();
+    Some(flatten_errors(v.get("output")?.get("errors")?.as_object()?))
+}
+
+/// The documented nested error shape (`{"co_applicant": {"0": {...}}}`) as `field.path → message`.
+pub fn flatten_errors(errors: &serde_json::Map<String, Value>) -> BTreeMap<String, String> {
     fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
         match v {
             Value::Object(m) => {
                 for (k, v) in m {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v, out);
+                    walk(&format!("{prefix}.{k}"), v, out);
                 }
             }
             Value::String(s) => {
@@ -134,10 +132,22 @@ pub fn validation_errors(body: &str) -> Option<BTreeMap<String, String>> {
             }
         }
     }
+    let mut out = BTreeMap::new();
     for (k, v) in errors {
         walk(k, v, &mut out);
     }
-    Some(out)
+    out
+}
+
+/// Preflight (design §4): the documented rules checked before any request. `None` when the
+/// payload passes; otherwise every failing field and why, as the JSON text the state keeps for
+/// API rejections too.
+pub fn preflight(errors: serde_json::Map<String, Value>) -> Option<String> {
+    if errors.is_empty() {
+        return None;
+    }
+    let flat = flatten_errors(&errors);
+    Some(serde_json::to_string(&flat).unwrap_or_default())
 }
 
 /// Rounds every documented amount in `v` (at any depth) half-up to `decimals` places, as design

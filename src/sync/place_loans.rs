@@ -273,6 +273,11 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
         );
         return reject_unmapped(ctx, existing.clone(), item, &program, &loan.loan_id.clone(), reason);
     }
+    if let Some(reason) = crate::credgenics::preflight(crate::credgenics::rules::check_upload(&loan_id, &payload)) {
+        // Never sent: the documented rules already refuse it (a valid whole payload makes every
+        // PATCH of its keys valid too).
+        return reject_unmapped(ctx, existing, item, &program, &loan_id, reason);
+    }
     let hash = payload_hash(&payload);
     if existing
         .as_ref()

@@ -111,7 +111,12 @@ pub fn payment_row(
         tz_offset_secs: clock.utc_offset_secs(),
     };
     let payload = match config.mapping.record.eval(&input, &env) {
-        Ok(m) => Some(Value::Object(m)),
+        Ok(m) => {
+            if let Some(reason) = check_record(&m) {
+                dead_reason.get_or_insert(reason);
+            }
+            Some(Value::Object(m))
+        }
         Err(e) => {
             dead_reason.get_or_insert(e.to_string());
             None
@@ -136,6 +141,30 @@ pub fn payment_row(
         event_at: event_at.unwrap_or(0.0),
         dead_reason,
     }))
+}
+
+/// Preflight of a Crego record: `type`, `account` and `utr` present, `amount` > 0, `date` epoch
+/// seconds. Every failing field and why, or `None`.
+pub fn check_record(m: &serde_json::Map<String, Value>) -> Option<String> {
+    let mut errors = serde_json::Map::new();
+    for k in ["type", "account", "utr"] {
+        if m.get(k).and_then(Value::as_str).is_none_or(|s| s.trim().is_empty()) {
+            errors.insert(
+                k.into(),
+                Value::String("This field is required (a non-empty string)".into()),
+            );
+        }
+    }
+    if m.get("amount")
+        .and_then(money::from_json)
+        .is_none_or(|a| a <= Decimal::ZERO)
+    {
+        errors.insert("amount".into(), Value::String("must be a number greater than 0".into()));
+    }
+    if !m.get("date").is_some_and(Value::is_number) {
+        errors.insert("date".into(), Value::String("must be epoch seconds (a number)".into()));
+    }
+    crate::credgenics::preflight(errors)
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` or `YYYY-MM-DD` in the configured zone, to the second.

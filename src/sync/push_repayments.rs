@@ -176,6 +176,20 @@ pub(crate) fn build_rows(
                 round_amounts(&mut v, ctx.config.credgenics.amount_decimals)?;
                 Ok(v)
             });
+        let mapped = mapped.and_then(|p| {
+            let mut errors = crate::credgenics::rules::check_payment(&p);
+            let month = loan.allocation_month.clone().unwrap_or_default();
+            if !crate::credgenics::rules::is_allocation_month(&month) {
+                errors.insert(
+                    "allocation_month".into(),
+                    Value::String(format!("`{month}` is not YYYY-M-01")),
+                );
+            }
+            match crate::credgenics::preflight(errors) {
+                None => Ok(p),
+                Some(reason) => Err(reason),
+            }
+        });
         let (payload, dead_reason, reference) = match mapped {
             Ok(p) => match p["payment_reference_number"].as_str().filter(|r| !r.is_empty()) {
                 // The reference actually sent is what the echo check and the look-up match on.
