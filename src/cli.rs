@@ -68,6 +68,25 @@ pub enum Command {
     /// Payments and loans the partners rejected: list, retry, or set aside.
     #[command(subcommand)]
     DeadLetters(DeadLetters),
+    /// Work on the field mapping without sending anything.
+    #[command(subcommand)]
+    Mapping(MappingCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MappingCmd {
+    /// Map a saved input document with the configured mapping and compare it with an expected
+    /// payload (exit 1 on any difference); without --expected, print the payload. Needs no
+    /// credentials; the config file is optional (the built-in mapping without it).
+    Test {
+        #[arg(long, value_enum, default_value = "loan")]
+        kind: crate::ops::MappingKind,
+        /// The input document (JSON).
+        input: PathBuf,
+        /// The expected payload (JSON).
+        #[arg(long)]
+        expected: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +149,13 @@ pub fn run(cli: Cli) -> i32 {
             Some(Command::Demo) => crate::demo::run().await,
             Some(Command::Sandbox(args)) => serve_sandbox(args).await,
             Some(Command::Status { json }) => with_state_path(&cli.config, |p| crate::ops::status(p, json)),
+            Some(Command::Mapping(MappingCmd::Test { kind, input, expected })) => {
+                // The built-in mapping when no config was named; a named one must exist.
+                let named = std::env::var_os("CCSYNC_CONFIG").is_some()
+                    || std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
+                let config = (named || cli.config.exists()).then_some(cli.config.as_path());
+                crate::ops::mapping_test(config, kind, &input, expected.as_deref())
+            }
             Some(Command::DeadLetters(cmd)) => with_state_path(&cli.config, |p| match cmd {
                 DeadLetters::List { json } => crate::ops::list(p, json),
                 DeadLetters::Retry { id, all } => crate::ops::retry(p, id.as_deref(), all),

@@ -323,3 +323,121 @@ fn describe(t: &Target) -> String {
         Target::Payment(n) => format!("payment:{n}"),
     }
 }
+
+/// Which payload a `mapping test` fixture is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MappingKind {
+    /// Upload Loan (`[mapping.loan]` + `[mapping.default]`).
+    Loan,
+    /// Update Payment (`[mapping.payment]`).
+    Payment,
+    /// Crego record (`[mapping.record]`).
+    Record,
+}
+
+/// Maps `input` (a saved input document) with the configured mapping; compares with `expected`
+/// when given (exit 1 on any difference), else prints the payload.
+pub fn mapping_test(config: Option<&Path>, kind: MappingKind, input: &Path, expected: Option<&Path>) -> i32 {
+    let config = match crate::config::load_offline(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return EXIT_USAGE;
+        }
+    };
+    let read = |p: &Path| -> Result<Value, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))
+    };
+    let doc = match read(input) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let tz_offset_secs = config.sync.timezone.to_offset(jiff::Timestamp::now()).seconds();
+    let env = crate::mapping::EvalEnv { tz_offset_secs };
+    let mapped = match kind {
+        MappingKind::Loan => crate::sync::place_loans::map_loan_input(&config, env, &doc),
+        MappingKind::Payment => config
+            .mapping
+            .payment
+            .eval(&doc, &env)
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                let mut v = Value::Object(m);
+                crate::credgenics::round_amounts(&mut v, config.credgenics.amount_decimals)?;
+                Ok(v)
+            }),
+        MappingKind::Record => config
+            .mapping
+            .record
+            .eval(&doc, &env)
+            .map(Value::Object)
+            .map_err(|e| e.to_string()),
+    };
+    let got = match mapped {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("mapping failed: {e}");
+            return EXIT_ATTENTION;
+        }
+    };
+    let Some(expected) = expected else {
+        println!("{}", serde_json::to_string_pretty(&got).unwrap_or_default());
+        return EXIT_OK;
+    };
+    let want = match read(expected) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let diffs = diff("", &want, &got);
+    if diffs.is_empty() {
+        println!("mapping matches {}", expected.display());
+        EXIT_OK
+    } else {
+        println!("mapping differs from {}:", expected.display());
+        for d in diffs {
+            println!("  {d}");
+        }
+        EXIT_ATTENTION
+    }
+}
+
+/// Field-by-field differences between `want` and `got`, as readable lines.
+fn diff(path: &str, want: &Value, got: &Value) -> Vec<String> {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            let mut keys: Vec<&String> = w.keys().chain(g.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    match (w.get(k), g.get(k)) {
+                        (Some(a), Some(b)) => diff(&p, a, b),
+                        (Some(a), None) => vec![format!("{p}: expected {a}, missing")],
+                        (None, Some(b)) => vec![format!("{p}: not expected, got {b}")],
+                        (None, None) => vec![],
+                    }
+                })
+                .collect()
+        }
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => w
+            .iter()
+            .zip(g)
+            .enumerate()
+            .flat_map(|(i, (a, b))| diff(&format!("{path}.{i}"), a, b))
+            .collect(),
+        (a, b) if a == b => vec![],
+        (a, b) => vec![format!("{path}: expected {a}, got {b}")],
+    }
+}

@@ -25,7 +25,7 @@ pub const DEFAULT_LOAN: &[(&str, &str)] = &[
     ("applicant_email", ".lead.email | if . == \"\" then null else . end"),
     (
         "total_loan_amount",
-        ".program.line_detail.total_disbursed_amount // .line_detail.total_disbursed_amount",
+        ".line_detail.total_disbursed_amount // .program.line_detail.total_disbursed_amount",
     ),
     (
         "client_loan_sanction_date",

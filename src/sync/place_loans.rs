@@ -310,12 +310,20 @@ fn map_loan(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month
         "today_epoch": today_epoch,
         "min_dpd": ctx.config.sync.min_dpd,
     });
-    let env = EvalEnv {
-        tz_offset_secs: ctx.clock.utc_offset_secs(),
-    };
-    let mapping = &ctx.config.mapping;
-    let mut loan = mapping.loan.eval(&input, &env).map_err(|e| e.to_string())?;
-    let default = mapping.default.eval(&input, &env).map_err(|e| e.to_string())?;
+    map_loan_input(
+        &ctx.config,
+        EvalEnv {
+            tz_offset_secs: ctx.clock.utc_offset_secs(),
+        },
+        &input,
+    )
+}
+
+/// The Upload Loan payload of one input document (also what `mapping test` runs).
+pub fn map_loan_input(config: &crate::config::Config, env: EvalEnv, input: &Value) -> Result<Value, String> {
+    let month = input["allocation_month"].as_str().unwrap_or_default();
+    let mut loan = config.mapping.loan.eval(input, &env).map_err(|e| e.to_string())?;
+    let default = config.mapping.default.eval(input, &env).map_err(|e| e.to_string())?;
     match loan.get("loan_id") {
         Some(Value::String(s)) if !s.is_empty() => {}
         Some(Value::Number(n)) => {
@@ -331,7 +339,7 @@ fn map_loan(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month
     }
     loan.insert("defaults".into(), Value::Array(vec![Value::Object(default)]));
     let mut payload = Value::Object(loan);
-    round_amounts(&mut payload, ctx.config.credgenics.amount_decimals)?;
+    round_amounts(&mut payload, config.credgenics.amount_decimals)?;
     Ok(payload)
 }
 
