@@ -43,8 +43,8 @@ pub struct Cli {
     /// Fetch and map, print what would be sent, write nothing anywhere.
     #[arg(long)]
     pub dry_run: bool,
-    /// With --dry-run: print personal data unmasked.
-    #[arg(long, requires = "dry_run")]
+    /// With --dry-run or preview: print personal data unmasked.
+    #[arg(long, global = true)]
     pub reveal: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -68,6 +68,13 @@ pub enum Command {
     /// Payments and loans the partners rejected: list, retry, or set aside.
     #[command(subcommand)]
     DeadLetters(DeadLetters),
+    /// Fetch a lead's live data, map it, and show the input document, the payloads, the
+    /// preflight verdict per field and the difference from what was last sent. Writes nothing.
+    Preview {
+        /// The Crego lead id.
+        #[arg(long)]
+        lead: String,
+    },
     /// Work on the field mapping without sending anything.
     #[command(subcommand)]
     Mapping(MappingCmd),
@@ -149,6 +156,7 @@ pub fn run(cli: Cli) -> i32 {
             Some(Command::Demo) => crate::demo::run().await,
             Some(Command::Sandbox(args)) => serve_sandbox(args).await,
             Some(Command::Status { json }) => with_state_path(&cli.config, |p| crate::ops::status(p, json)),
+            Some(Command::Preview { ref lead }) => preview(&cli, lead).await,
             Some(Command::Mapping(MappingCmd::Test { kind, input, expected })) => {
                 // The built-in mapping when no config was named; a named one must exist.
                 let named = std::env::var_os("CCSYNC_CONFIG").is_some()
@@ -275,6 +283,35 @@ async fn sync_command(cli: &Cli) -> i32 {
         return EXIT_USAGE;
     }
     daemon(ctx).await
+}
+
+async fn preview(cli: &Cli, lead: &str) -> i32 {
+    let mut opts = Cli::parse_from(["crego-credgenics-sync"]);
+    opts.config = cli.config.clone();
+    opts.dry_run = true; // read-only state, never created
+    let (config, clock, store) = match prepare(&opts) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let mut ctx = match Context::new(config, store, clock) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ATTENTION;
+        }
+    };
+    ctx.dry_run = true;
+    ctx.reveal = cli.reveal;
+    match crate::preview::lead(&ctx, lead).await {
+        Ok(text) => {
+            print!("{text}");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_ATTENTION
+        }
+    }
 }
 
 /// Daemon mode: the listener on `webhook.listen`, every job on its schedule, until SIGTERM/SIGINT.

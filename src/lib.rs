@@ -16,6 +16,7 @@
 //!   `--once` cycle.
 //! - [`daemon`]: daemon mode — listener, jobs, watchdog, the one shutdown path.
 //! - [`ops`]: operator commands on the state (`status`, `dead-letters`).
+//! - [`preview`]: what the mapping makes of live data, without writing.
 //! - [`schedule`]: the jobs and their cron loop (daemon mode).
 //! - [`server`]: the daemon's HTTP listener (Credgenics webhook, health).
 //! - [`sandbox`]: fake Crego and Credgenics servers for the demo, tests and benchmarks.
@@ -33,6 +34,7 @@ pub mod http;
 pub mod mapping;
 pub mod money;
 pub mod ops;
+pub mod preview;
 pub mod sandbox;
 pub mod schedule;
 pub mod server;

@@ -296,20 +296,7 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
 
 /// The Upload Loan payload: loan fields plus one `defaults[]` entry, amounts rounded.
 fn map_loan(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month: &str) -> Result<Value, String> {
-    let today = ctx.clock.today();
-    let today_epoch = today
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .map(|z| z.timestamp().as_second())
-        .unwrap_or(0);
-    let input = json!({
-        "lead": lead,
-        "program": program,
-        "line_detail": item.raw,
-        "allocation_month": month,
-        "today": today.to_string(),
-        "today_epoch": today_epoch,
-        "min_dpd": ctx.config.sync.min_dpd,
-    });
+    let input = loan_input(ctx, lead, program, item, month);
     map_loan_input(
         &ctx.config,
         EvalEnv {
@@ -317,6 +304,24 @@ fn map_loan(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month
         },
         &input,
     )
+}
+
+/// The input document of the loan mapping.
+pub fn loan_input(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month: &str) -> Value {
+    let today = ctx.clock.today();
+    let today_epoch = today
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp().as_second())
+        .unwrap_or(0);
+    json!({
+        "lead": lead,
+        "program": program,
+        "line_detail": item.raw,
+        "allocation_month": month,
+        "today": today.to_string(),
+        "today_epoch": today_epoch,
+        "min_dpd": ctx.config.sync.min_dpd,
+    })
 }
 
 /// The Upload Loan payload of one input document (also what `mapping test` runs).

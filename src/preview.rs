@@ -1,0 +1,146 @@
+//! `preview --lead ID` / `--record ID`: fetch the live source data, map it, and show the input
+//! document, the payload(s), the preflight verdict per field and the difference from what was
+//! last sent — writing nothing anywhere. Personal data is masked unless `--reveal`.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::clock;
+use crate::credgenics::{flatten_errors, rules};
+use crate::crego::LineItem;
+use crate::sync::Context;
+use crate::sync::place_loans::{changed_keys, loan_input, map_loan_input};
+
+fn shown(ctx: &Context, v: &Value) -> String {
+    let v = if ctx.reveal {
+        v.clone()
+    } else {
+        crate::telemetry::mask_payload(v)
+    };
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+/// Every field of `payload` (nested ones as `list.i.key`) with `ok` or why it fails.
+fn verdicts(payload: &Value, errors: &serde_json::Map<String, Value>) -> String {
+    let failing = flatten_errors(errors);
+    let mut fields = Vec::new();
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, v)| {
+                walk(
+                    &if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    },
+                    v,
+                    out,
+                )
+            }),
+            Value::Array(a) if a.iter().all(Value::is_object) && !a.is_empty() => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| walk(&format!("{prefix}.{i}"), v, out)),
+            _ => out.push(prefix.to_string()),
+        }
+    }
+    walk("", payload, &mut fields);
+    fields.extend(
+        failing
+            .keys()
+            .filter(|k| !fields.contains(k))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let width = fields.iter().map(String::len).max().unwrap_or(0);
+    let mut out = String::new();
+    for f in fields {
+        let verdict = failing
+            .get(&f)
+            .map(|m| format!("FAIL: {}", crate::telemetry::mask_digits(m)))
+            .unwrap_or("ok".into());
+        let _ = writeln!(out, "  {f:<width$}  {verdict}");
+    }
+    out
+}
+
+/// The preview of one lead's borrower-programs, as text.
+pub async fn lead(ctx: &Context, lead_id: &str) -> Result<String, String> {
+    let lead = ctx.crego.lead(lead_id).await.map_err(|e| e.to_string())?;
+    let programs = ctx.crego.programs(lead_id).await.map_err(|e| e.to_string())?;
+    let month = clock::allocation_month(ctx.clock.today());
+    let mut out = String::new();
+    for program in programs.iter().filter(|p| p["line_detail"].is_object()) {
+        let bp = program["id"].as_str().unwrap_or_default();
+        let mut line = program["line_detail"].clone();
+        line["lead_id"] = json!(lead_id);
+        line["borrower_program_id"] = json!(bp);
+        let item = LineItem::from_value(line)?;
+        let overdue = item.dpd >= ctx.config.sync.min_dpd && item.due_amount > rust_decimal::Decimal::ZERO;
+        let input = loan_input(ctx, &lead, program, &item, &month);
+        let env = crate::mapping::EvalEnv {
+            tz_offset_secs: ctx.clock.utc_offset_secs(),
+        };
+        let _ = writeln!(
+            out,
+            "== borrower-program {bp} (dpd {}, due {}: {})",
+            item.dpd,
+            item.due_amount,
+            if overdue { "overdue" } else { "not overdue" }
+        );
+        let _ = writeln!(out, "input document:\n{}", shown(ctx, &input));
+        let payload = match map_loan_input(&ctx.config, env, &input) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = writeln!(out, "mapping FAILED: {e}\n");
+                continue;
+            }
+        };
+        let loan_id = payload["loan_id"].as_str().unwrap_or_default().to_string();
+        let _ = writeln!(out, "payload (Upload Loan, /loan/{loan_id}):\n{}", shown(ctx, &payload));
+        let errors = rules::check_upload(&loan_id, &payload);
+        let _ = writeln!(
+            out,
+            "preflight: {}\n{}",
+            if errors.is_empty() { "passes" } else { "FAILS" },
+            verdicts(&payload, &errors)
+        );
+        let last = ctx.store.loan_by_program(bp).map_err(|e| e.to_string())?;
+        match last.as_ref().and_then(|l| l.payload.as_ref().map(|p| (l, p))) {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "last sent: never{}",
+                    if overdue { " — the next run uploads it" } else { "" }
+                );
+            }
+            Some((l, sent)) => {
+                let same_month = l.allocation_month.as_deref() == Some(month.as_str());
+                let patch = changed_keys(sent, &payload);
+                let _ = writeln!(
+                    out,
+                    "last sent: allocation {} (state {})",
+                    l.allocation_month.as_deref().unwrap_or("-"),
+                    l.state.as_str()
+                );
+                if !same_month && overdue {
+                    let _ = writeln!(out, "  a new month: the next run uploads a new allocation {month}");
+                } else if patch.is_empty() {
+                    let _ = writeln!(out, "  unchanged: no call");
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "  changed keys (the next run PATCHes them):\n{}",
+                        shown(ctx, &Value::Object(patch))
+                    );
+                }
+            }
+        }
+        out.push('\n');
+    }
+    if out.is_empty() {
+        out = format!("lead {lead_id} has no borrower-program with a line detail\n");
+    }
+    Ok(out)
+}
