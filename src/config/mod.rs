@@ -114,6 +114,14 @@ pub struct RawCrego {
     pub base_url: String,
     pub bearer_token: Option<String>,
     pub bearer_token_file: Option<String>,
+    /// Instead of a static token: credentials exchanged at `token_path`.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    #[serde(default = "d_crego_token_path")]
+    pub token_path: String,
+    #[serde(default = "d_crego_refresh_path")]
+    pub refresh_path: String,
     #[serde(default = "d_crego_rps")]
     pub requests_per_second: u32,
     #[serde(default = "d_in_flight")]
@@ -149,6 +157,12 @@ pub struct RawCredgenics {
     pub base_url: String,
     pub auth_token: Option<String>,
     pub auth_token_file: Option<String>,
+    /// Instead of a static token: client credentials exchanged at `token_path`.
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    #[serde(default = "d_cg_token_path")]
+    pub token_path: String,
     pub company_id: Option<String>,
     #[serde(default = "d_cg_rps")]
     pub requests_per_second: u32,
@@ -300,6 +314,15 @@ fn d_min_dpd() -> i64 {
 fn d_overlap() -> u64 {
     300
 }
+fn d_crego_token_path() -> String {
+    "/v1/auth/token/".into()
+}
+fn d_crego_refresh_path() -> String {
+    "/v1/auth/token/refresh/".into()
+}
+fn d_cg_token_path() -> String {
+    "/user/public/access-token".into()
+}
 fn d_retry_base() -> u64 {
     30
 }
@@ -344,7 +367,7 @@ pub struct ApiLimits {
 #[derive(Debug)]
 pub struct CregoConfig {
     pub base_url: url::Url,
-    pub bearer_token: SecretString,
+    pub credential: Credential,
     pub limits: ApiLimits,
     pub page_size: u32,
     pub line_details_path: String,
@@ -356,7 +379,7 @@ pub struct CregoConfig {
 #[derive(Debug)]
 pub struct CredgenicsConfig {
     pub base_url: url::Url,
-    pub auth_token: SecretString,
+    pub credential: Credential,
     pub company_id: Option<String>,
     pub limits: ApiLimits,
     pub amount_decimals: u32,
@@ -407,6 +430,21 @@ pub enum LogFormat {
     Auto,
     Json,
     Human,
+}
+
+/// How a client authenticates.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A token issued once (Crego bearer token, Credgenics `authenticationtoken`).
+    Static(SecretString),
+    /// An id and a secret exchanged for expiring tokens at `token_path` (refreshed at
+    /// `refresh_path` when the partner issues refresh tokens).
+    Exchange {
+        id: String,
+        secret: SecretString,
+        token_path: String,
+        refresh_path: Option<String>,
+    },
 }
 
 /// The validated configuration the daemon runs on.
@@ -469,10 +507,13 @@ pub fn load_raw(path: Option<&Path>) -> Result<RawConfig, ConfigError> {
 /// keys are judged.
 pub fn load_offline(path: Option<&Path>) -> Result<Config, ConfigError> {
     let mut raw = load_raw(path)?;
-    if raw.crego.bearer_token.is_none() && raw.crego.bearer_token_file.is_none() {
+    if raw.crego.bearer_token.is_none() && raw.crego.bearer_token_file.is_none() && raw.crego.username.is_none() {
         raw.crego.bearer_token = Some("offline".into());
     }
-    if raw.credgenics.auth_token.is_none() && raw.credgenics.auth_token_file.is_none() {
+    if raw.credgenics.auth_token.is_none()
+        && raw.credgenics.auth_token_file.is_none()
+        && raw.credgenics.client_id.is_none()
+    {
         raw.credgenics.auth_token = Some("offline".into());
     }
     if raw.crego.base_url.is_empty() {
@@ -667,13 +708,32 @@ impl RawConfig {
         }
 
         let crego_url = c.url("crego.base_url", &crego.base_url);
-        let crego_token = c.secret(
-            "crego",
-            "bearer_token",
-            &crego.bearer_token,
-            &crego.bearer_token_file,
-            true,
-        );
+        let crego_token = if let Some(user) = crego.username.clone().filter(|u| !u.trim().is_empty()) {
+            if crego.bearer_token.is_some() || crego.bearer_token_file.is_some() {
+                c.problem(
+                    "crego.username",
+                    "set either bearer_token or username/password, not both",
+                );
+            }
+            c.path_template("crego.token_path", &crego.token_path, None);
+            c.path_template("crego.refresh_path", &crego.refresh_path, None);
+            c.secret("crego", "password", &crego.password, &crego.password_file, true)
+                .map(|secret| Credential::Exchange {
+                    id: user,
+                    secret,
+                    token_path: crego.token_path.clone(),
+                    refresh_path: Some(crego.refresh_path.clone()),
+                })
+        } else {
+            c.secret(
+                "crego",
+                "bearer_token",
+                &crego.bearer_token,
+                &crego.bearer_token_file,
+                true,
+            )
+            .map(Credential::Static)
+        };
         let crego_limits = c.limits(
             "crego",
             crego.requests_per_second,
@@ -691,13 +751,37 @@ impl RawConfig {
         c.path_template("crego.records_path", &crego.records_path, None);
 
         let cg_url = c.url("credgenics.base_url", &credgenics.base_url);
-        let cg_token = c.secret(
-            "credgenics",
-            "auth_token",
-            &credgenics.auth_token,
-            &credgenics.auth_token_file,
-            true,
-        );
+        let cg_token = if let Some(id) = credgenics.client_id.clone().filter(|u| !u.trim().is_empty()) {
+            if credgenics.auth_token.is_some() || credgenics.auth_token_file.is_some() {
+                c.problem(
+                    "credgenics.client_id",
+                    "set either auth_token or client_id/client_secret, not both",
+                );
+            }
+            c.path_template("credgenics.token_path", &credgenics.token_path, None);
+            c.secret(
+                "credgenics",
+                "client_secret",
+                &credgenics.client_secret,
+                &credgenics.client_secret_file,
+                true,
+            )
+            .map(|secret| Credential::Exchange {
+                id,
+                secret,
+                token_path: credgenics.token_path.clone(),
+                refresh_path: None,
+            })
+        } else {
+            c.secret(
+                "credgenics",
+                "auth_token",
+                &credgenics.auth_token,
+                &credgenics.auth_token_file,
+                true,
+            )
+            .map(Credential::Static)
+        };
         let cg_limits = c.limits(
             "credgenics",
             credgenics.requests_per_second,
@@ -789,7 +873,7 @@ impl RawConfig {
             state_path: PathBuf::from(state.path),
             crego: CregoConfig {
                 base_url: crego_url,
-                bearer_token: crego_token,
+                credential: crego_token,
                 limits: crego_limits,
                 page_size: crego.page_size,
                 line_details_path: crego.line_details_path,
@@ -799,7 +883,7 @@ impl RawConfig {
             },
             credgenics: CredgenicsConfig {
                 base_url: cg_url,
-                auth_token: cg_token,
+                credential: cg_token,
                 company_id: credgenics.company_id,
                 limits: cg_limits,
                 amount_decimals: credgenics.amount_decimals,

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::config::CredgenicsConfig;
 use crate::crego::encode;
-use crate::http::{Api, ApiClient, ApiError, Auth, Safety};
+use crate::http::{Api, ApiClient, ApiError, Safety};
 use crate::money;
 
 pub struct CredgenicsClient {
@@ -20,11 +20,12 @@ pub struct CredgenicsClient {
 
 impl CredgenicsClient {
     pub fn new(cfg: &CredgenicsConfig) -> Result<Self, reqwest::Error> {
-        let mut http = ApiClient::new(
+        let mut http = ApiClient::with_credential(
             Api::Credgenics,
             &cfg.base_url,
             &cfg.limits,
-            Auth::Header("authenticationtoken", cfg.auth_token.clone()),
+            &cfg.credential,
+            Some("authenticationtoken"),
         )?;
         if let Some(company) = &cfg.company_id {
             http = http.with_query("company_id", company);

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::config::CregoConfig;
-use crate::http::{Api, ApiClient, ApiError, Auth, Safety};
+use crate::http::{Api, ApiClient, ApiError, Safety};
 use crate::money;
 
 /// One page of a Crego list.
@@ -86,12 +86,7 @@ pub struct CregoClient {
 impl CregoClient {
     pub fn new(cfg: &CregoConfig) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            http: ApiClient::new(
-                Api::Crego,
-                &cfg.base_url,
-                &cfg.limits,
-                Auth::Bearer(cfg.bearer_token.clone()),
-            )?,
+            http: ApiClient::with_credential(Api::Crego, &cfg.base_url, &cfg.limits, &cfg.credential, None)?,
             page_size: cfg.page_size,
             line_details_path: cfg.line_details_path.clone(),
             lead_path: cfg.lead_path.clone(),

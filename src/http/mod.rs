@@ -21,6 +21,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
+pub mod token;
+
 use crate::config::ApiLimits;
 use crate::telemetry;
 
@@ -42,8 +44,8 @@ impl Api {
     /// The config key an operator fixes when the credential is refused.
     fn credential_key(self) -> &'static str {
         match self {
-            Api::Crego => "crego.bearer_token",
-            Api::Credgenics => "credgenics.auth_token",
+            Api::Crego => "crego.bearer_token (or crego.username/password)",
+            Api::Credgenics => "credgenics.auth_token (or credgenics.client_id/client_secret)",
         }
     }
 }
@@ -130,6 +132,12 @@ pub enum Auth {
     Bearer(SecretString),
     /// A custom header carrying the token as is (Credgenics `authenticationtoken`).
     Header(&'static str, SecretString),
+    /// A token obtained from credentials and renewed before expiry; `header` is `None` for
+    /// `Authorization: Bearer`.
+    Managed {
+        header: Option<&'static str>,
+        manager: Arc<token::TokenManager>,
+    },
 }
 
 /// Counters of one client, for summaries and metrics.
@@ -189,12 +197,60 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
+    /// A client authenticating with `credential`: a static token in `static_header` (None:
+    /// `Authorization: Bearer`), or tokens exchanged from credentials, sent the same way.
+    pub fn with_credential(
+        api: Api,
+        base_url: &url::Url,
+        limits: &ApiLimits,
+        credential: &crate::config::Credential,
+        static_header: Option<&'static str>,
+    ) -> Result<Self, reqwest::Error> {
+        let auth = match credential {
+            crate::config::Credential::Static(t) => match static_header {
+                Some(h) => Auth::Header(h, t.clone()),
+                None => Auth::Bearer(t.clone()),
+            },
+            crate::config::Credential::Exchange {
+                id,
+                secret,
+                token_path,
+                refresh_path,
+            } => {
+                let base = base_url.as_str().trim_end_matches('/');
+                let exchange = match refresh_path {
+                    Some(r) => token::Exchange::Password {
+                        token_url: format!("{base}{token_path}"),
+                        refresh_url: format!("{base}{r}"),
+                        username: id.clone(),
+                        password: secret.clone(),
+                    },
+                    None => token::Exchange::ClientCredentials {
+                        token_url: format!("{base}{token_path}"),
+                        client_id: id.clone(),
+                        client_secret: secret.clone(),
+                    },
+                };
+                let manager = token::TokenManager::new(api, exchange, http_client(limits)?);
+                Auth::Managed {
+                    header: static_header,
+                    manager: Arc::new(manager),
+                }
+            }
+        };
+        Self::new(api, base_url, limits, auth)
+    }
+
+    /// Token exchanges made so far (0 for a static token).
+    pub fn tokens_issued(&self) -> u64 {
+        match &self.auth {
+            Auth::Managed { manager, .. } => manager.issued.load(Ordering::Relaxed),
+            _ => 0,
+        }
+    }
+
     pub fn new(api: Api, base_url: &url::Url, limits: &ApiLimits, auth: Auth) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(limits.connect_timeout)
-            .timeout(limits.timeout)
-            .user_agent(concat!("crego-credgenics-sync/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = http_client(limits)?;
         // Burst 1: requests are spaced evenly, never bunched above the ceiling.
         let quota = Quota::per_second(limits.requests_per_second).allow_burst(std::num::NonZeroU32::MIN);
         Ok(Self {
@@ -230,7 +286,33 @@ impl ApiClient {
         safety: Safety,
     ) -> Result<Response, ApiError> {
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values serialise"));
-        let attempt = || self.attempt(method.clone(), path, query, body.clone());
+        match &self.auth {
+            Auth::Managed { manager, .. } => {
+                let token = manager.token().await?;
+                match self.send_with(&method, path, query, &body, safety, Some(&token)).await {
+                    // A 401 proves nothing was done: renew the token once and send again.
+                    Err(ApiError::Unauthorized { status: 401, .. }) => {
+                        manager.invalidate(&token).await;
+                        let token = manager.token().await?;
+                        self.send_with(&method, path, query, &body, safety, Some(&token)).await
+                    }
+                    other => other,
+                }
+            }
+            _ => self.send_with(&method, path, query, &body, safety, None).await,
+        }
+    }
+
+    async fn send_with(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: &Option<Vec<u8>>,
+        safety: Safety,
+        token: Option<&SecretString>,
+    ) -> Result<Response, ApiError> {
+        let attempt = || self.attempt(method.clone(), path, query, body.clone(), token);
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(30))
@@ -261,6 +343,7 @@ impl ApiClient {
         path: &str,
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
+        token: Option<&SecretString>,
     ) -> Result<Response, ApiError> {
         let api = self.api;
         let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
@@ -280,6 +363,13 @@ impl ApiClient {
                 sensitive(&format!("Bearer {}", t.expose_secret())),
             ),
             Auth::Header(name, t) => req.header(HeaderName::from_static(name), sensitive(t.expose_secret())),
+            Auth::Managed { header, .. } => {
+                let t = token.map(|t| t.expose_secret().to_string()).unwrap_or_default();
+                match header {
+                    Some(name) => req.header(HeaderName::from_static(name), sensitive(&t)),
+                    None => req.header(reqwest::header::AUTHORIZATION, sensitive(&format!("Bearer {t}"))),
+                }
+            }
         };
         if let Some(body) = body {
             req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
@@ -331,6 +421,14 @@ impl ApiClient {
             }),
         }
     }
+}
+
+fn http_client(limits: &ApiLimits) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(limits.connect_timeout)
+        .timeout(limits.timeout)
+        .user_agent(concat!("crego-credgenics-sync/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 fn sensitive(v: &str) -> HeaderValue {

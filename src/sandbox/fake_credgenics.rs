@@ -24,6 +24,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/loan/{loan_id}", get(get_loan).post(upload_loan).patch(update_loan))
         .route("/payments/{loan_id}", axum::routing::patch(add_payment))
+        .route("/user/public/access-token", axum::routing::post(access_token))
         .route("/_sandbox/requests", get(requests_handler));
     Router::new()
         .nest("/recovery", api)
@@ -202,4 +203,20 @@ async fn add_payment(
     tokio::spawn(async move { super::emit_webhook(&shared, hook).await });
     Json(json!({"output": "Data updated successfully", "message": "success", "headers": {"Content-Type": "application/json"}}))
         .into_response()
+}
+
+/// `POST /user/public/access-token {client_id, client_secret}` → `{api_key, expires_in}`.
+async fn access_token(State(gate): State<Gate>, body: Bytes) -> Response {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let cfg = &gate.shared.config;
+    if v["client_id"] != cfg.credgenics_client_id.as_str()
+        || v["client_secret"] != cfg.credgenics_client_secret.as_str()
+    {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            json!({"message": "Invalid client credentials"}),
+        );
+    }
+    let answer = gate.shared.lock().issue_token("credgenics", cfg.token_ttl_secs, false);
+    Json(answer).into_response()
 }

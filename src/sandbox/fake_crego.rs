@@ -24,6 +24,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/lms/line-details/", get(line_details))
         .route("/v1/lms/records/", get(list_records).post(create_record))
+        .route("/v1/auth/token/", axum::routing::post(token))
+        .route("/v1/auth/token/refresh/", axum::routing::post(refresh))
         .route("/v1/crm/leads/{id}/", get(lead))
         .route("/v1/crm/leads/{id}/programs/", get(programs))
         .route("/_sandbox/requests", get(requests_handler))
@@ -166,4 +168,35 @@ async fn create_record(State(gate): State<Gate>, body: Bytes) -> Response {
     record["remaining_amount"] = json!(0);
     let created = s.add_record(record);
     (StatusCode::CREATED, Json(created)).into_response()
+}
+
+/// `POST /v1/auth/token/ {username, password}` → `{access, refresh, expires_in}`.
+async fn token(State(gate): State<Gate>, body: Bytes) -> Response {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let cfg = &gate.shared.config;
+    if v["username"] != cfg.crego_user.as_str() || v["password"] != cfg.crego_password.as_str() {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "No active account found with the given credentials"}),
+        );
+    }
+    let answer = gate.shared.lock().issue_token("crego", cfg.token_ttl_secs, true);
+    Json(answer).into_response()
+}
+
+/// `POST /v1/auth/token/refresh/ {refresh}` → `{access, refresh, expires_in}`.
+async fn refresh(State(gate): State<Gate>, body: Bytes) -> Response {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = gate.shared.lock();
+    let known = v["refresh"]
+        .as_str()
+        .is_some_and(|r| s.refresh_tokens.remove(r).is_some());
+    if !known {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "Token is invalid or expired"}),
+        );
+    }
+    let ttl = gate.shared.config.token_ttl_secs;
+    Json(s.issue_token("crego", ttl, true)).into_response()
 }

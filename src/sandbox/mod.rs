@@ -30,6 +30,13 @@ pub const RECORD_EXAMPLE: &str = include_str!("../../fixtures/crego_record.json"
 pub struct SandboxConfig {
     pub crego_token: String,
     pub credgenics_token: String,
+    /// Credentials the token endpoints exchange for expiring tokens.
+    pub crego_user: String,
+    pub crego_password: String,
+    pub credgenics_client_id: String,
+    pub credgenics_client_secret: String,
+    /// Lifetime of exchanged tokens, seconds.
+    pub token_ttl_secs: f64,
     /// The token the daemon's webhook listener expects (written into `config_toml`).
     pub webhook_token: String,
     /// Requests per second each fake accepts before answering 429 (None: unlimited).
@@ -44,6 +51,11 @@ impl Default for SandboxConfig {
             crego_token: "sandbox-crego-token".into(),
             credgenics_token: "sandbox-credgenics-token".into(),
             webhook_token: "sandbox-webhook-token".into(),
+            crego_user: "sandbox-user".into(),
+            crego_password: "sandbox-password".into(),
+            credgenics_client_id: "sandbox-client".into(),
+            credgenics_client_secret: "sandbox-secret".into(),
+            token_ttl_secs: 3600.0,
             crego_rps: None,
             credgenics_rps: None,
             seed: SeedSpec::default(),
@@ -112,6 +124,10 @@ pub struct SandboxState {
     next_payment_id: u64,
     pub requests: Vec<RecordedRequest>,
     pub fail_next: BTreeMap<&'static str, VecDeque<InjectedFailure>>,
+    /// Exchanged tokens: token → (api, expiry); refresh tokens → api; exchanges per api.
+    pub tokens: BTreeMap<String, (&'static str, Instant)>,
+    pub refresh_tokens: BTreeMap<String, &'static str>,
+    pub token_exchanges: BTreeMap<&'static str, u64>,
     /// Added latency per API (tests of slow runs).
     pub delay: BTreeMap<&'static str, Duration>,
     windows: BTreeMap<&'static str, VecDeque<Instant>>,
@@ -452,16 +468,25 @@ pub(crate) struct Gate {
 impl Gate {
     fn authorised(&self, headers: &axum::http::HeaderMap) -> bool {
         let cfg = &self.shared.config;
-        match self.api {
+        let given = match self.api {
             Api::Crego => headers
                 .get(axum::http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v == format!("Bearer {}", cfg.crego_token)),
-            Api::Credgenics => headers
-                .get("authenticationtoken")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v == cfg.credgenics_token),
-        }
+                .and_then(|v| v.strip_prefix("Bearer ")),
+            Api::Credgenics => headers.get("authenticationtoken").and_then(|v| v.to_str().ok()),
+        };
+        let Some(given) = given else { return false };
+        let static_token = match self.api {
+            Api::Crego => &cfg.crego_token,
+            Api::Credgenics => &cfg.credgenics_token,
+        };
+        given == static_token
+            || self
+                .shared
+                .lock()
+                .tokens
+                .get(given)
+                .is_some_and(|(api, expires)| *api == self.api.name() && Instant::now() < *expires)
     }
 
     fn rps(&self) -> Option<u32> {
@@ -489,6 +514,9 @@ pub(crate) async fn gatekeeper(
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let is_control = path.starts_with("/_sandbox");
+    let is_token_endpoint = path.ends_with("/auth/token/")
+        || path.ends_with("/auth/token/refresh/")
+        || path.ends_with("/user/public/access-token");
     let mut rec = RecordedRequest {
         api: gate.api.name(),
         method: parts.method.to_string(),
@@ -538,7 +566,7 @@ pub(crate) async fn gatekeeper(
             r.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
         }
         r
-    } else if !gate.authorised(&parts.headers) {
+    } else if !is_token_endpoint && !gate.authorised(&parts.headers) {
         let body = match gate.api {
             Api::Crego => serde_json::json!({"detail": "Authentication credentials were not provided or are invalid."}),
             Api::Credgenics => serde_json::json!({"message": "Unauthorized"}),
@@ -699,5 +727,39 @@ impl Sandbox {
     /// A repayment booked in the LMS.
     pub fn repayment(&self, borrower_program_id: &str, amount: rust_decimal::Decimal, utr: &str) -> Value {
         self.state().add_repayment(borrower_program_id, amount, utr)
+    }
+}
+
+impl SandboxState {
+    /// Issues a token for `api` (and a refresh token when asked), valid `ttl` seconds.
+    pub(crate) fn issue_token(&mut self, api: &'static str, ttl: f64, with_refresh: bool) -> Value {
+        let n = self.token_exchanges.entry(api).or_default();
+        *n += 1;
+        let token = format!("{api}-token-{n}-{}", self.tokens.len());
+        self.tokens
+            .insert(token.clone(), (api, Instant::now() + Duration::from_secs_f64(ttl)));
+        let mut answer = serde_json::json!({"expires_in": ttl});
+        if with_refresh {
+            let refresh = format!("{api}-refresh-{n}");
+            self.refresh_tokens.insert(refresh.clone(), api);
+            answer["access"] = Value::String(token);
+            answer["refresh"] = Value::String(refresh);
+        } else {
+            answer["api_key"] = Value::String(token);
+        }
+        answer
+    }
+}
+
+impl Sandbox {
+    /// Makes every exchanged token invalid (the partner rotated its keys): the next request with
+    /// one gets a 401.
+    pub fn revoke_tokens(&self) {
+        self.state().tokens.clear();
+    }
+
+    /// Token exchanges (logins and refreshes) made with `api` so far.
+    pub fn token_exchanges(&self, api: Api) -> u64 {
+        self.state().token_exchanges.get(api.name()).copied().unwrap_or(0)
     }
 }

@@ -1,0 +1,180 @@
+//! Credentials exchanged for expiring tokens, as both partners issue them: Crego's
+//! username/password at a token endpoint (`{access, refresh, expires_in}`, refreshed with the
+//! refresh token) and Credgenics' `client_id`/`client_secret` at `POST /user/public/access-token`
+//! (the token in `api_key` or `access_token`). A token is renewed shortly before it expires and
+//! once after a 401; concurrent requests share one renewal (a mutex around the exchange). Tokens
+//! and secrets are `SecretString`s and never logged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::{Api, ApiError};
+
+/// How the credentials are exchanged.
+#[derive(Debug, Clone)]
+pub enum Exchange {
+    /// Crego: `POST token_url {username, password}`; `POST refresh_url {refresh}`.
+    Password {
+        token_url: String,
+        refresh_url: String,
+        username: String,
+        password: SecretString,
+    },
+    /// Credgenics: `POST token_url {client_id, client_secret}`.
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretString,
+    },
+}
+
+struct Token {
+    value: SecretString,
+    refresh: Option<SecretString>,
+    renew_at: Instant,
+}
+
+pub struct TokenManager {
+    api: Api,
+    exchange: Exchange,
+    http: reqwest::Client,
+    current: Mutex<Option<Token>>,
+    /// Exchanges made (log-free observability and tests).
+    pub issued: AtomicU64,
+}
+
+impl TokenManager {
+    pub fn new(api: Api, exchange: Exchange, http: reqwest::Client) -> Self {
+        Self {
+            api,
+            exchange,
+            http,
+            current: Mutex::new(None),
+            issued: AtomicU64::new(0),
+        }
+    }
+
+    /// A valid token, renewing it first when it is about to expire.
+    pub async fn token(&self) -> Result<SecretString, ApiError> {
+        let mut current = self.current.lock().await;
+        if let Some(t) = current.as_ref()
+            && Instant::now() < t.renew_at
+        {
+            return Ok(t.value.clone());
+        }
+        let refresh = current.as_ref().and_then(|t| t.refresh.clone());
+        let fresh = match refresh {
+            Some(r) => match self.renew(Some(&r)).await {
+                Ok(t) => t,
+                // A refused refresh token: log in again with the credentials.
+                Err(ApiError::Unauthorized { .. }) | Err(ApiError::Rejected { .. }) => self.renew(None).await?,
+                Err(e) => return Err(e),
+            },
+            None => self.renew(None).await?,
+        };
+        let value = fresh.value.clone();
+        *current = Some(fresh);
+        Ok(value)
+    }
+
+    /// After a 401 with `used`: the token is renewed on the next `token()`, once, however many
+    /// requests saw the 401.
+    pub async fn invalidate(&self, used: &SecretString) {
+        let mut current = self.current.lock().await;
+        if current
+            .as_ref()
+            .is_some_and(|t| t.value.expose_secret() == used.expose_secret())
+        {
+            if let Some(t) = current.as_mut() {
+                t.renew_at = Instant::now();
+            }
+        }
+    }
+
+    async fn renew(&self, refresh: Option<&SecretString>) -> Result<Token, ApiError> {
+        let api = self.api;
+        let (url, body) = match (&self.exchange, refresh) {
+            (Exchange::Password { refresh_url, .. }, Some(r)) => (refresh_url, json!({"refresh": r.expose_secret()})),
+            (
+                Exchange::Password {
+                    token_url,
+                    username,
+                    password,
+                    ..
+                },
+                None,
+            ) => (
+                token_url,
+                json!({"username": username, "password": password.expose_secret()}),
+            ),
+            (
+                Exchange::ClientCredentials {
+                    token_url,
+                    client_id,
+                    client_secret,
+                },
+                _,
+            ) => (
+                token_url,
+                json!({"client_id": client_id, "client_secret": client_secret.expose_secret()}),
+            ),
+        };
+        let resp = self.http.post(url).json(&body).send().await.map_err(|e| {
+            if e.is_timeout() {
+                ApiError::Timeout { api }
+            } else {
+                ApiError::Connect {
+                    api,
+                    message: e.to_string(),
+                }
+            }
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        match status {
+            200..=299 => {}
+            401 | 403 => return Err(ApiError::Unauthorized { api, status }),
+            429 => return Err(ApiError::RateLimited { api, retry_after: None }),
+            500..=599 => {
+                return Err(ApiError::Server {
+                    api,
+                    status,
+                    retry_after: None,
+                });
+            }
+            _ => {
+                return Err(ApiError::Rejected {
+                    api,
+                    status,
+                    body: "token request refused".into(),
+                });
+            }
+        }
+        let v: Value = serde_json::from_str(&text).map_err(|e| ApiError::BadBody {
+            api,
+            status,
+            message: format!("token answer: {e}"),
+        })?;
+        let token = ["access", "api_key", "access_token", "token"]
+            .iter()
+            .find_map(|k| v[*k].as_str())
+            .ok_or_else(|| ApiError::BadBody {
+                api,
+                status,
+                message: "token answer carries no token".into(),
+            })?;
+        let ttl = v["expires_in"].as_f64().unwrap_or(3600.0).max(1.0);
+        // Renew a little before expiry: a fifth of the lifetime, at most a minute.
+        let margin = (ttl / 5.0).min(60.0);
+        self.issued.fetch_add(1, Ordering::Relaxed);
+        Ok(Token {
+            value: SecretString::from(token.to_string()),
+            refresh: v["refresh"].as_str().map(|r| SecretString::from(r.to_string())),
+            renew_at: Instant::now() + Duration::from_secs_f64(ttl - margin),
+        })
+    }
+}
