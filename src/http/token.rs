@@ -85,13 +85,10 @@ impl TokenManager {
     /// requests saw the 401.
     pub async fn invalidate(&self, used: &SecretString) {
         let mut current = self.current.lock().await;
-        if current
-            .as_ref()
-            .is_some_and(|t| t.value.expose_secret() == used.expose_secret())
+        if let Some(t) = current.as_mut()
+            && t.value.expose_secret() == used.expose_secret()
         {
-            if let Some(t) = current.as_mut() {
-                t.renew_at = Instant::now();
-            }
+            t.renew_at = Instant::now();
         }
     }
 
