@@ -71,9 +71,12 @@ pub enum Command {
     /// Fetch a lead's live data, map it, and show the input document, the payloads, the
     /// preflight verdict per field and the difference from what was last sent. Writes nothing.
     Preview {
-        /// The Crego lead id.
+        /// The Crego lead id (flow A: its borrower-programs).
+        #[arg(long, required_unless_present = "record", conflicts_with = "record")]
+        lead: Option<String>,
+        /// An LMS record id (flow C: the payment it becomes).
         #[arg(long)]
-        lead: String,
+        record: Option<String>,
     },
     /// Work on the field mapping without sending anything.
     #[command(subcommand)]
@@ -156,7 +159,7 @@ pub fn run(cli: Cli) -> i32 {
             Some(Command::Demo) => crate::demo::run().await,
             Some(Command::Sandbox(args)) => serve_sandbox(args).await,
             Some(Command::Status { json }) => with_state_path(&cli.config, |p| crate::ops::status(p, json)),
-            Some(Command::Preview { ref lead }) => preview(&cli, lead).await,
+            Some(Command::Preview { ref lead, ref record }) => preview(&cli, lead.as_deref(), record.as_deref()).await,
             Some(Command::Mapping(MappingCmd::Test { kind, input, expected })) => {
                 // The built-in mapping when no config was named; a named one must exist.
                 let named = std::env::var_os("CCSYNC_CONFIG").is_some()
@@ -285,7 +288,7 @@ async fn sync_command(cli: &Cli) -> i32 {
     daemon(ctx).await
 }
 
-async fn preview(cli: &Cli, lead: &str) -> i32 {
+async fn preview(cli: &Cli, lead: Option<&str>, record: Option<&str>) -> i32 {
     let mut opts = Cli::parse_from(["crego-credgenics-sync"]);
     opts.config = cli.config.clone();
     opts.dry_run = true; // read-only state, never created
@@ -302,7 +305,12 @@ async fn preview(cli: &Cli, lead: &str) -> i32 {
     };
     ctx.dry_run = true;
     ctx.reveal = cli.reveal;
-    match crate::preview::lead(&ctx, lead).await {
+    let result = match (lead, record) {
+        (Some(l), _) => crate::preview::lead(&ctx, l).await,
+        (None, Some(r)) => crate::preview::record(&ctx, r).await,
+        (None, None) => Err("give --lead or --record".into()),
+    };
+    match result {
         Ok(text) => {
             print!("{text}");
             EXIT_OK

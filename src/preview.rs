@@ -1,4 +1,4 @@
-//! `preview --lead ID` / `--record ID`: fetch the live source data, map it, and show the input
+//! `preview --lead ID` / `preview --record ID`: fetch the live source data, map it, and show the input
 //! document, the payload(s), the preflight verdict per field and the difference from what was
 //! last sent — writing nothing anywhere. Personal data is masked unless `--reveal`.
 
@@ -141,6 +141,70 @@ pub async fn lead(ctx: &Context, lead_id: &str) -> Result<String, String> {
     }
     if out.is_empty() {
         out = format!("lead {lead_id} has no borrower-program with a line detail\n");
+    }
+    Ok(out)
+}
+
+/// The preview of one LMS record (flow C): whether it travels, its payment payload, the
+/// preflight verdict and what the ledger already holds for it.
+pub async fn record(ctx: &Context, id: &str) -> Result<String, String> {
+    let record = ctx.crego.record(id).await.map_err(|e| e.to_string())?;
+    let mut out = format!("record:\n{}\n", shown(ctx, &record));
+    let mut stats = crate::sync::FlowCStats::default();
+    let Some(loan) = crate::sync::push_repayments::eligible(ctx, &record, &mut stats).map_err(|e| e.to_string())?
+    else {
+        let why = if stats.not_eligible > 0 {
+            "not a processed repayment"
+        } else if stats.unplaced > 0 {
+            "its account is not a loan placed by this daemon"
+        } else if stats.echoes > 0 {
+            "it was written by this daemon (flow B): never sent back"
+        } else {
+            "dated before the loan was placed (part of the claim)"
+        };
+        let _ = writeln!(out, "does not travel: {why}");
+        return Ok(out);
+    };
+    let loan_id = loan.loan_id.clone();
+    let row = crate::sync::push_repayments::build_rows(ctx, vec![(record, loan)], &mut stats)
+        .map_err(|e| e.to_string())?
+        .pop()
+        .ok_or("no row")?;
+    let month = row.allocation_month.clone().unwrap_or_default();
+    match &row.payload {
+        Some(p) => {
+            let _ = writeln!(
+                out,
+                "payload (PATCH /payments/{loan_id}?allocation_month={month}):\n{}",
+                shown(ctx, p)
+            );
+            let errors = rules::check_payment(p);
+            let _ = writeln!(
+                out,
+                "preflight: {}\n{}",
+                if errors.is_empty() { "passes" } else { "FAILS" },
+                verdicts(p, &errors)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "mapping FAILED: {}", row.dead_reason.clone().unwrap_or_default());
+        }
+    }
+    match ctx.store.ledger_by_key(&format!("C:{id}")).map_err(|e| e.to_string())? {
+        Some(r) => {
+            let _ = writeln!(
+                out,
+                "ledger: payment:{} {}{}",
+                r.id,
+                r.state.as_str(),
+                r.dead_reason
+                    .map(|d| format!(" ({})", crate::telemetry::mask_digits(&d)))
+                    .unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "ledger: not yet — the next run pushes it");
+        }
     }
     Ok(out)
 }

@@ -342,3 +342,41 @@ async fn a_loan_the_api_rejects_is_recorded_with_its_answer_and_the_rest_still_s
             .count();
     assert_eq!(posts, 1, "a 400 is never retried");
 }
+
+#[tokio::test]
+async fn a_mapping_that_fails_for_one_loan_rejects_that_loan_and_the_rest_sync() {
+    let mut h = Harness::new(20, 50).await;
+    let overdue = overdue_loan_ids(&h.sb);
+    let bad = overdue[0].clone();
+    let lead_ref = {
+        let s = h.sb.state();
+        let p = s
+            .overdue_programs(1)
+            .into_iter()
+            .find(|p| p["ref_id"] == bad.as_str())
+            .unwrap();
+        s.leads[p["lead_id"].as_str().unwrap()]["ref_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let expr = format!("if .lead.ref_id == \"{lead_ref}\" then error(\"no name on file\") else .lead.name end");
+    h.edit_append(&format!("[mapping.loan]\napplicant_name = '{expr}'\n"));
+    let report = h.once().await;
+    assert_eq!(report.exit_code, 1);
+    assert_eq!(report.place_loans.rejected, 1);
+    assert_eq!(report.place_loans.placed as usize, overdue.len() - 1);
+    let row = h.store().loan(&bad).unwrap().unwrap();
+    let err = row.last_error.unwrap();
+    assert!(
+        err.contains("`applicant_name`") && err.contains(&expr) && err.contains("no name on file"),
+        "{err}"
+    );
+    assert!(err.contains("input: lead"), "{err}");
+    assert!(
+        !h.sb
+            .requests()
+            .iter()
+            .any(|r| r.path == format!("/recovery/loan/{bad}"))
+    );
+}

@@ -77,3 +77,50 @@ async fn preview_shows_the_keys_the_next_run_would_patch_and_a_failing_field() {
     );
     assert!(writes(&h.requests_since(before)).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_of_a_record_shows_the_payment_and_the_ledger() {
+    let h = Harness::new(10, 40).await;
+    let (_, bp) = first_overdue(&h);
+    assert_eq!(h.once().await.exit_code, 0);
+    h.close_store();
+    let rec = h.sb.repayment(&bp, rust_decimal::Decimal::new(12345, 2), "UTR-PREVIEW");
+    let id = rec["id"].as_str().unwrap().to_string();
+    let config = h.write_config();
+    let run = |id: String| {
+        let config = config.clone();
+        async move {
+            let out = tokio::process::Command::new(binary())
+                .args(["--config", config.to_str().unwrap(), "preview", "--record", &id])
+                .env("RUST_LOG", "error")
+                .output()
+                .await
+                .unwrap();
+            (
+                out.status.code().unwrap(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        }
+    };
+    let (code, out) = run(id.clone()).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("payload (PATCH /payments/") && out.contains("\"amount_recovered\": 123.45"),
+        "{out}"
+    );
+    assert!(
+        out.contains("preflight: passes") && out.contains("ledger: not yet"),
+        "{out}"
+    );
+    assert!(
+        !h.sb
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/recovery/payments/")),
+        "preview sent nothing"
+    );
+    assert_eq!(h.once().await.exit_code, 0);
+    h.close_store();
+    let (_, out) = run(id).await;
+    assert!(out.contains("done"), "{out}");
+}

@@ -33,6 +33,8 @@ const PAYMENT_METHODS: &[&str] = &[
     "Payment Link",
 ];
 const CLOSURE_WITH: &[&str] = &["NOC", "Settlement"];
+/// The dispositions the documents show ("e.g. Closed, Partially Recovered etc.").
+const FINAL_STATUS: &[&str] = &["Closed", "Partially Recovered", "Settled", "Recovered"];
 const ADDRESS_TYPES: &[&str] = &["Home", "Business", "Office"];
 const GENDERS: &[&str] = &["Male", "Female", "Non-Binary", "Other"];
 /// ISO 639-1 codes and names of the documented languages.
@@ -115,6 +117,7 @@ fn kind_of(key: &str) -> Option<Kind> {
         "security_type" => Options(SECURITY_TYPES),
         "payment_method" => Options(PAYMENT_METHODS),
         "closure_with" => Options(CLOSURE_WITH),
+        "final_status" => Options(FINAL_STATUS),
         "applicant_address_type" | "co_applicant_address_type" => Options(ADDRESS_TYPES),
         "document_details"
         | "applicant_address"

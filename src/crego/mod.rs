@@ -159,6 +159,15 @@ impl CregoClient {
             .await
     }
 
+    /// One record (`GET /v1/lms/records/{id}/`, "Get Single Record").
+    pub async fn record(&self, id: &str) -> Result<Value, ApiError> {
+        let path = format!("{}{}/", self.records_path, encode(id));
+        self.http
+            .send(Method::GET, &path, &[], None, Safety::Idempotent)
+            .await?
+            .json(Api::Crego)
+    }
+
     /// Records carrying `utr` (the look-up before an in-doubt record is sent again).
     pub async fn records_by_utr(&self, utr: &str) -> Result<Vec<Value>, ApiError> {
         let query = [

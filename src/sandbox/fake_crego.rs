@@ -24,6 +24,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/lms/line-details/", get(line_details))
         .route("/v1/lms/records/", get(list_records).post(create_record))
+        .route("/v1/lms/records/{id}/", get(one_record))
         .route("/v1/auth/token/", axum::routing::post(token))
         .route("/v1/auth/token/refresh/", axum::routing::post(refresh))
         .route("/v1/crm/leads/{id}/", get(lead))
@@ -199,4 +200,11 @@ async fn refresh(State(gate): State<Gate>, body: Bytes) -> Response {
     }
     let ttl = gate.shared.config.token_ttl_secs;
     Json(s.issue_token("crego", ttl, true)).into_response()
+}
+
+async fn one_record(State(gate): State<Gate>, Path(id): Path<String>) -> Response {
+    match gate.shared.lock().records.get(&id) {
+        Some(r) => Json(r.clone()).into_response(),
+        None => json_error(StatusCode::NOT_FOUND, json!({"detail": "Not found."})),
+    }
 }

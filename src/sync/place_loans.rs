@@ -259,6 +259,10 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
                 .as_str()
                 .unwrap_or(&item.borrower_program_id)
                 .to_string();
+            let reason = format!(
+                "{reason} (input: lead {}, borrower-program {}, line {})",
+                item.lead_id, item.borrower_program_id, item.id
+            );
             return reject_unmapped(ctx, existing, item, &program, &loan_id, reason);
         }
     };

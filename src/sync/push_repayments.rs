@@ -101,7 +101,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
 }
 
 /// The placed loan a record travels to, or why it does not travel.
-fn eligible(ctx: &Context, record: &Value, stats: &mut FlowCStats) -> Result<Option<LoanRow>, SyncError> {
+pub(crate) fn eligible(ctx: &Context, record: &Value, stats: &mut FlowCStats) -> Result<Option<LoanRow>, SyncError> {
     if record["type"] != "repayment" || record["status"] != "processed" {
         stats.not_eligible += 1;
         return Ok(None);
