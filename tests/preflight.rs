@@ -64,6 +64,18 @@ const UPLOAD_CASES: &[(&str, &str, &str, &str)] = &[
     ("loan_id", "/loan_id", r#""999""#, r#""283921""#),
     ("applicant_name", "/applicant_name", "null", r#""Shri Ram""#),
     ("loan_type", "/loan_type", r#""""#, r#""Personal Loan""#),
+    (
+        "applicant_occupation",
+        "/applicant_occupation",
+        r#"{"job": true}"#,
+        r#""Job""#,
+    ),
+    (
+        "defaults.0.allocation_dpd_bracket",
+        "/defaults/0/allocation_dpd_bracket",
+        "91",
+        r#""91-120""#,
+    ),
 ];
 
 #[test]

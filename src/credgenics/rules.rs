@@ -21,6 +21,7 @@ enum Kind {
     AllocationMonth,
     Options(&'static [&'static str]),
     List,
+    Text,
 }
 
 const SECURITY_TYPES: &[&str] = &["Secured", "Secured Movable", "Secured Immovable", "Unsecured"];
@@ -119,6 +120,28 @@ fn kind_of(key: &str) -> Option<Kind> {
         "closure_with" => Options(CLOSURE_WITH),
         "final_status" => Options(FINAL_STATUS),
         "applicant_address_type" | "co_applicant_address_type" => Options(ADDRESS_TYPES),
+        "loan_id"
+        | "loan_type"
+        | "applicant_name"
+        | "client_customer_id"
+        | "product_type"
+        | "tags"
+        | "applicant_pan_number"
+        | "applicant_aadhar_number"
+        | "applicant_occupation"
+        | "business_name"
+        | "loan_nbfc_name"
+        | "loan_nbfc_cin"
+        | "credit_bank_name"
+        | "credit_account_holder_name"
+        | "payment_reference_number"
+        | "payment_mode"
+        | "recovered_by"
+        | "recovery_method"
+        | "allocation_dpd_bracket"
+        | "co_applicant_name"
+        | "name"
+        | "relation_with_applicant" => Text,
         "document_details"
         | "applicant_address"
         | "defaults"
@@ -294,6 +317,7 @@ fn check_value(key: &str, v: &Value) -> Option<Value> {
             _ => msg("Value must be an integer".into()),
         },
         Kind::Bool => (!v.is_boolean()).then(|| Value::String("Value must be a boolean".into())),
+        Kind::Text => (!v.is_string()).then(|| Value::String(format!("Value must be a string, not {v}"))),
     }
 }
 
