@@ -70,12 +70,7 @@ const UPLOAD_CASES: &[(&str, &str, &str, &str)] = &[
         r#"{"job": true}"#,
         r#""Job""#,
     ),
-    (
-        "defaults.0.allocation_dpd_bracket",
-        "/defaults/0/allocation_dpd_bracket",
-        "91",
-        r#""91-120""#,
-    ),
+    ("tags", "/tags", r#"["tag1", "tag2"]"#, r#""tag1,tag2""#),
 ];
 
 #[test]
