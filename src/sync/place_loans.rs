@@ -458,16 +458,7 @@ async fn update(ctx: &Context, mut loan: LoanRow, payload: Value, hash: String) 
             telemetry::loan_updated(&loan.loan_id, &keys);
             Ok(Outcome::Updated)
         }
-        Err(ApiError::Rejected { status, body, .. }) => {
-            let reason = describe_rejection(status, &body);
-            loan.rejected_hash = Some(hash);
-            loan.last_error = Some(reason.clone());
-            loan.state = LoanState::Rejected;
-            loan.updated_at = ctx.now_secs();
-            ctx.store.save_loan(&loan, false)?;
-            telemetry::loan_rejected(&loan.loan_id, &reason);
-            Ok(Outcome::Rejected)
-        }
+        Err(ApiError::Rejected { status, body, .. }) => record_rejection(ctx, &mut loan, hash, status, &body),
         Err(e) if e.is_auth() => Err(e.into()),
         Err(e) => {
             tracing::warn!(event = "update_failed", loan_id = %loan.loan_id, error = %e, "update will be retried next run");
@@ -513,18 +504,7 @@ async fn send_upload(ctx: &Context, mut loan: LoanRow, hash: String) -> Result<O
             confirm_upload(ctx, &mut loan, hash)?;
             Ok(Outcome::Placed { new_allocation })
         }
-        Err(ApiError::Rejected { status, body, .. }) => {
-            let reason = describe_rejection(status, &body);
-            loan.pending_payload = None;
-            loan.pending_month = None;
-            loan.rejected_hash = Some(hash);
-            loan.last_error = Some(reason.clone());
-            loan.state = LoanState::Rejected;
-            loan.updated_at = ctx.now_secs();
-            ctx.store.save_loan(&loan, false)?;
-            telemetry::loan_rejected(&loan.loan_id, &reason);
-            Ok(Outcome::Rejected)
-        }
+        Err(ApiError::Rejected { status, body, .. }) => record_rejection(ctx, &mut loan, hash, status, &body),
         Err(e) if e.is_auth() => {
             // Refused before anything was done: the upload is not in doubt.
             restore_after_refusal(ctx, &mut loan)?;
@@ -565,6 +545,27 @@ fn confirm_upload(ctx: &Context, loan: &mut LoanRow, hash: String) -> Result<(),
         new_allocation,
     );
     Ok(())
+}
+
+/// Credgenics refused the payload (a 4xx with its reasons): the loan is rejected, and this very
+/// payload is not sent again.
+fn record_rejection(
+    ctx: &Context,
+    loan: &mut LoanRow,
+    hash: String,
+    status: u16,
+    body: &str,
+) -> Result<Outcome, SyncError> {
+    let reason = describe_rejection(status, body);
+    loan.pending_payload = None;
+    loan.pending_month = None;
+    loan.rejected_hash = Some(hash);
+    loan.last_error = Some(reason.clone());
+    loan.state = LoanState::Rejected;
+    loan.updated_at = ctx.now_secs();
+    ctx.store.save_loan(loan, false)?;
+    telemetry::loan_rejected(&loan.loan_id, &reason);
+    Ok(Outcome::Rejected)
 }
 
 /// Undoes the in-flight mark of an upload Credgenics provably did not act on: back to what the
