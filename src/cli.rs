@@ -142,6 +142,13 @@ pub struct SandboxArgs {
     /// Requests per second the fake Credgenics takes before answering 429.
     #[arg(long)]
     pub credgenics_rps: Option<u32>,
+    /// Random faults on both fakes, as probabilities: 500s, 429s, stalls, resets, malformed bodies
+    /// (e.g. `--faults 0.10,0.05,0.02,0.01,0.01`), seeded by --seed.
+    #[arg(long, value_name = "P500,P429,PSTALL,PRESET,PMALFORMED")]
+    pub faults: Option<String>,
+    /// How long a stall lasts, seconds (beyond the client's timeout to matter).
+    #[arg(long, default_value_t = 35.0)]
+    pub stall_secs: f64,
 }
 
 /// Parses nothing itself: runs what `cli` says and returns the process exit code.

@@ -91,6 +91,32 @@ pub struct InjectedFailure {
     /// Serve the request first, then answer with the failure instead: the write happened but the
     /// client cannot know (a lost answer).
     pub after_serving: bool,
+    pub kind: FaultKind,
+}
+
+/// What an injected failure looks like to the client.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FaultKind {
+    /// An HTTP status (with `Retry-After` when set).
+    Status,
+    /// No answer for this long (longer than the client's timeout).
+    Stall(Duration),
+    /// The connection breaks mid-answer.
+    Reset,
+    /// 200 with a body that is not JSON.
+    Malformed,
+}
+
+/// Seeded random faults for one API, each a probability in [0, 1].
+#[derive(Debug, Clone, Default)]
+pub struct FaultSpec {
+    pub p_500: f64,
+    pub p_429: f64,
+    pub p_stall: f64,
+    pub p_reset: f64,
+    pub p_malformed: f64,
+    /// How long a stall lasts.
+    pub stall: Duration,
 }
 
 /// A loan as the fake Credgenics holds it.
@@ -128,6 +154,9 @@ pub struct SandboxState {
     pub tokens: BTreeMap<String, (&'static str, Instant)>,
     pub refresh_tokens: BTreeMap<String, &'static str>,
     pub token_exchanges: BTreeMap<&'static str, u64>,
+    /// Random faults per API, and their generator (seeded: the same seed, the same faults).
+    pub faults: BTreeMap<&'static str, FaultSpec>,
+    fault_rng: Option<rand::rngs::StdRng>,
     /// Added latency per API (tests of slow runs).
     pub delay: BTreeMap<&'static str, Duration>,
     windows: BTreeMap<&'static str, VecDeque<Instant>>,
@@ -315,6 +344,9 @@ impl SandboxState {
         {
             return queue.remove(i);
         }
+        if let Some(f) = self.random_fault(api) {
+            return Some(f);
+        }
         let limit = rps?;
         let now = Instant::now();
         let window = self.windows.entry(api).or_default();
@@ -330,6 +362,7 @@ impl SandboxState {
                 retry_after: Some(1),
                 path_prefix: None,
                 after_serving: false,
+                kind: FaultKind::Status,
             });
         }
         window.push_back(now);
@@ -449,6 +482,7 @@ impl Sandbox {
                 retry_after,
                 path_prefix: path_prefix.map(str::to_string),
                 after_serving: after,
+                kind: FaultKind::Status,
             });
         }
     }
@@ -545,17 +579,46 @@ pub(crate) async fn gatekeeper(
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
-    let resp = if let Some(f) = refused.as_ref().filter(|f| f.after_serving) {
-        let served = next
-            .run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
-            .await;
-        tracing::debug!(status = served.status().as_u16(), "sandbox: answer lost on purpose");
-        let status = axum::http::StatusCode::from_u16(f.status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
-        (
-            status,
-            axum::Json(serde_json::json!({"message": "sandbox: answer lost"})),
-        )
-            .into_response()
+    let resp = if let Some(f) = refused
+        .as_ref()
+        .filter(|f| f.after_serving || f.kind != FaultKind::Status)
+    {
+        let served = if f.after_serving {
+            Some(
+                next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
+                    .await,
+            )
+        } else {
+            None
+        };
+        match f.kind {
+            FaultKind::Status => {
+                let status = axum::http::StatusCode::from_u16(f.status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+                (
+                    status,
+                    axum::Json(serde_json::json!({"message": "sandbox: answer lost"})),
+                )
+                    .into_response()
+            }
+            FaultKind::Stall(d) => {
+                tokio::time::sleep(d).await;
+                served.unwrap_or_else(|| {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "sandbox: stalled").into_response()
+                })
+            }
+            FaultKind::Reset => {
+                let broken = futures::stream::once(async {
+                    Err::<bytes::Bytes, std::io::Error>(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "sandbox reset",
+                    ))
+                });
+                let mut r = axum::response::Response::new(axum::body::Body::from_stream(broken));
+                *r.status_mut() = axum::http::StatusCode::OK;
+                r
+            }
+            FaultKind::Malformed => (axum::http::StatusCode::OK, "{\"results\": [not json").into_response(),
+        }
     } else if let Some(f) = refused {
         let mut r = (
             axum::http::StatusCode::from_u16(f.status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
@@ -692,6 +755,19 @@ pub(crate) async fn emit_webhook(shared: &Shared, body: Value) {
 }
 
 impl Sandbox {
+    /// Seeded random faults on `api` from now on (design §7; the fault suite).
+    pub fn set_faults(&self, api: Api, spec: FaultSpec, seed: u64) {
+        use rand::SeedableRng;
+        let mut s = self.state();
+        s.faults.insert(api.name(), spec);
+        s.fault_rng = Some(rand::rngs::StdRng::seed_from_u64(seed));
+    }
+
+    /// Stops the random faults.
+    pub fn clear_faults(&self) {
+        self.state().faults.clear();
+    }
+
     /// Adds `delay` before every answer of `api`.
     pub fn set_delay(&self, api: Api, delay: Duration) {
         self.state().delay.insert(api.name(), delay);
@@ -731,6 +807,42 @@ impl Sandbox {
 }
 
 impl SandboxState {
+    /// Draws this request's random fault, if the API has a fault spec and the dice say so.
+    fn random_fault(&mut self, api: &'static str) -> Option<InjectedFailure> {
+        use rand::{Rng, SeedableRng};
+        let spec = self.faults.get(api)?.clone();
+        let rng = self
+            .fault_rng
+            .get_or_insert_with(|| rand::rngs::StdRng::seed_from_u64(42));
+        let x: f64 = rng.random();
+        let after = rng.random_bool(0.5);
+        let mut edge = 0.0;
+        let mut pick = |p: f64| {
+            edge += p;
+            x < edge
+        };
+        let (status, retry_after, after_serving, kind) = if pick(spec.p_500) {
+            (500, None, after, FaultKind::Status)
+        } else if pick(spec.p_429) {
+            (429, Some(1), false, FaultKind::Status)
+        } else if pick(spec.p_stall) {
+            (0, None, after, FaultKind::Stall(spec.stall))
+        } else if pick(spec.p_reset) {
+            (0, None, true, FaultKind::Reset)
+        } else if pick(spec.p_malformed) {
+            (200, None, true, FaultKind::Malformed)
+        } else {
+            return None;
+        };
+        Some(InjectedFailure {
+            status,
+            retry_after,
+            path_prefix: None,
+            after_serving,
+            kind,
+        })
+    }
+
     /// Issues a token for `api` (and a refresh token when asked), valid `ttl` seconds.
     pub(crate) fn issue_token(&mut self, api: &'static str, ttl: f64, with_refresh: bool) -> Value {
         let n = self.token_exchanges.entry(api).or_default();
