@@ -84,12 +84,6 @@ pub fn allocation_month(d: Date) -> String {
     format!("{}-{}-01", d.year(), d.month())
 }
 
-/// Epoch seconds (Crego's float timestamps) to a date in `tz`.
-pub fn epoch_to_date(secs: f64, tz: &TimeZone) -> Option<Date> {
-    let ts = Timestamp::from_duration(SignedDuration::from_secs_f64(secs)).ok()?;
-    Some(ts.to_zoned(tz.clone()).date())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -396,7 +396,6 @@ pub struct Schedules {
 #[derive(Debug)]
 pub struct SyncConfig {
     pub timezone: jiff::tz::TimeZone,
-    pub timezone_name: String,
     pub min_dpd: i64,
     pub cursor_overlap_secs: f64,
     /// Delay before a payment that failed unsent is tried again, doubling per attempt up to max.
@@ -890,7 +889,6 @@ impl RawConfig {
             },
             sync: SyncConfig {
                 timezone: tz,
-                timezone_name: sync.timezone,
                 min_dpd: sync.min_dpd,
                 cursor_overlap_secs: sync.cursor_overlap_secs as f64,
                 retry_base_secs: sync.retry_base_secs as f64,

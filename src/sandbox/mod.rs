@@ -446,10 +446,6 @@ impl Sandbox {
         self.state().requests.clone()
     }
 
-    pub fn clear_requests(&self) {
-        self.state().requests.clear();
-    }
-
     /// Makes the next `n` requests to `api` fail with `status` (and `Retry-After`).
     pub fn fail_next(&self, api: Api, n: usize, status: u16, retry_after: Option<u64>) {
         self.fail_next_on(api, None, n, status, retry_after);
@@ -698,16 +694,6 @@ token = "{wt}"
             gt = self.config().credgenics_token,
             wt = self.config().webhook_token,
         )
-    }
-
-    /// Credgenics writes (POST/PATCH) the sandbox has answered so far.
-    pub fn credgenics_writes(&self) -> Vec<RecordedRequest> {
-        self.state()
-            .requests
-            .iter()
-            .filter(|r| r.api == "credgenics" && r.is_write())
-            .cloned()
-            .collect()
     }
 }
 

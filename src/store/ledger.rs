@@ -209,11 +209,6 @@ impl Store {
             .query_row("SELECT count(*) FROM webhook_events", [], |r| r.get::<_, i64>(0))? as usize)
     }
 
-    pub fn ledger_row(&self, id: i64) -> Result<Option<LedgerRow>, StoreError> {
-        let sql = format!("SELECT {COLS} FROM ledger WHERE id = ?1");
-        Ok(self.conn().query_row(&sql, [id], from_row).optional()?)
-    }
-
     pub fn ledger_by_key(&self, key: &str) -> Result<Option<LedgerRow>, StoreError> {
         let sql = format!("SELECT {COLS} FROM ledger WHERE source_key = ?1");
         Ok(self.conn().query_row(&sql, [key], from_row).optional()?)

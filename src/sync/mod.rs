@@ -238,6 +238,7 @@ fn request_counts<'a>(clients: impl IntoIterator<Item = &'a ApiClient>) -> serde
                 json!({
                     "requests": c.stats.requests(),
                     "retries": c.stats.retries.load(std::sync::atomic::Ordering::Relaxed),
+                    "rate_limited": c.stats.rate_limited.load(std::sync::atomic::Ordering::Relaxed),
                     "by_status": by_status,
                 }),
             )
