@@ -58,6 +58,8 @@ pub enum Command {
     Demo,
     /// Serve the fake Crego and Credgenics APIs so a config can point at them.
     Sandbox(SandboxArgs),
+    /// Measure the daemon at lender scale against a sandbox in its own process (BENCHMARKS.md).
+    Bench(crate::bench::BenchArgs),
     /// Cursors and their age, loans by state, payments by state and direction, jobs, last runs,
     /// dead letters. Safe while the daemon runs.
     Status {
@@ -149,6 +151,15 @@ pub struct SandboxArgs {
     /// How long a stall lasts, seconds (beyond the client's timeout to matter).
     #[arg(long, default_value_t = 35.0)]
     pub stall_secs: f64,
+    /// Percentage of overdue lines with a part repayment already booked in the LMS.
+    #[arg(long, default_value_t = 0)]
+    pub repay_pct: u32,
+    /// Percentage of first uploads after which an agent collects part of the due at once.
+    #[arg(long, default_value_t = 0)]
+    pub collect_pct: u32,
+    /// Keep no request log (counters only, `GET /_sandbox/stats`): for long benchmark runs.
+    #[arg(long)]
+    pub no_request_log: bool,
 }
 
 /// Parses nothing itself: runs what `cli` says and returns the process exit code.
@@ -165,6 +176,7 @@ pub fn run(cli: Cli) -> i32 {
             Some(Command::CheckConfig) => check_config(&cli.config),
             Some(Command::Demo) => crate::demo::run().await,
             Some(Command::Sandbox(args)) => serve_sandbox(args).await,
+            Some(Command::Bench(args)) => crate::bench::run(args).await,
             Some(Command::Status { json }) => with_state_path(&cli.config, |p| crate::ops::status(p, json)),
             Some(Command::Preview { ref lead, ref record }) => preview(&cli, lead.as_deref(), record.as_deref()).await,
             Some(Command::Mapping(MappingCmd::Test { kind, input, expected })) => {
@@ -367,7 +379,10 @@ async fn serve_sandbox(args: SandboxArgs) -> i32 {
             leads: args.leads,
             overdue_pct: args.overdue_pct,
             rng_seed: args.seed,
+            repay_pct: args.repay_pct,
         },
+        keep_request_log: !args.no_request_log,
+        collect_pct: args.collect_pct,
         ..SandboxConfig::default()
     };
     let bind = |addr: String| async move {

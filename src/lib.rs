@@ -21,8 +21,10 @@
 //! - [`server`]: the daemon's HTTP listener (Credgenics webhook, health).
 //! - [`sandbox`]: fake Crego and Credgenics servers for the demo, tests and benchmarks.
 //! - [`cli`]: the command line and the entry point `run`; [`demo`]: the guided sandbox run.
+//! - [`bench`]: the lender-scale benchmark against a sandbox in its own process.
 //! - [`telemetry`]: log events and personal-data masking.
 
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -100,6 +100,7 @@ async fn harness() -> Harness {
             leads: 150,
             overdue_pct: 30,
             rng_seed: 5,
+            ..SeedSpec::default()
         },
         ..SandboxConfig::default()
     })
@@ -145,6 +146,7 @@ async fn a_partner_limited_to_20_per_second_sees_no_429_from_a_daemon_at_20() {
             leads: 120,
             overdue_pct: 30,
             rng_seed: 3,
+            ..SeedSpec::default()
         },
         crego_rps: Some(20),
         credgenics_rps: Some(20),

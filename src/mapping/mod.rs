@@ -166,10 +166,14 @@ impl FieldSet {
 
     /// Evaluates every field over `input`. Fields yielding null are omitted.
     pub fn eval(&self, input: &Value, env: &EvalEnv) -> Result<Map<String, Value>, MappingError> {
-        let input = to_val(input);
+        self.eval_prepared(&Input::new(input), env)
+    }
+
+    /// [`Self::eval`] on an input already converted, for field sets that share one input.
+    pub fn eval_prepared(&self, input: &Input, env: &EvalEnv) -> Result<Map<String, Value>, MappingError> {
         let mut out = Map::new();
         for field in &self.fields {
-            if let Some(v) = eval_one(field, input.clone(), env)? {
+            if let Some(v) = eval_one(field, input.0.clone(), env)? {
                 out.insert(field.key.clone(), v);
             }
         }
@@ -207,9 +211,54 @@ fn eval_one(field: &Field, input: Val, env: &EvalEnv) -> Result<Option<Value>, M
 
 /// serde_json → jaq by text: keeps decimal literals exact (jaq holds them as decimal strings
 /// until arithmetic touches them).
+/// An input document in jaq's form, converted once for all the fields (and field sets) that read
+/// it; cloning it for each field shares the tree.
+pub struct Input(Val);
+
+impl Input {
+    pub fn new(v: &Value) -> Self {
+        Self(to_val(v))
+    }
+
+    /// The object of these members, as [`Self::new`] of it would give (keys in sorted order, as
+    /// serde_json keeps them), without building the JSON object first.
+    pub fn object<'a>(members: impl IntoIterator<Item = (&'a str, &'a Value)>) -> Self {
+        let mut members: Vec<_> = members.into_iter().collect();
+        members.sort_by_key(|(k, _)| *k);
+        let mut out = jaq_json::Map::default();
+        for (k, v) in members {
+            out.insert(Val::from(k.to_string()), to_val(v));
+        }
+        Self(Val::obj(out))
+    }
+}
+
+/// The same value jaq's own JSON reader would make of `v`'s text, without the text: integers as
+/// integers (big ones as big integers), other numbers as decimal strings, keys in order.
 fn to_val(v: &Value) -> Val {
-    let text = serde_json::to_vec(v).expect("a serde_json value always serialises");
-    jaq_json::read::parse_single(&text).expect("serde_json output is valid JSON")
+    match v {
+        Value::Null => Val::Null,
+        Value::Bool(b) => Val::Bool(*b),
+        Value::Number(n) => {
+            let text = n.as_str();
+            let integral = !text.contains(['.', 'e', 'E']);
+            Val::Num(
+                integral
+                    .then(|| jaq_json::Num::from_str_radix(text, 10))
+                    .flatten()
+                    .unwrap_or_else(|| jaq_json::Num::Dec(text.to_string().into())),
+            )
+        }
+        Value::String(s) => Val::from(s.clone()),
+        Value::Array(items) => items.iter().map(to_val).collect(),
+        Value::Object(m) => {
+            let mut out = jaq_json::Map::default();
+            for (k, v) in m {
+                out.insert(Val::from(k.clone()), to_val(v));
+            }
+            Val::obj(out)
+        }
+    }
 }
 
 fn from_val(v: &Val) -> Result<Value, serde_json::Error> {
@@ -226,6 +275,31 @@ mod tests {
     fn eval(expr: &str, input: Value) -> Result<Option<Value>, MappingError> {
         let f = FieldSet::build(&[("x", expr)], &BTreeMap::new()).unwrap();
         f.eval(&input, &ENV).map(|m| m.get("x").cloned())
+    }
+
+    /// The direct conversion must give jaq exactly what its own reader gives for the JSON text
+    /// (it replaced a text round trip per loan).
+    #[test]
+    fn input_conversion_matches_jaqs_reader() {
+        let programs: Value = serde_json::from_str(crate::sandbox::seed::PROGRAMS_EXAMPLE).unwrap();
+        let odd: Value = serde_json::from_str(
+            r#"{"z": 1, "a": [-5, 0, 12345678901234567890123, 1.50, -0.001, 1e5, 2E-3, 9223372036854775807],
+                "s": "Śrī \"q\" \u0000", "n": null, "t": true, "f": false, "e": {}, "l": []}"#,
+        )
+        .unwrap();
+        for v in [programs.clone(), odd.clone()] {
+            let text = serde_json::to_vec(&v).unwrap();
+            let by_reader = jaq_json::read::parse_single(&text).unwrap();
+            assert_eq!(to_val(&v), by_reader, "{v}");
+            assert_eq!(to_val(&v).to_string(), by_reader.to_string());
+        }
+        let whole = json!({"odd": odd, "programs": programs, "n": 7});
+        let parts = Input::object([
+            ("programs", &whole["programs"]),
+            ("n", &whole["n"]),
+            ("odd", &whole["odd"]),
+        ]);
+        assert_eq!(parts.0.to_string(), Input::new(&whole).0.to_string());
     }
 
     #[test]

@@ -43,6 +43,12 @@ pub struct SandboxConfig {
     pub crego_rps: Option<u32>,
     pub credgenics_rps: Option<u32>,
     pub seed: SeedSpec,
+    /// Keep every request (with its body) for `requests()`; the benchmark turns it off and reads
+    /// the counters of `stats()` only, so a long run does not grow the sandbox.
+    pub keep_request_log: bool,
+    /// Percentage of first uploads after which a collection agent recovers part of the due at
+    /// once (flow B's input in the benchmark), chosen by a hash of the loan id.
+    pub collect_pct: u32,
 }
 
 impl Default for SandboxConfig {
@@ -59,8 +65,23 @@ impl Default for SandboxConfig {
             crego_rps: None,
             credgenics_rps: None,
             seed: SeedSpec::default(),
+            keep_request_log: true,
+            collect_pct: 0,
         }
     }
+}
+
+/// What one fake has answered, for benchmarks (control endpoints not counted).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct ApiStats {
+    pub requests: u64,
+    /// Requests other than GET.
+    pub writes: u64,
+    /// Answers 429 (rate limit or injected).
+    pub rate_limited: u64,
+    /// Epoch seconds of the first and last request answered.
+    pub first_at: Option<f64>,
+    pub last_at: Option<f64>,
 }
 
 /// One request as the sandbox saw it.
@@ -149,6 +170,9 @@ pub struct SandboxState {
     pub webhooks: Vec<(Value, u16)>,
     next_payment_id: u64,
     pub requests: Vec<RecordedRequest>,
+    pub stats: BTreeMap<&'static str, ApiStats>,
+    /// borrower-program id → (lead id, index into `programs[lead]`).
+    program_index: std::collections::HashMap<String, (String, usize)>,
     pub fail_next: BTreeMap<&'static str, VecDeque<InjectedFailure>>,
     /// Exchanged tokens: token → (api, expiry); refresh tokens → api; exchanges per api.
     pub tokens: BTreeMap<String, (&'static str, Instant)>,
@@ -186,8 +210,12 @@ impl SandboxState {
     /// Rebuilds the change-stream index (after seeding).
     pub fn reindex(&mut self) {
         self.line_index.clear();
+        self.program_index.clear();
         for (lead, progs) in &self.programs {
             for (i, p) in progs.iter().enumerate() {
+                if let Some(id) = p["id"].as_str() {
+                    self.program_index.insert(id.to_string(), (lead.clone(), i));
+                }
                 let ld = &p["line_detail"];
                 if let (Some(at), Some(id)) = (ld["updated_at"].as_f64(), ld["id"].as_str()) {
                     self.line_index.insert(Self::index_key(at, id), (lead.clone(), i));
@@ -314,12 +342,7 @@ impl SandboxState {
     }
 
     pub fn find_program(&self, borrower_program_id: &str) -> Option<(String, usize)> {
-        self.programs.iter().find_map(|(lead, progs)| {
-            progs
-                .iter()
-                .position(|p| p["id"] == borrower_program_id)
-                .map(|i| (lead.clone(), i))
-        })
+        self.program_index.get(borrower_program_id).cloned()
     }
 
     /// Borrower-program entries whose line is overdue by the daemon's default rule.
@@ -397,6 +420,7 @@ impl Sandbox {
         let mut state = SandboxState::default();
         seed::seed(&mut state, &config.seed);
         state.reindex();
+        seed::seed_repayments(&mut state, &config.seed);
         let shared = Arc::new(Shared {
             config,
             state: Mutex::new(state),
@@ -446,6 +470,11 @@ impl Sandbox {
         self.state().requests.clone()
     }
 
+    /// The counters of one fake.
+    pub fn stats(&self, api: Api) -> ApiStats {
+        self.state().stats.get(api.name()).cloned().unwrap_or_default()
+    }
+
     /// Makes the next `n` requests to `api` fail with `status` (and `Retry-After`).
     pub fn fail_next(&self, api: Api, n: usize, status: u16, retry_after: Option<u64>) {
         self.fail_next_on(api, None, n, status, retry_after);
@@ -485,7 +514,20 @@ impl Sandbox {
 }
 
 fn record(shared: &Shared, req: RecordedRequest) {
-    shared.lock().requests.push(req);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut s = shared.lock();
+    let st = s.stats.entry(req.api).or_default();
+    st.requests += 1;
+    st.writes += u64::from(req.is_write());
+    st.rate_limited += u64::from(req.status == 429);
+    st.first_at.get_or_insert(now);
+    st.last_at = Some(now);
+    if shared.config.keep_request_log {
+        s.requests.push(req);
+    }
 }
 
 /// Which fake a middleware guards, and how it authenticates.
@@ -543,7 +585,7 @@ pub(crate) async fn gatekeeper(
         .query()
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let is_control = path.starts_with("/_sandbox");
+    let is_control = path.starts_with("/_sandbox/") || path.starts_with("/recovery/_sandbox/");
     let is_token_endpoint = path.ends_with("/auth/token/")
         || path.ends_with("/auth/token/refresh/")
         || path.ends_with("/user/public/access-token");
@@ -640,6 +682,12 @@ pub(crate) async fn gatekeeper(
     resp
 }
 
+/// `GET /_sandbox/stats`: the counters of this fake, for benchmarks that run the sandbox as a process.
+pub(crate) async fn stats_handler(axum::extract::State(gate): axum::extract::State<Gate>) -> axum::Json<ApiStats> {
+    let s = gate.shared.lock();
+    axum::Json(s.stats.get(gate.api.name()).cloned().unwrap_or_default())
+}
+
 /// `GET /_sandbox/requests`: the request log, for tests that run the daemon as a process.
 pub(crate) async fn requests_handler(
     axum::extract::State(gate): axum::extract::State<Gate>,
@@ -662,23 +710,42 @@ pub(crate) fn json_error(status: axum::http::StatusCode, body: Value) -> axum::r
 impl Sandbox {
     /// A complete config pointing at this sandbox, with its tokens and the given state file.
     pub fn config_toml(&self, state_path: &std::path::Path) -> String {
-        format!(
-            r#"[state]
+        config_toml(
+            &self.crego_url(),
+            &self.credgenics_url(),
+            self.config(),
+            state_path,
+            200,
+        )
+    }
+}
+
+/// A complete daemon config for a sandbox at these addresses (possibly in another process), with
+/// the tokens of `sb`, the given state file and `rps` requests per second on each API.
+pub fn config_toml(
+    crego_url: &str,
+    credgenics_url: &str,
+    sb: &SandboxConfig,
+    state_path: &std::path::Path,
+    rps: u32,
+) -> String {
+    format!(
+        r#"[state]
 path = "{state}"
 
 [crego]
-base_url = "{crego}"
+base_url = "{crego_url}"
 bearer_token = "{ct}"
 page_size = 100
-requests_per_second = 200
+requests_per_second = {rps}
 max_in_flight = 8
 timeout_secs = 5
 connect_timeout_secs = 2
 
 [credgenics]
-base_url = "{cg}"
+base_url = "{credgenics_url}"
 auth_token = "{gt}"
-requests_per_second = 200
+requests_per_second = {rps}
 max_in_flight = 8
 timeout_secs = 5
 connect_timeout_secs = 2
@@ -687,14 +754,11 @@ connect_timeout_secs = 2
 listen = "127.0.0.1:0"
 token = "{wt}"
 "#,
-            state = state_path.display().to_string().replace('\\', "\\\\"),
-            crego = self.crego_url(),
-            ct = self.config().crego_token,
-            cg = self.credgenics_url(),
-            gt = self.config().credgenics_token,
-            wt = self.config().webhook_token,
-        )
-    }
+        state = state_path.display().to_string().replace('\\', "\\\\"),
+        ct = sb.crego_token,
+        gt = sb.credgenics_token,
+        wt = sb.webhook_token,
+    )
 }
 
 /// The documented `payment` webhook body for one payment-history entry.

@@ -17,6 +17,9 @@ pub struct SeedSpec {
     /// Share of lines overdue, in percent.
     pub overdue_pct: u32,
     pub rng_seed: u64,
+    /// Share of overdue lines, in percent, on which a part repayment is already booked in the LMS
+    /// (flow C's input).
+    pub repay_pct: u32,
 }
 
 impl Default for SeedSpec {
@@ -25,6 +28,7 @@ impl Default for SeedSpec {
             leads: 30,
             overdue_pct: 30,
             rng_seed: 7,
+            repay_pct: 0,
         }
     }
 }
@@ -129,5 +133,26 @@ pub fn seed(state: &mut SandboxState, spec: &SeedSpec) {
         ld["updated_at"] = json!(updated);
         state.leads.insert(lead_id.clone(), lead);
         state.programs.insert(lead_id, vec![entry]);
+    }
+}
+
+/// Books a part repayment (a third of the due) on `spec.repay_pct` percent of the overdue lines,
+/// as the LMS would; run after the index is built.
+pub fn seed_repayments(state: &mut SandboxState, spec: &SeedSpec) {
+    if spec.repay_pct == 0 {
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(spec.rng_seed ^ 0x5eed_4e9a);
+    let chosen: Vec<(String, Decimal)> = state
+        .overdue_programs(1)
+        .iter()
+        .filter(|_| rng.random_range(0..100) < spec.repay_pct)
+        .filter_map(|p| {
+            let due = crate::money::from_json(&p["line_detail"]["due_amount"])?;
+            Some((p["id"].as_str()?.to_string(), (due / Decimal::from(3)).round_dp(2)))
+        })
+        .collect();
+    for (i, (bp, amount)) in chosen.into_iter().enumerate() {
+        state.add_repayment(&bp, amount, &format!("SEEDUTR{i:08}"));
     }
 }

@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::{Store, StoreError};
+use super::{Cached, Store, StoreError};
 
 /// Where a payment goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -195,7 +195,7 @@ impl Store {
             Some(r) => insert_rows(&tx, std::slice::from_ref(r), now)? > 0,
             None => false,
         };
-        tx.execute(
+        tx.exec_cached(
             "INSERT INTO webhook_events (received_at, event, body, ledger_key) VALUES (?1, ?2, ?3, ?4)",
             params![now, event, body, row.map(|r| r.source_key.as_str())],
         )?;
@@ -206,12 +206,12 @@ impl Store {
     pub fn webhook_event_count(&self) -> Result<usize, StoreError> {
         Ok(self
             .conn()
-            .query_row("SELECT count(*) FROM webhook_events", [], |r| r.get::<_, i64>(0))? as usize)
+            .query_row_cached("SELECT count(*) FROM webhook_events", [], |r| r.get::<_, i64>(0))? as usize)
     }
 
     pub fn ledger_by_key(&self, key: &str) -> Result<Option<LedgerRow>, StoreError> {
         let sql = format!("SELECT {COLS} FROM ledger WHERE source_key = ?1");
-        Ok(self.conn().query_row(&sql, [key], from_row).optional()?)
+        Ok(self.conn().query_row_cached(&sql, [key], from_row).optional()?)
     }
 
     /// Rows of `direction` in `state`, oldest first; for `pending`, only those due by `now`.
@@ -226,7 +226,7 @@ impl Store {
              ORDER BY id"
         );
         let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![direction.as_str(), state.as_str(), now], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -235,7 +235,7 @@ impl Store {
     pub fn ledger_for_loan(&self, direction: Direction, loan_id: &str) -> Result<Vec<LedgerRow>, StoreError> {
         let sql = format!("SELECT {COLS} FROM ledger WHERE direction = ?1 AND loan_id = ?2 ORDER BY id");
         let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![direction.as_str(), loan_id], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -245,7 +245,7 @@ impl Store {
     pub fn wrote_reference(&self, direction: Direction, loan_id: &str, reference: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn()
-            .query_row(
+            .query_row_cached(
                 "SELECT 1 FROM ledger WHERE direction = ?1 AND loan_id = ?2 AND reference = ?3 LIMIT 1",
                 params![direction.as_str(), loan_id, reference],
                 |_| Ok(()),
@@ -256,7 +256,7 @@ impl Store {
 
     /// Marks a row in flight: committed before its request is sent.
     pub fn ledger_in_flight(&self, id: i64, now: f64) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().exec_cached(
             "UPDATE ledger SET state = 'in_flight', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
             params![id, now],
         )?;
@@ -264,7 +264,7 @@ impl Store {
     }
 
     pub fn ledger_done(&self, id: i64, remote_id: Option<&str>, now: f64) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().exec_cached(
             "UPDATE ledger SET state = 'done', remote_id = coalesce(?2, remote_id), last_error = NULL, updated_at = ?3
              WHERE id = ?1",
             params![id, remote_id, now],
@@ -273,7 +273,7 @@ impl Store {
     }
 
     pub fn ledger_dead(&self, id: i64, reason: &str, now: f64) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().exec_cached(
             "UPDATE ledger SET state = 'dead', dead_reason = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, reason, now],
         )?;
@@ -282,7 +282,7 @@ impl Store {
 
     /// Back to pending, not before `next_at` (a failure that proves the write did not happen).
     pub fn ledger_retry(&self, id: i64, error: &str, next_at: f64, now: f64) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().exec_cached(
             "UPDATE ledger SET state = 'pending', last_error = ?2, next_attempt_at = ?3, updated_at = ?4 WHERE id = ?1",
             params![id, error, next_at, now],
         )?;
@@ -291,7 +291,7 @@ impl Store {
 
     /// Leaves a row in flight (in doubt) with the error and when to look again.
     pub fn ledger_in_doubt(&self, id: i64, error: &str, next_at: f64, now: f64) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().exec_cached(
             "UPDATE ledger SET last_error = ?2, next_attempt_at = ?3, updated_at = ?4 WHERE id = ?1",
             params![id, error, next_at, now],
         )?;
@@ -302,7 +302,7 @@ impl Store {
     pub fn dead_letters(&self) -> Result<Vec<LedgerRow>, StoreError> {
         let sql = format!("SELECT {COLS} FROM ledger WHERE state = 'dead' AND ignored_reason IS NULL ORDER BY id");
         let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -310,7 +310,7 @@ impl Store {
     /// Operator: a dead row goes back to pending, to be mapped again from its source and sent on
     /// the next run. False when no such dead row.
     pub fn retry_dead(&self, id: i64, now: f64) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
+        Ok(self.conn().exec_cached(
             "UPDATE ledger SET state = 'pending', payload = NULL, next_attempt_at = 0,
                     last_error = dead_reason, dead_reason = NULL, ignored_reason = NULL, updated_at = ?2
              WHERE id = ?1 AND state = 'dead'",
@@ -320,7 +320,7 @@ impl Store {
 
     /// Operator: set a dead row aside (it stops counting as unresolved). False when no such row.
     pub fn ignore_dead(&self, id: i64, reason: &str, now: f64) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
+        Ok(self.conn().exec_cached(
             "UPDATE ledger SET ignored_reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'dead'",
             params![id, reason, now],
         )? > 0)
@@ -328,7 +328,7 @@ impl Store {
 
     /// Stores a payload mapped again (after an operator's retry).
     pub fn ledger_set_payload(&self, id: i64, payload: &Value, reference: &str) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().exec_cached(
             "UPDATE ledger SET payload = ?2, reference = ?3 WHERE id = ?1",
             params![id, payload.to_string(), reference],
         )?;
@@ -338,7 +338,7 @@ impl Store {
     /// Counts by (direction, state); ignored dead rows count as `ignored`.
     pub fn ledger_counts(&self) -> Result<BTreeMap<(String, String), u64>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT direction, CASE WHEN state = 'dead' AND ignored_reason IS NOT NULL THEN 'ignored' ELSE state END,
                     count(*) FROM ledger GROUP BY 1, 2",
         )?;
@@ -348,7 +348,7 @@ impl Store {
 
     /// Rows still owed: pending, in flight, or dead and not ignored.
     pub fn ledger_unresolved(&self) -> Result<u64, StoreError> {
-        Ok(self.conn().query_row(
+        Ok(self.conn().query_row_cached(
             "SELECT count(*) FROM ledger WHERE state IN ('pending', 'in_flight')
                OR (state = 'dead' AND ignored_reason IS NULL)",
             [],

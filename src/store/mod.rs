@@ -15,6 +15,33 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 mod ledger;
+
+/// Every statement goes through the connection's prepared-statement cache: parsing the same SQL
+/// again for each loan was a sixth of the daemon's CPU per placed loan (BENCHMARKS.md).
+pub(crate) trait Cached {
+    fn exec_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// More distinct statements than rusqlite's default cache of 16 holds.
+const STATEMENT_CACHE: usize = 96;
 pub use ledger::{Direction, LedgerRow, LedgerState, NewLedgerRow};
 
 mod embedded {
@@ -160,11 +187,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         embedded::migrations::runner().run(&mut conn)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-            path: path.to_path_buf(),
-            _lock: Some(lock),
-        })
+        Ok(Self::wrap(conn, path.to_path_buf(), Some(lock)))
     }
 
     /// Opens an existing state file without the lock and without writing (dry runs, `status`),
@@ -176,11 +199,7 @@ impl Store {
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-            path: path.to_path_buf(),
-            _lock: None,
-        })
+        Ok(Self::wrap(conn, path.to_path_buf(), None))
     }
 
     /// Opens an existing state file for an operator command (`status`, `dead-letters`) while a
@@ -200,22 +219,28 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-            path: path.to_path_buf(),
-            _lock: None,
-        })
+        Ok(Self::wrap(conn, path.to_path_buf(), None))
     }
 
     /// A fresh state in memory (tests, dry runs before the first real run).
     pub fn in_memory() -> Result<Self, StoreError> {
         let mut conn = Connection::open_in_memory()?;
         embedded::migrations::runner().run(&mut conn)?;
-        Ok(Self {
+        Ok(Self::wrap(conn, PathBuf::from(":memory:"), None))
+    }
+
+    fn wrap(conn: Connection, path: PathBuf, lock: Option<File>) -> Self {
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Self {
             conn: Mutex::new(conn),
-            path: PathBuf::from(":memory:"),
-            _lock: None,
-        })
+            path,
+            _lock: lock,
+        }
+    }
+
+    /// Rows changed through this handle since it was opened (benchmarks count writes with it).
+    pub fn total_changes(&self) -> u64 {
+        self.conn().total_changes()
     }
 
     pub fn path(&self) -> &Path {
@@ -231,7 +256,7 @@ impl Store {
     pub fn cursor(&self, stream: &str) -> Result<Option<f64>, StoreError> {
         Ok(self
             .conn()
-            .query_row("SELECT value FROM cursors WHERE stream = ?1", [stream], |r| r.get(0))
+            .query_row_cached("SELECT value FROM cursors WHERE stream = ?1", [stream], |r| r.get(0))
             .optional()?)
     }
 
@@ -239,7 +264,7 @@ impl Store {
     pub fn seen(&self, stream: &str, item_id: &str) -> Result<Option<f64>, StoreError> {
         Ok(self
             .conn()
-            .query_row(
+            .query_row_cached(
                 "SELECT updated_at FROM stream_seen WHERE stream = ?1 AND item_id = ?2",
                 [stream, item_id],
                 |r| r.get(0),
@@ -279,21 +304,23 @@ impl Store {
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO stream_seen (stream, item_id, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (stream, item_id) DO UPDATE SET updated_at = max(updated_at, excluded.updated_at)",
+                 ON CONFLICT (stream, item_id) DO UPDATE SET updated_at = excluded.updated_at
+                   WHERE excluded.updated_at > stream_seen.updated_at",
             )?;
             for (id, at) in items {
                 ins.execute(params![stream, id, at])?;
             }
         }
         if let Some(c) = cursor {
-            tx.execute(
+            tx.exec_cached(
                 "INSERT INTO cursors (stream, value, advanced_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (stream) DO UPDATE SET
-                   advanced_at = CASE WHEN excluded.value > value THEN excluded.advanced_at ELSE advanced_at END,
-                   value = max(value, excluded.value)",
+                   advanced_at = excluded.advanced_at,
+                   value = excluded.value
+                 WHERE excluded.value > cursors.value",
                 params![stream, c, now],
             )?;
-            tx.execute(
+            tx.exec_cached(
                 "DELETE FROM stream_seen WHERE stream = ?1
                    AND updated_at < (SELECT value FROM cursors WHERE stream = ?1) - ?2",
                 params![stream, overlap_secs],
@@ -338,13 +365,16 @@ impl Store {
         let sql = format!("SELECT {} FROM loans WHERE borrower_program_id = ?1", Self::LOAN_COLS);
         Ok(self
             .conn()
-            .query_row(&sql, [borrower_program_id], Self::loan_from_row)
+            .query_row_cached(&sql, [borrower_program_id], Self::loan_from_row)
             .optional()?)
     }
 
     pub fn loan(&self, loan_id: &str) -> Result<Option<LoanRow>, StoreError> {
         let sql = format!("SELECT {} FROM loans WHERE loan_id = ?1", Self::LOAN_COLS);
-        Ok(self.conn().query_row(&sql, [loan_id], Self::loan_from_row).optional()?)
+        Ok(self
+            .conn()
+            .query_row_cached(&sql, [loan_id], Self::loan_from_row)
+            .optional()?)
     }
 
     pub fn loans_in_state(&self, state: LoanState) -> Result<Vec<LoanRow>, StoreError> {
@@ -353,7 +383,7 @@ impl Store {
             Self::LOAN_COLS
         );
         let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([state.as_str()], Self::loan_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -362,7 +392,7 @@ impl Store {
     pub fn save_loan(&self, loan: &LoanRow, new_allocation: bool) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
+        tx.exec_cached(
             "INSERT INTO loans (loan_id, borrower_program_id, lead_id, program_id, allocation_month, state,
                                 payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at,
                                 pending_payload, pending_month, due_amount, total_outstanding, last_polled_at)
@@ -398,7 +428,7 @@ impl Store {
         )?;
         if new_allocation && let Some(month) = &loan.allocation_month {
             // recorded once, when Credgenics accepted the month
-            tx.execute(
+            tx.exec_cached(
                 "INSERT OR IGNORE INTO allocations (loan_id, allocation_month, uploaded_at) VALUES (?1, ?2, ?3)",
                 params![loan.loan_id, month, loan.updated_at],
             )?;
@@ -409,7 +439,7 @@ impl Store {
 
     /// Records the line's numbers as flow A last saw them.
     pub fn set_line_numbers(&self, loan_id: &str, due: Decimal, outstanding: Decimal) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().exec_cached(
             "UPDATE loans SET due_amount = ?2, total_outstanding = ?3 WHERE loan_id = ?1",
             params![loan_id, due.to_string(), outstanding.to_string()],
         )?;
@@ -417,7 +447,7 @@ impl Store {
     }
 
     pub fn set_polled(&self, loan_id: &str, at: f64) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().exec_cached(
             "UPDATE loans SET last_polled_at = ?2 WHERE loan_id = ?1",
             params![loan_id, at],
         )?;
@@ -425,21 +455,39 @@ impl Store {
     }
 
     /// Loans open at Credgenics (placed or cured) whose payment history was not read since `since`.
-    pub fn loans_to_poll(&self, since: f64) -> Result<Vec<LoanRow>, StoreError> {
+    /// At most `limit` of them, after `after` in loan-id order: the poll walks the book in
+    /// batches, never holding all of it.
+    pub fn loans_to_poll(&self, since: f64, after: &str, limit: u32) -> Result<Vec<LoanRow>, StoreError> {
         let sql = format!(
             "SELECT {} FROM loans WHERE state IN ('placed', 'cured') AND allocation_month IS NOT NULL
-               AND (last_polled_at IS NULL OR last_polled_at < ?1) ORDER BY loan_id",
+               AND (last_polled_at IS NULL OR last_polled_at < ?1) AND loan_id > ?2 ORDER BY loan_id LIMIT ?3",
             Self::LOAN_COLS
         );
         let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([since], Self::loan_from_row)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![since, after, limit], Self::loan_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// What a batch of the poll found, in one transaction: the new ledger rows, and the loans
+    /// read (a crash before it only means reading them again; rows dedupe on their keys).
+    pub fn record_poll(&self, rows: &[NewLedgerRow], polled: &[String], now: f64) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = ledger::insert_rows(&tx, rows, now)?;
+        for loan_id in polled {
+            tx.exec_cached(
+                "UPDATE loans SET last_polled_at = ?2 WHERE loan_id = ?1",
+                params![loan_id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Forgets a loan that was never placed (its first upload provably did not happen).
     pub fn delete_loan(&self, loan_id: &str) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().exec_cached(
             "DELETE FROM loans WHERE loan_id = ?1 AND allocation_month IS NULL",
             [loan_id],
         )?;
@@ -449,14 +497,14 @@ impl Store {
     pub fn allocations(&self, loan_id: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
         let mut stmt =
-            conn.prepare("SELECT allocation_month FROM allocations WHERE loan_id = ?1 ORDER BY uploaded_at")?;
+            conn.prepare_cached("SELECT allocation_month FROM allocations WHERE loan_id = ?1 ORDER BY uploaded_at")?;
         let rows = stmt.query_map([loan_id], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Loans in doubt, or rejected and not ignored by an operator.
     pub fn loans_unresolved(&self) -> Result<u64, StoreError> {
-        Ok(self.conn().query_row(
+        Ok(self.conn().query_row_cached(
             "SELECT count(*) FROM loans WHERE state = 'uploading' OR (state = 'rejected' AND ignored_reason IS NULL)",
             [],
             |r| r.get::<_, i64>(0),
@@ -466,7 +514,7 @@ impl Store {
     /// Rejected loans not ignored: (loan id, lead id, borrower-program id, error).
     pub fn rejected_loans(&self) -> Result<Vec<RejectedLoan>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT loan_id, lead_id, borrower_program_id, last_error FROM loans
              WHERE state = 'rejected' AND ignored_reason IS NULL ORDER BY loan_id",
         )?;
@@ -476,7 +524,7 @@ impl Store {
 
     /// Operator: set a rejected loan aside. False when no such rejected loan.
     pub fn ignore_loan(&self, loan_id: &str, reason: &str) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
+        Ok(self.conn().exec_cached(
             "UPDATE loans SET ignored_reason = ?2 WHERE loan_id = ?1 AND state = 'rejected'",
             params![loan_id, reason],
         )? > 0)
@@ -484,7 +532,7 @@ impl Store {
 
     /// Operator: send a rejected loan again on the next run (its line is read afresh).
     pub fn resync_loan(&self, loan_id: &str) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
+        Ok(self.conn().exec_cached(
             "UPDATE loans SET resync = 1, rejected_hash = NULL, ignored_reason = NULL
              WHERE loan_id = ?1 AND state = 'rejected'",
             params![loan_id],
@@ -494,21 +542,22 @@ impl Store {
     /// Loans an operator asked to send again: (loan id, lead id, borrower-program id).
     pub fn loans_to_resync(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT loan_id, lead_id, borrower_program_id FROM loans WHERE resync = 1")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT loan_id, lead_id, borrower_program_id FROM loans WHERE resync = 1")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn resync_done(&self, loan_id: &str) -> Result<(), StoreError> {
         self.conn()
-            .execute("UPDATE loans SET resync = 0 WHERE loan_id = ?1", [loan_id])?;
+            .exec_cached("UPDATE loans SET resync = 0 WHERE loan_id = ?1", [loan_id])?;
         Ok(())
     }
 
     /// Loans cured in the LMS while still open at Credgenics (no API closes them): for a person.
     pub fn cured_loans(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT loan_id FROM loans WHERE state = 'cured' ORDER BY loan_id")?;
+        let mut stmt = conn.prepare_cached("SELECT loan_id FROM loans WHERE state = 'cured' ORDER BY loan_id")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -516,15 +565,15 @@ impl Store {
     /// The last `n` runs: (id, job, started, finished, outcome).
     pub fn last_runs(&self, n: u32) -> Result<Vec<RunRow>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT id, job, started_at, finished_at, outcome FROM runs ORDER BY id DESC LIMIT ?1")?;
+        let mut stmt = conn
+            .prepare_cached("SELECT id, job, started_at, finished_at, outcome FROM runs ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt.query_map([n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn loan_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT state, count(*) FROM loans GROUP BY state")?;
+        let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM loans GROUP BY state")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -532,11 +581,24 @@ impl Store {
     // --- streams, jobs ----------------------------------------------------------------------------
 
     /// Notes that `stream` was just read to its end with nothing left behind.
-    pub fn mark_stream_checked(&self, stream: &str, now: f64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO cursors (stream, value, advanced_at, checked_at) VALUES (?1, 0, ?2, ?2)
-             ON CONFLICT (stream) DO UPDATE SET checked_at = ?2",
-            params![stream, now],
+    /// When the last read of `stream` that reached its end started, by the real wall clock.
+    pub fn stream_read_started_at(&self, stream: &str) -> Result<Option<f64>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row_cached("SELECT read_started_at FROM cursors WHERE stream = ?1", [stream], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten())
+    }
+
+    /// Records a read of `stream` to its end: at `now` by the daemon's clock (readiness), started
+    /// at `read_started` by the wall clock (the next read's overlap).
+    pub fn mark_stream_checked(&self, stream: &str, now: f64, read_started: f64) -> Result<(), StoreError> {
+        self.conn().exec_cached(
+            "INSERT INTO cursors (stream, value, advanced_at, checked_at, read_started_at) VALUES (?1, 0, ?2, ?2, ?3)
+             ON CONFLICT (stream) DO UPDATE SET checked_at = ?2, read_started_at = ?3",
+            params![stream, now, read_started],
         )?;
         Ok(())
     }
@@ -544,7 +606,8 @@ impl Store {
     /// Every stream: (name, cursor value, when the cursor last moved, when last read to its end).
     pub fn streams(&self) -> Result<Vec<StreamRow>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT stream, value, advanced_at, checked_at FROM cursors ORDER BY stream")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT stream, value, advanced_at, checked_at FROM cursors ORDER BY stream")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -552,13 +615,13 @@ impl Store {
     pub fn last_slot(&self, job: &str) -> Result<Option<f64>, StoreError> {
         Ok(self
             .conn()
-            .query_row("SELECT last_slot FROM job_slots WHERE job = ?1", [job], |r| r.get(0))
+            .query_row_cached("SELECT last_slot FROM job_slots WHERE job = ?1", [job], |r| r.get(0))
             .optional()?)
     }
 
     /// Records that `job` ran for `slot`, and how it went.
     pub fn record_job(&self, job: &str, slot: f64, error: Option<&str>, now: f64) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().exec_cached(
             "INSERT INTO job_slots (job, last_slot, last_ok_at, last_error) VALUES (?1, ?2, CASE WHEN ?3 IS NULL THEN ?4 END, ?3)
              ON CONFLICT (job) DO UPDATE SET last_slot = max(last_slot, ?2),
                last_ok_at = CASE WHEN ?3 IS NULL THEN ?4 ELSE last_ok_at END, last_error = ?3",
@@ -570,7 +633,8 @@ impl Store {
     /// Every job: (name, last slot, last success, last error).
     pub fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT job, last_slot, last_ok_at, last_error FROM job_slots ORDER BY job")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT job, last_slot, last_ok_at, last_error FROM job_slots ORDER BY job")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -579,12 +643,12 @@ impl Store {
 
     pub fn start_run(&self, job: &str, now: f64) -> Result<i64, StoreError> {
         let conn = self.conn();
-        conn.execute("INSERT INTO runs (job, started_at) VALUES (?1, ?2)", params![job, now])?;
+        conn.exec_cached("INSERT INTO runs (job, started_at) VALUES (?1, ?2)", params![job, now])?;
         Ok(conn.last_insert_rowid())
     }
 
     pub fn finish_run(&self, id: i64, now: f64, outcome: &str, summary: &Value) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().exec_cached(
             "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
             params![id, now, outcome, summary.to_string()],
         )?;

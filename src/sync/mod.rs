@@ -208,6 +208,33 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     report
 }
 
+/// Where an incremental read of `stream` starts. The overlap window before the cursor catches
+/// items the partner committed late (an `updated_at` earlier than items already read). Only items
+/// updated after (the start of the last complete read − the overlap) can have been invisible to
+/// that read, so once that instant has passed the cursor a read starts at the cursor itself: a
+/// quiet book costs one list request per stream, not a re-read of the last window of changes.
+/// Never wider nor narrower than `[cursor − overlap, cursor]`; the overlap must still exceed the
+/// partner's commit delay plus clock skew.
+pub(crate) fn incremental_start(ctx: &Context, stream: &str) -> Result<f64, StoreError> {
+    let overlap = ctx.config.sync.cursor_overlap_secs;
+    let Some(cursor) = ctx.store.cursor(stream)? else {
+        return Ok(0.0);
+    };
+    let from = match ctx.store.stream_read_started_at(stream)? {
+        Some(read_started) => cursor.min(read_started - overlap).max(cursor - overlap),
+        None => cursor - overlap,
+    };
+    Ok(from.max(0.0))
+}
+
+/// The real wall clock (never `CCSYNC_NOW`): compared with the partners' `updated_at` values.
+pub(crate) fn wall_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Loans whose last write is in doubt or was rejected, plus payments still owed.
 pub fn unresolved(store: &Store) -> Result<u64, StoreError> {
     Ok(store.loans_unresolved()? + store.ledger_unresolved()?)

@@ -102,8 +102,9 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
     let overlap = ctx.config.sync.cursor_overlap_secs;
     let from = match since {
         Some(s) => s,
-        None => ctx.store.cursor(STREAM)?.map(|c| (c - overlap).max(0.0)).unwrap_or(0.0),
+        None => super::incremental_start(ctx, STREAM)?,
     };
+    let read_started = super::wall_secs();
     let backfill = since.is_some();
     let concurrency = ctx
         .config
@@ -189,7 +190,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
         page += 1;
     }
     if blocked_at.is_none() && !ctx.dry_run {
-        ctx.store.mark_stream_checked(STREAM, ctx.now_secs())?;
+        ctx.store.mark_stream_checked(STREAM, ctx.now_secs(), read_started)?;
     }
     Ok(())
 }
@@ -300,29 +301,49 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
 
 /// The Upload Loan payload: loan fields plus one `defaults[]` entry, amounts rounded.
 fn map_loan(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month: &str) -> Result<Value, String> {
-    let input = loan_input(ctx, lead, program, item, month);
-    map_loan_input(
+    // Converted straight from the parts: copying them into one JSON document first cost more
+    // than the mapping itself (BENCHMARKS.md).
+    let (today, today_epoch) = today_fields(ctx);
+    let (today_epoch, min_dpd) = (json!(today_epoch), json!(ctx.config.sync.min_dpd));
+    let (month_v, today_v) = (Value::String(month.to_string()), Value::String(today));
+    let input = crate::mapping::Input::object([
+        ("lead", lead),
+        ("program", program),
+        ("line_detail", &item.raw),
+        ("allocation_month", &month_v),
+        ("today", &today_v),
+        ("today_epoch", &today_epoch),
+        ("min_dpd", &min_dpd),
+    ]);
+    map_loan_prepared(
         &ctx.config,
         EvalEnv {
             tz_offset_secs: ctx.clock.utc_offset_secs(),
         },
         &input,
+        month,
     )
 }
 
-/// The input document of the loan mapping.
-pub fn loan_input(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month: &str) -> Value {
+/// Today in the configured zone, as a date and as the epoch second of its midnight UTC.
+fn today_fields(ctx: &Context) -> (String, i64) {
     let today = ctx.clock.today();
     let today_epoch = today
         .to_zoned(jiff::tz::TimeZone::UTC)
         .map(|z| z.timestamp().as_second())
         .unwrap_or(0);
+    (today.to_string(), today_epoch)
+}
+
+/// The input document of the loan mapping.
+pub fn loan_input(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month: &str) -> Value {
+    let (today, today_epoch) = today_fields(ctx);
     json!({
         "lead": lead,
         "program": program,
         "line_detail": item.raw,
         "allocation_month": month,
-        "today": today.to_string(),
+        "today": today,
         "today_epoch": today_epoch,
         "min_dpd": ctx.config.sync.min_dpd,
     })
@@ -331,8 +352,25 @@ pub fn loan_input(ctx: &Context, lead: &Value, program: &Value, item: &LineItem,
 /// The Upload Loan payload of one input document (also what `mapping test` runs).
 pub fn map_loan_input(config: &crate::config::Config, env: EvalEnv, input: &Value) -> Result<Value, String> {
     let month = input["allocation_month"].as_str().unwrap_or_default();
-    let mut loan = config.mapping.loan.eval(input, &env).map_err(|e| e.to_string())?;
-    let default = config.mapping.default.eval(input, &env).map_err(|e| e.to_string())?;
+    map_loan_prepared(config, env, &crate::mapping::Input::new(input), month)
+}
+
+fn map_loan_prepared(
+    config: &crate::config::Config,
+    env: EvalEnv,
+    prepared: &crate::mapping::Input,
+    month: &str,
+) -> Result<Value, String> {
+    let mut loan = config
+        .mapping
+        .loan
+        .eval_prepared(prepared, &env)
+        .map_err(|e| e.to_string())?;
+    let default = config
+        .mapping
+        .default
+        .eval_prepared(prepared, &env)
+        .map_err(|e| e.to_string())?;
     match loan.get("loan_id") {
         Some(Value::String(s)) if !s.is_empty() => {}
         Some(Value::Number(n)) => {

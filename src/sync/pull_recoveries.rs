@@ -229,52 +229,68 @@ pub async fn run(ctx: &Context, poll: Poll, stats: &mut FlowBStats) -> Result<()
     };
     if let Some(since) = since {
         let _poll = ctx.locks.poll.lock().await;
-        let loans = ctx.store.loans_to_poll(since)?;
-        let concurrency = ctx.config.credgenics.limits.max_in_flight;
-        let mut results = futures::stream::iter(loans)
-            .map(|loan| async move {
-                if ctx.stopping() {
-                    return (loan, None);
-                }
-                let r = ctx.credgenics.payment_history(&loan.loan_id).await;
-                (loan, Some(r))
-            })
-            .buffer_unordered(concurrency);
-        let mut auth_error = None;
-        while let Some((loan, r)) = results.next().await {
-            let Some(r) = r else { continue };
-            let history = match r {
-                Ok(h) => h.unwrap_or_default(),
-                Err(e) if e.is_auth() => {
-                    auth_error = Some(e);
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(event = "poll_failed", loan_id = %loan.loan_id, error = %e, "payment history not read");
-                    continue;
-                }
-            };
-            stats.polled += 1;
-            stats.payments_seen += history.len() as u64;
-            let mut rows = Vec::new();
-            for p in &history {
-                match payment_row(&ctx.config, &ctx.store, &ctx.clock, &loan, p, "credgenics_poll")? {
-                    Some(row) => rows.push(row),
-                    None => stats.echoes += 1,
-                }
+        let mut after = String::new();
+        loop {
+            let loans = ctx.store.loans_to_poll(since, &after, POLL_BATCH)?;
+            let Some(last) = loans.last() else { break };
+            after = last.loan_id.clone();
+            poll_batch(ctx, loans, stats).await?;
+            if ctx.stopping() {
+                break;
             }
-            if ctx.dry_run {
-                continue;
-            }
-            stats.queued += ctx.store.insert_ledger_rows(&rows, ctx.now_secs())? as u64;
-            ctx.store.set_polled(&loan.loan_id, ctx.now_secs())?;
-            ctx.progressed(|| format!("B: {} loans polled, {} recoveries queued", stats.polled, stats.queued));
-        }
-        if let Some(e) = auth_error {
-            return Err(e.into());
         }
     }
     deliver(ctx, Direction::ToCrego, &mut stats.delivery).await
+}
+
+/// Loans read per batch of the poll (and per transaction recording what it found).
+const POLL_BATCH: u32 = 200;
+
+/// Reads the payment histories of a batch of loans and records what they hold.
+async fn poll_batch(ctx: &Context, loans: Vec<crate::store::LoanRow>, stats: &mut FlowBStats) -> Result<(), SyncError> {
+    let concurrency = ctx.config.credgenics.limits.max_in_flight;
+    let mut results = futures::stream::iter(loans)
+        .map(|loan| async move {
+            if ctx.stopping() {
+                return (loan, None);
+            }
+            let r = ctx.credgenics.payment_history(&loan.loan_id).await;
+            (loan, Some(r))
+        })
+        .buffer_unordered(concurrency);
+    let mut auth_error = None;
+    let (mut rows, mut polled) = (Vec::new(), Vec::new());
+    while let Some((loan, r)) = results.next().await {
+        let Some(r) = r else { continue };
+        let history = match r {
+            Ok(h) => h.unwrap_or_default(),
+            Err(e) if e.is_auth() => {
+                auth_error = Some(e);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(event = "poll_failed", loan_id = %loan.loan_id, error = %e, "payment history not read");
+                continue;
+            }
+        };
+        stats.polled += 1;
+        stats.payments_seen += history.len() as u64;
+        for p in &history {
+            match payment_row(&ctx.config, &ctx.store, &ctx.clock, &loan, p, "credgenics_poll")? {
+                Some(row) => rows.push(row),
+                None => stats.echoes += 1,
+            }
+        }
+        polled.push(loan.loan_id);
+    }
+    if !ctx.dry_run {
+        stats.queued += ctx.store.record_poll(&rows, &polled, ctx.now_secs())? as u64;
+        ctx.progressed(|| format!("B: {} loans polled, {} recoveries queued", stats.polled, stats.queued));
+    }
+    match auth_error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -46,8 +46,9 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
     let overlap = ctx.config.sync.cursor_overlap_secs;
     let from = match since {
         Some(s) => s,
-        None => ctx.store.cursor(STREAM)?.map(|c| (c - overlap).max(0.0)).unwrap_or(0.0),
+        None => super::incremental_start(ctx, STREAM)?,
     };
+    let read_started = super::wall_secs();
     let mut page = 1u32;
     loop {
         let p = ctx.crego.records_page(from, page).await?;
@@ -87,7 +88,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
         ctx.progressed(|| format!("C: {} records read, {} payments queued", stats.scanned, stats.queued));
         if !p.has_next {
             if !ctx.dry_run {
-                ctx.store.mark_stream_checked(STREAM, ctx.now_secs())?;
+                ctx.store.mark_stream_checked(STREAM, ctx.now_secs(), read_started)?;
             }
             break;
         }

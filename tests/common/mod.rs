@@ -35,6 +35,7 @@ impl Harness {
                 leads,
                 overdue_pct,
                 rng_seed: 11,
+                ..SeedSpec::default()
             },
             ..SandboxConfig::default()
         })

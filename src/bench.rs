@@ -1,0 +1,460 @@
+//! `bench`: the daemon measured at lender scale (issue 6, BENCHMARKS.md).
+//!
+//! The sandbox runs as a child process (this binary's `sandbox` command), so the CPU time and the
+//! peak RSS that `getrusage(RUSAGE_SELF)` reports are the daemon's own. The cycles, each one
+//! `run_once` as `--once` runs it, on one state:
+//! 1. first sync: a fresh state, so every stream is read from the start; overdue lines placed,
+//!    LMS repayments considered, and (as on any first run) the loans just placed not yet polled;
+//! 2. recoveries poll: every open loan's payment history read (the scheduled poll when all loans
+//!    are due), the agents' collections delivered into the LMS;
+//! 3. follow-up: those LMS records lowered the lines' dues, which this cycle carries to
+//!    Credgenics (and flow C recognises as its own echoes);
+//! 4. no-change cycle inside the cursor overlap window (re-reads the window, writes nothing);
+//! 5. no-change cycle once the overlap window has passed (what a scheduled cycle meets);
+//!
+//! and then a rate-limited run against a fresh sandbox answering 429 above `--rate` requests/s,
+//! the daemon configured at the same rate: placement (Crego is the bound), then a poll of every
+//! loan (Credgenics is the bound), each leg reporting the bound API's achieved rate.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::clock::Clock;
+use crate::config::{self, Config};
+use crate::sandbox::{ApiStats, SandboxConfig};
+use crate::store::Store;
+use crate::sync::{Context, Poll, RunOptions, RunReport};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Leads in the sandbox's book (one borrower-program and line each).
+    #[arg(long, default_value_t = 100_000)]
+    pub leads: usize,
+    /// Percentage of lines overdue.
+    #[arg(long, default_value_t = 30)]
+    pub overdue_pct: u32,
+    /// Percentage of overdue lines with a part repayment booked in the LMS (flow C's work).
+    #[arg(long, default_value_t = 10)]
+    pub repay_pct: u32,
+    /// Percentage of placed loans on which an agent collects at once (flow B's work).
+    #[arg(long, default_value_t = 10)]
+    pub collect_pct: u32,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Requests per second of the rate-limited run: the partner's limit and the daemon's setting
+    /// (0 skips the run).
+    #[arg(long, default_value_t = 20)]
+    pub rate: u32,
+    /// Leads in the rate-limited run's book.
+    #[arg(long, default_value_t = 1000)]
+    pub rate_leads: usize,
+    /// `sync.cursor_overlap_secs` of the daemon: the no-change cycle waits this long.
+    #[arg(long, default_value_t = 30)]
+    pub overlap_secs: u64,
+    /// Skip the lender-scale cycles (only the rate-limited run).
+    #[arg(long)]
+    pub rate_only: bool,
+    /// Directory for the state files (default: a temporary one, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Counters of one API over one phase, as the sandbox saw them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiPhase {
+    pub requests: u64,
+    pub writes: u64,
+    pub rate_limited: u64,
+    pub per_sec: f64,
+}
+
+/// One measured phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub wall_secs: f64,
+    /// User + system CPU time of this process (the daemon) during the phase.
+    pub cpu_secs: f64,
+    pub crego: ApiPhase,
+    pub credgenics: ApiPhase,
+    /// Rows the daemon's state changed (SQLite `total_changes`).
+    pub state_rows_changed: u64,
+    pub loans_placed: u64,
+    pub exit_code: i32,
+    pub summary: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub leads: usize,
+    pub overlap_secs: u64,
+    /// The lender-scale cycles, in order.
+    pub phases: Vec<(String, Phase)>,
+    pub loans_placed_per_sec: Option<f64>,
+    pub cpu_us_per_loan_placed: Option<f64>,
+    /// Peak resident set of this process (the daemon), MiB: after the first sync, and at the end.
+    pub peak_rss_after_first_mib: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub rate_limit: u32,
+    pub rate_placement: Option<Phase>,
+    pub rate_poll: Option<Phase>,
+}
+
+/// Runs the benchmark and prints its report; the exit code is 0 unless it could not run or a
+/// phase ended with attention needed.
+pub async fn run(args: BenchArgs) -> i32 {
+    crate::telemetry::init_logging("warn", config::LogFormat::Auto);
+    match bench(&args).await {
+        Ok(report) => {
+            print_report(&report);
+            if let Some(path) = &args.json
+                && let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&report).unwrap_or_default())
+            {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return 1;
+            }
+            let failed = report.phases.iter().map(|(_, p)| p).any(|p| p.exit_code != 0)
+                || [&report.rate_placement, &report.rate_poll]
+                    .iter()
+                    .any(|p| p.as_ref().is_some_and(|p| p.exit_code != 0));
+            if failed {
+                eprintln!("error: a phase ended with attention needed (see its summary)");
+                return 1;
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+async fn bench(args: &BenchArgs) -> Result<Report, String> {
+    let (dir, temporary) = match &args.dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("ccsync-bench-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let result = phases(args, &dir).await;
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn phases(args: &BenchArgs, dir: &Path) -> Result<Report, String> {
+    let mut report = Report {
+        leads: args.leads,
+        overlap_secs: args.overlap_secs,
+        phases: Vec::new(),
+        loans_placed_per_sec: None,
+        cpu_us_per_loan_placed: None,
+        peak_rss_after_first_mib: None,
+        peak_rss_mib: None,
+        rate_limit: args.rate,
+        rate_placement: None,
+        rate_poll: None,
+    };
+    if !args.rate_only {
+        eprintln!("seeding a sandbox of {} leads in its own process...", args.leads);
+        let sb = SandboxProc::spawn(&[
+            "--leads".into(),
+            args.leads.to_string(),
+            "--overdue-pct".into(),
+            args.overdue_pct.to_string(),
+            "--repay-pct".into(),
+            args.repay_pct.to_string(),
+            "--collect-pct".into(),
+            args.collect_pct.to_string(),
+            "--seed".into(),
+            args.seed.to_string(),
+        ])
+        .await?;
+        let state = dir.join(format!("bench-{}.db", args.leads));
+        remove_state(&state);
+        let ctx = sb.context(&state, 100_000, args.overlap_secs)?;
+        let cycle = RunOptions::default();
+        eprintln!("first sync...");
+        let first = sb.measure(&ctx, &cycle).await?;
+        report.loans_placed_per_sec = Some(first.loans_placed as f64 / first.wall_secs);
+        report.cpu_us_per_loan_placed = Some(first.cpu_secs * 1e6 / first.loans_placed.max(1) as f64);
+        report.peak_rss_after_first_mib = Some(usage().1 as f64 / 1024.0);
+        report.phases.push(("first sync".into(), first));
+        eprintln!("recoveries poll...");
+        let poll = RunOptions {
+            since: None,
+            poll: Some(Poll::All),
+        };
+        report
+            .phases
+            .push(("recoveries poll".into(), sb.measure(&ctx, &poll).await?));
+        eprintln!("follow-up cycle...");
+        report
+            .phases
+            .push(("follow-up".into(), sb.measure(&ctx, &cycle).await?));
+        eprintln!("no-change cycle inside the overlap window...");
+        let inside = sb.measure(&ctx, &cycle).await?;
+        report
+            .phases
+            .push(("no-change, inside the overlap window".into(), inside));
+        eprintln!("waiting {} s for the overlap window to pass...", args.overlap_secs);
+        tokio::time::sleep(Duration::from_secs(args.overlap_secs + 1)).await;
+        eprintln!("no-change cycle...");
+        report
+            .phases
+            .push(("no-change".into(), sb.measure(&ctx, &cycle).await?));
+        report.peak_rss_mib = Some(usage().1 as f64 / 1024.0);
+    }
+    if args.rate > 0 {
+        eprintln!(
+            "rate-limited run: {} leads, partner and daemon at {} requests/s...",
+            args.rate_leads, args.rate
+        );
+        let sb = SandboxProc::spawn(&[
+            "--leads".into(),
+            args.rate_leads.to_string(),
+            "--overdue-pct".into(),
+            args.overdue_pct.to_string(),
+            "--seed".into(),
+            args.seed.to_string(),
+            "--crego-rps".into(),
+            args.rate.to_string(),
+            "--credgenics-rps".into(),
+            args.rate.to_string(),
+        ])
+        .await?;
+        let state = dir.join("bench-rate.db");
+        remove_state(&state);
+        let ctx = sb.context(&state, args.rate, args.overlap_secs)?;
+        report.rate_placement = Some(
+            sb.measure(
+                &ctx,
+                &RunOptions {
+                    since: Some(0.0),
+                    poll: Some(Poll::Skip),
+                },
+            )
+            .await?,
+        );
+        report.rate_poll = Some(
+            sb.measure(
+                &ctx,
+                &RunOptions {
+                    since: None,
+                    poll: Some(Poll::All),
+                },
+            )
+            .await?,
+        );
+    }
+    Ok(report)
+}
+
+fn remove_state(path: &Path) {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+/// The sandbox in a child process, killed when dropped.
+struct SandboxProc {
+    _child: tokio::process::Child,
+    crego: String,
+    credgenics: String,
+    http: reqwest::Client,
+}
+
+impl SandboxProc {
+    async fn spawn(extra: &[String]) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        let mut child = tokio::process::Command::new(exe)
+            .args([
+                "sandbox",
+                "--crego-listen",
+                "127.0.0.1:0",
+                "--credgenics-listen",
+                "127.0.0.1:0",
+                "--no-request-log",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+        let stdout = child.stdout.take().ok_or("sandbox has no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut crego, mut credgenics) = (None, None);
+        let url = |line: &str| line.split_whitespace().nth(2).map(str::to_string);
+        let read = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("sandbox Crego ") {
+                    crego = url(&line);
+                } else if line.starts_with("sandbox Credgenics ") {
+                    credgenics = url(&line);
+                }
+                if crego.is_some() && credgenics.is_some() {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(1800), read)
+            .await
+            .map_err(|_| "the sandbox did not start within 30 minutes")?;
+        // Keep its stdout drained: a closed pipe would end it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        match (crego, credgenics) {
+            (Some(crego), Some(credgenics)) => Ok(Self {
+                _child: child,
+                crego,
+                credgenics,
+                http: reqwest::Client::new(),
+            }),
+            _ => Err("the sandbox ended before printing its addresses".into()),
+        }
+    }
+
+    fn context(&self, state: &Path, rps: u32, overlap_secs: u64) -> Result<Context, String> {
+        let mut text =
+            crate::sandbox::config_toml(&self.crego, &self.credgenics, &SandboxConfig::default(), state, rps);
+        text.push_str(&format!("\n[sync]\ncursor_overlap_secs = {overlap_secs}\n"));
+        let config: Config = config::RawConfig::from_toml_str(&text)
+            .and_then(|r| r.validate())
+            .map_err(|e| e.to_string())?;
+        let clock = Clock::system(config.sync.timezone.clone());
+        let store = Store::open(&config.state_path).map_err(|e| e.to_string())?;
+        Context::new(Arc::new(config), Arc::new(store), clock).map_err(|e| e.to_string())
+    }
+
+    async fn stats(&self) -> Result<(ApiStats, ApiStats), String> {
+        let get = |base: &str| {
+            let url = format!("{base}/_sandbox/stats");
+            let http = self.http.clone();
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .map_err(|e| format!("sandbox stats: {e}"))?
+                    .json::<ApiStats>()
+                    .await
+                    .map_err(|e| format!("sandbox stats: {e}"))
+            }
+        };
+        Ok((get(&self.crego).await?, get(&self.credgenics).await?))
+    }
+
+    /// One `run_once` with the given options, measured.
+    async fn measure(&self, ctx: &Context, opts: &RunOptions) -> Result<Phase, String> {
+        let (crego0, cg0) = self.stats().await?;
+        let rows0 = ctx.store.total_changes();
+        let (cpu0, _) = usage();
+        let t0 = Instant::now();
+        let report: RunReport = crate::sync::run_once(ctx, opts).await;
+        let wall = t0.elapsed().as_secs_f64();
+        let (cpu1, _) = usage();
+        let rows1 = ctx.store.total_changes();
+        let (crego1, cg1) = self.stats().await?;
+        let delta = |a: &ApiStats, b: &ApiStats| {
+            let requests = b.requests - a.requests;
+            ApiPhase {
+                requests,
+                writes: b.writes - a.writes,
+                rate_limited: b.rate_limited - a.rate_limited,
+                per_sec: requests as f64 / wall,
+            }
+        };
+        Ok(Phase {
+            wall_secs: wall,
+            cpu_secs: (cpu1 - cpu0).as_secs_f64(),
+            crego: delta(&crego0, &crego1),
+            credgenics: delta(&cg0, &cg1),
+            state_rows_changed: rows1 - rows0,
+            loans_placed: report.place_loans.placed + report.place_loans.new_allocations,
+            exit_code: report.exit_code,
+            summary: serde_json::to_value(&report).unwrap_or_default(),
+        })
+    }
+}
+
+/// CPU time (user + system) of this process, and its peak RSS in KiB.
+fn usage() -> (Duration, u64) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    if rc != 0 {
+        return (Duration::ZERO, 0);
+    }
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    // Linux reports ru_maxrss in KiB.
+    (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_maxrss as u64)
+}
+
+fn print_report(r: &Report) {
+    let api = |name: &str, a: &ApiPhase| {
+        println!(
+            "    {name:<11} {:>8} requests ({:>7.1}/s), {:>6} writes, {} answered 429",
+            a.requests, a.per_sec, a.writes, a.rate_limited
+        )
+    };
+    for (i, (name, p)) in r.phases.iter().enumerate() {
+        println!("{name}, {} leads:", r.leads);
+        println!(
+            "    wall {:.3} s, daemon CPU {:.3} s, state rows changed {}",
+            p.wall_secs, p.cpu_secs, p.state_rows_changed
+        );
+        if i == 0 {
+            println!(
+                "    {} loans placed ({:.0}/s), {:.1} µs daemon CPU per loan placed, peak RSS {:.1} MiB",
+                p.loans_placed,
+                r.loans_placed_per_sec.unwrap_or_default(),
+                r.cpu_us_per_loan_placed.unwrap_or_default(),
+                r.peak_rss_after_first_mib.unwrap_or_default()
+            );
+        }
+        let flows = &p.summary;
+        println!(
+            "    flows: A {}, C {}, B {}",
+            flows["place_loans"], flows["push_repayments"], flows["pull_recoveries"]
+        );
+        api("Crego", &p.crego);
+        api("Credgenics", &p.credgenics);
+    }
+    if let Some(rss) = r.peak_rss_mib {
+        println!("peak RSS of the daemon over all cycles: {rss:.1} MiB");
+    }
+    for (leg, bound, p) in [
+        ("placement", "Crego", &r.rate_placement),
+        ("poll of every loan", "Credgenics", &r.rate_poll),
+    ] {
+        let Some(p) = p else { continue };
+        let a = if bound == "Crego" { &p.crego } else { &p.credgenics };
+        println!(
+            "rate-limited run, {leg} ({bound} is the bound), limit {} requests/s on each API:",
+            r.rate_limit
+        );
+        println!(
+            "    wall {:.2} s, {bound} achieved {:.2} requests/s = {:.1} % of the limit",
+            p.wall_secs,
+            a.per_sec,
+            a.per_sec * 100.0 / f64::from(r.rate_limit.max(1))
+        );
+        api("Crego", &p.crego);
+        api("Credgenics", &p.credgenics);
+    }
+}
