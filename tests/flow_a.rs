@@ -380,3 +380,64 @@ async fn a_mapping_that_fails_for_one_loan_rejects_that_loan_and_the_rest_sync()
             .any(|r| r.path == format!("/recovery/loan/{bad}"))
     );
 }
+
+/// Regression (benchmark finding): a quiet book re-read the whole overlap window on every cycle.
+/// The window is now re-read only as far as items could have been invisible to the last complete
+/// read; a line committed late inside it is still picked up, and a quiet book costs one list
+/// request per stream.
+#[tokio::test]
+async fn overlap_rereads_only_what_the_last_read_could_have_missed() {
+    let mut h = Harness::new(30, 0).await;
+    h.edit_append("[sync]\ncursor_overlap_secs = 5\n");
+    assert_eq!(h.once().await.exit_code, 0);
+    // A change just now: the cursor is recent.
+    let bps: Vec<String> = {
+        let s = h.sb.state();
+        s.programs
+            .values()
+            .flatten()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    h.sb.state().update_line(&bps[1], |ld| ld["remarks"] = json!("touched"));
+    assert_eq!(h.once().await.exit_code, 0);
+    let cursor = h.store().cursor("line_details").unwrap().unwrap();
+
+    // A line made overdue by a transaction that committed late: its updated_at lies a second
+    // behind the cursor, inside the window of what the last read could not have seen.
+    let late = {
+        let mut s = h.sb.state();
+        let bp = bps[0].clone();
+        let (lead, i) = s.find_program(&bp).unwrap();
+        let ld = &mut s.programs.get_mut(&lead).unwrap()[i]["line_detail"];
+        ld["dpd"] = json!(12);
+        ld["due_amount"] = json!(1500);
+        ld["total_due_principal"] = json!(1500);
+        ld["updated_at"] = json!(cursor - 1.0);
+        s.reindex();
+        bp
+    };
+    assert_eq!(h.once().await.place_loans.placed, 1, "the late line is read");
+    assert!(h.store().loan_by_program(&late).unwrap().is_some());
+
+    // Quiet from here: once a read has started a whole window after the last change, the next
+    // read starts at the cursor: one list request per stream, no write anywhere.
+    std::thread::sleep(std::time::Duration::from_millis(5100));
+    h.once().await;
+    let from = h.sb.requests().len();
+    let report = h.once().await;
+    assert_eq!(report.exit_code, 0);
+    let reqs = h.requests_since(from);
+    let lists: Vec<String> = reqs.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(
+        lists,
+        ["GET /v1/lms/line-details/", "GET /v1/lms/records/"],
+        "one list request per stream"
+    );
+    assert!(writes(&reqs).is_empty());
+    assert!(
+        report.place_loans.scanned <= 1,
+        "the read starts at the cursor, not a window before it: {:?}",
+        report.place_loans
+    );
+}
