@@ -390,8 +390,22 @@ impl Store {
 
     /// Inserts or replaces a loan; when `new_allocation` is set, also records the allocation month.
     pub fn save_loan(&self, loan: &LoanRow, new_allocation: bool) -> Result<(), StoreError> {
+        self.save_loans(std::slice::from_ref(&(loan, new_allocation)))
+    }
+
+    /// [`Self::save_loan`] for many loans in one transaction: one durable commit for a page's
+    /// uploads (it was two per loan, a tenth of the daemon's CPU in fsync alone).
+    pub fn save_loans(&self, loans: &[(&LoanRow, bool)]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        for (loan, new_allocation) in loans {
+            Self::upsert_loan(&tx, loan, *new_allocation)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn upsert_loan(tx: &rusqlite::Transaction<'_>, loan: &LoanRow, new_allocation: bool) -> Result<(), StoreError> {
         tx.exec_cached(
             "INSERT INTO loans (loan_id, borrower_program_id, lead_id, program_id, allocation_month, state,
                                 payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at,
@@ -433,7 +447,6 @@ impl Store {
                 params![loan.loan_id, month, loan.updated_at],
             )?;
         }
-        tx.commit()?;
         Ok(())
     }
 

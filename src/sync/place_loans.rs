@@ -71,6 +71,9 @@ enum Outcome {
     InDoubt,
     /// Transient: the stream must not move past this line.
     Failed,
+    /// An upload decided, not yet recorded nor sent: the page records all of its uploads as in
+    /// flight in one transaction, sends them, and records what they came to in another.
+    UploadPlanned(Box<(LoanRow, String)>),
 }
 
 impl FlowAStats {
@@ -86,6 +89,7 @@ impl FlowAStats {
             Outcome::Rejected => self.rejected += 1,
             Outcome::InDoubt => self.in_doubt += 1,
             Outcome::Failed => self.failed += 1,
+            Outcome::UploadPlanned(_) => {}
         }
     }
 }
@@ -139,25 +143,58 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
             .buffer_unordered(concurrency)
             .collect()
             .await;
-        let mut done = Vec::new();
-        let mut auth_error = None;
+        let mut tally = PageTally {
+            blocked_at,
+            ..PageTally::default()
+        };
         for (idx, outcome) in outcomes {
             let item = &items[idx];
             if item.dpd >= ctx.config.sync.min_dpd && item.due_amount > rust_decimal::Decimal::ZERO {
                 stats.overdue += 1;
             }
-            match outcome {
-                Ok(o) => {
-                    if matches!(o, Outcome::Failed) {
-                        blocked_at = Some(blocked_at.map_or(item.updated_at, |b: f64| b.min(item.updated_at)));
-                    } else {
-                        done.push((item.id.clone(), item.updated_at));
+            tally.settle(idx, item, outcome, stats);
+        }
+        let planned = std::mem::take(&mut tally.planned);
+        if !planned.is_empty() && tally.first_error.is_none() {
+            // Committed before any request: a crash from here on leaves rows to resolve, not a
+            // guess. The confirmations go in one transaction after the sends; a crash before it
+            // leaves the page's uploads in doubt, resolved by a look-up at the next start.
+            let marks: Vec<(&LoanRow, bool)> = planned.iter().map(|(_, p)| (&p.0, false)).collect();
+            ctx.store.save_loans(&marks)?;
+            let sent: Vec<(usize, Result<(Outcome, Option<LoanRow>), SyncError>)> = futures::stream::iter(planned)
+                .map(|(idx, p)| async move {
+                    let (loan, hash) = *p;
+                    (idx, send_upload_deferred(ctx, loan, hash).await)
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            let mut confirmed = Vec::new();
+            for (idx, r) in sent {
+                let r = r.map(|(o, row)| {
+                    if let (Some(row), Outcome::Placed { new_allocation }) = (row, &o) {
+                        confirmed.push((row, *new_allocation));
                     }
-                    stats.count(&o);
-                }
-                Err(SyncError::Api(e)) if e.is_auth() => auth_error = Some(e),
-                Err(e) => return Err(e),
+                    o
+                });
+                tally.settle(idx, &items[idx], r, stats);
             }
+            let rows: Vec<(&LoanRow, bool)> = confirmed.iter().map(|(l, _)| (l, true)).collect();
+            ctx.store.save_loans(&rows)?;
+            for (loan, new_allocation) in &confirmed {
+                placed_event(loan, *new_allocation);
+            }
+        }
+        let PageTally {
+            done,
+            auth_error,
+            first_error,
+            blocked_at: blocked,
+            ..
+        } = tally;
+        blocked_at = blocked;
+        if let Some(e) = first_error {
+            return Err(e);
         }
         if let Some(e) = auth_error {
             return Err(e.into());
@@ -193,6 +230,38 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
         ctx.store.mark_stream_checked(STREAM, ctx.now_secs(), read_started)?;
     }
     Ok(())
+}
+
+/// What the lines of one page came to, as their outcomes arrive.
+#[derive(Default)]
+struct PageTally {
+    /// Lines done with (the stream may move past them).
+    done: Vec<(String, f64)>,
+    /// The earliest line that failed transiently: the cursor stays before it.
+    blocked_at: Option<f64>,
+    planned: Vec<(usize, Box<(LoanRow, String)>)>,
+    auth_error: Option<ApiError>,
+    first_error: Option<SyncError>,
+}
+
+impl PageTally {
+    fn settle(&mut self, idx: usize, item: &LineItem, outcome: Result<Outcome, SyncError>, stats: &mut FlowAStats) {
+        match outcome {
+            Ok(Outcome::UploadPlanned(p)) => self.planned.push((idx, p)),
+            Ok(o) => {
+                if matches!(o, Outcome::Failed) {
+                    self.blocked_at = Some(self.blocked_at.map_or(item.updated_at, |b| b.min(item.updated_at)));
+                } else {
+                    self.done.push((item.id.clone(), item.updated_at));
+                }
+                stats.count(&o);
+            }
+            Err(SyncError::Api(e)) if e.is_auth() => self.auth_error = Some(e),
+            Err(e) => {
+                self.first_error.get_or_insert(e);
+            }
+        }
+    }
 }
 
 /// Decides and carries out what one changed line needs.
@@ -528,19 +597,32 @@ async fn upload(
     loan.pending_payload = Some(payload);
     loan.pending_month = Some(month.to_string());
     loan.updated_at = now;
-    // Committed before the request: a crash from here on leaves a row to resolve, not a guess.
-    ctx.store.save_loan(&loan, false)?;
-    send_upload(ctx, loan, hash).await
+    // Recorded as in flight (with the rest of the page's uploads) before it is sent.
+    Ok(Outcome::UploadPlanned(Box::new((loan, hash))))
 }
 
-/// POSTs the pending upload of `loan` and records the outcome.
-async fn send_upload(ctx: &Context, mut loan: LoanRow, hash: String) -> Result<Outcome, SyncError> {
+/// POSTs the pending upload of `loan` (already recorded as in flight) and records the outcome.
+async fn send_upload(ctx: &Context, loan: LoanRow, hash: String) -> Result<Outcome, SyncError> {
+    let (outcome, confirmed) = send_upload_deferred(ctx, loan, hash).await?;
+    if let Some(loan) = confirmed {
+        ctx.store.save_loan(&loan, true)?;
+        placed_event(&loan, matches!(outcome, Outcome::Placed { new_allocation: true }));
+    }
+    Ok(outcome)
+}
+
+/// [`send_upload`] leaving an accepted upload's row for the caller to record (with others).
+async fn send_upload_deferred(
+    ctx: &Context,
+    mut loan: LoanRow,
+    hash: String,
+) -> Result<(Outcome, Option<LoanRow>), SyncError> {
     let payload = loan.pending_payload.clone().expect("an upload has a pending payload");
     let new_allocation = loan.allocation_month.is_some();
-    match ctx.credgenics.upload_loan(&loan.loan_id, &payload).await {
+    let outcome = match ctx.credgenics.upload_loan(&loan.loan_id, &payload).await {
         Ok(()) => {
-            confirm_upload(ctx, &mut loan, hash)?;
-            Ok(Outcome::Placed { new_allocation })
+            confirmed(ctx, &mut loan, hash);
+            return Ok((Outcome::Placed { new_allocation }, Some(loan)));
         }
         Err(ApiError::Rejected { status, body, .. }) => record_rejection(ctx, &mut loan, hash, status, &body),
         Err(e) if e.is_auth() => {
@@ -560,12 +642,29 @@ async fn send_upload(ctx: &Context, mut loan: LoanRow, hash: String) -> Result<O
             tracing::warn!(event = "upload_failed", loan_id = %loan.loan_id, error = %e, "upload will be retried next run");
             Ok(Outcome::Failed)
         }
-    }
+    };
+    outcome.map(|o| (o, None))
 }
 
 fn confirm_upload(ctx: &Context, loan: &mut LoanRow, hash: String) -> Result<(), SyncError> {
-    let now = ctx.now_secs();
     let new_allocation = loan.allocation_month.is_some();
+    confirmed(ctx, loan, hash);
+    ctx.store.save_loan(loan, true)?;
+    placed_event(loan, new_allocation);
+    Ok(())
+}
+
+fn placed_event(loan: &LoanRow, new_allocation: bool) {
+    telemetry::loan_placed(
+        &loan.loan_id,
+        loan.allocation_month.as_deref().unwrap_or(""),
+        new_allocation,
+    );
+}
+
+/// The row of an upload Credgenics accepted (not yet recorded).
+fn confirmed(ctx: &Context, loan: &mut LoanRow, hash: String) {
+    let now = ctx.now_secs();
     loan.payload = loan.pending_payload.take();
     loan.allocation_month = loan.pending_month.take();
     loan.payload_hash = Some(hash);
@@ -576,13 +675,6 @@ fn confirm_upload(ctx: &Context, loan: &mut LoanRow, hash: String) -> Result<(),
     // A new loan has no recoveries yet: the poll reads it from the next poll slot on.
     loan.last_polled_at.get_or_insert(now);
     loan.updated_at = now;
-    ctx.store.save_loan(loan, true)?;
-    telemetry::loan_placed(
-        &loan.loan_id,
-        loan.allocation_month.as_deref().unwrap_or(""),
-        new_allocation,
-    );
-    Ok(())
 }
 
 /// Credgenics refused the payload (a 4xx with its reasons): the loan is rejected, and this very
