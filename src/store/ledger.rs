@@ -214,20 +214,26 @@ impl Store {
         Ok(self.conn().query_row_cached(&sql, [key], from_row).optional()?)
     }
 
-    /// Rows of `direction` in `state`, oldest first; for `pending`, only those due by `now`.
+    /// Rows of `direction` in `state`, oldest first; for `pending`, only those due by `now`. At
+    /// most `limit`, after row `after_id`: delivery walks them in batches.
     pub fn ledger_in_state(
         &self,
         direction: Direction,
         state: LedgerState,
         now: f64,
+        after_id: i64,
+        limit: u32,
     ) -> Result<Vec<LedgerRow>, StoreError> {
         let sql = format!(
             "SELECT {COLS} FROM ledger WHERE direction = ?1 AND state = ?2 AND (?2 != 'pending' OR next_attempt_at <= ?3)
-             ORDER BY id"
+               AND id > ?4 ORDER BY id LIMIT ?5"
         );
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![direction.as_str(), state.as_str(), now], from_row)?;
+        let rows = stmt.query_map(
+            params![direction.as_str(), state.as_str(), now, after_id, limit],
+            from_row,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

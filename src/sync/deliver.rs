@@ -47,7 +47,36 @@ pub async fn deliver(ctx: &Context, direction: Direction, stats: &mut DeliverySt
         Direction::ToCrego => ctx.locks.deliver_crego.lock().await,
     };
     let now = ctx.now_secs();
-    for row in ctx.store.ledger_in_state(direction, LedgerState::InFlight, now)? {
+    let mut after = 0;
+    loop {
+        let rows = ctx
+            .store
+            .ledger_in_state(direction, LedgerState::InFlight, now, after, BATCH)?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        resolve_in_flight(ctx, rows, stats).await?;
+    }
+    let mut after = 0;
+    loop {
+        let rows = ctx
+            .store
+            .ledger_in_state(direction, LedgerState::Pending, now, after, BATCH)?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        deliver_pending(ctx, direction, rows, stats).await?;
+        if ctx.stopping() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Ledger rows read per batch: delivery never holds more than this many payloads.
+const BATCH: u32 = 500;
+
+/// Rows left in flight by an earlier run: looked up on the other side first, sent only if absent.
+async fn resolve_in_flight(ctx: &Context, rows: Vec<LedgerRow>, stats: &mut DeliveryStats) -> Result<(), SyncError> {
+    for row in rows {
         match lookup(ctx, &row).await {
             Ok(Some(remote_id)) => {
                 ctx.store.ledger_done(row.id, remote_id.as_deref(), ctx.now_secs())?;
@@ -64,7 +93,16 @@ pub async fn deliver(ctx: &Context, direction: Direction, stats: &mut DeliverySt
             }
         }
     }
-    let pending = ctx.store.ledger_in_state(direction, LedgerState::Pending, now)?;
+    Ok(())
+}
+
+/// Sends a batch of pending rows, recording each outcome as soon as it is known.
+async fn deliver_pending(
+    ctx: &Context,
+    direction: Direction,
+    pending: Vec<LedgerRow>,
+    stats: &mut DeliveryStats,
+) -> Result<(), SyncError> {
     let concurrency = match direction {
         Direction::ToCredgenics => ctx.config.credgenics.limits.max_in_flight,
         Direction::ToCrego => ctx.config.crego.limits.max_in_flight,
