@@ -251,8 +251,15 @@ impl ApiClient {
 
     pub fn new(api: Api, base_url: &url::Url, limits: &ApiLimits, auth: Auth) -> Result<Self, reqwest::Error> {
         let http = http_client(limits)?;
-        // Burst 1: requests are spaced evenly, never bunched above the ceiling.
-        let quota = Quota::per_second(limits.requests_per_second).allow_burst(std::num::NonZeroU32::MIN);
+        // Burst 1: requests are spaced evenly, never bunched above the ceiling. Spaced 2 % wider
+        // than the rate itself: a partner counting arrivals in a sliding second sees one request
+        // more than the rate whenever the first of a second's worth travels a little slower than
+        // the last (seen in the rate-limited benchmark as a rare 429); 2 % is 20 ms of such
+        // jitter at any rate, for 2 % of throughput.
+        let interval = std::time::Duration::from_secs_f64(1.02 / f64::from(limits.requests_per_second.get()));
+        let quota = Quota::with_period(interval)
+            .unwrap_or_else(|| Quota::per_second(limits.requests_per_second))
+            .allow_burst(std::num::NonZeroU32::MIN);
         Ok(Self {
             api,
             base: base_url.as_str().trim_end_matches('/').to_string(),

@@ -137,54 +137,16 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
             .iter()
             .map(|i| i.updated_at)
             .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
-        let items_ref = &items;
-        let outcomes: Vec<(usize, Result<Outcome, SyncError>)> = futures::stream::iter(0..items.len())
-            .map(|idx| async move { (idx, process_line(ctx, &items_ref[idx], backfill).await) })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
         let mut tally = PageTally {
             blocked_at,
             ..PageTally::default()
         };
-        for (idx, outcome) in outcomes {
-            let item = &items[idx];
+        for item in &items {
             if item.dpd >= ctx.config.sync.min_dpd && item.due_amount > rust_decimal::Decimal::ZERO {
                 stats.overdue += 1;
             }
-            tally.settle(idx, item, outcome, stats);
         }
-        let planned = std::mem::take(&mut tally.planned);
-        if !planned.is_empty() && tally.first_error.is_none() {
-            // Committed before any request: a crash from here on leaves rows to resolve, not a
-            // guess. The confirmations go in one transaction after the sends; a crash before it
-            // leaves the page's uploads in doubt, resolved by a look-up at the next start.
-            let marks: Vec<(&LoanRow, bool)> = planned.iter().map(|(_, p)| (&p.0, false)).collect();
-            ctx.store.save_loans(&marks)?;
-            let sent: Vec<(usize, Result<(Outcome, Option<LoanRow>), SyncError>)> = futures::stream::iter(planned)
-                .map(|(idx, p)| async move {
-                    let (loan, hash) = *p;
-                    (idx, send_upload_deferred(ctx, loan, hash).await)
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
-            let mut confirmed = Vec::new();
-            for (idx, r) in sent {
-                let r = r.map(|(o, row)| {
-                    if let (Some(row), Outcome::Placed { new_allocation }) = (row, &o) {
-                        confirmed.push((row, *new_allocation));
-                    }
-                    o
-                });
-                tally.settle(idx, &items[idx], r, stats);
-            }
-            let rows: Vec<(&LoanRow, bool)> = confirmed.iter().map(|(l, _)| (l, true)).collect();
-            ctx.store.save_loans(&rows)?;
-            for (loan, new_allocation) in &confirmed {
-                placed_event(loan, *new_allocation);
-            }
-        }
+        run_page(ctx, &items, backfill, concurrency, &mut tally, stats).await?;
         let PageTally {
             done,
             auth_error,
@@ -232,6 +194,81 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
     Ok(())
 }
 
+/// Processes one page as a pipeline: lines are decided concurrently (reads from Crego); the
+/// uploads they call for are recorded as in flight in small batches (one durable commit each) and
+/// sent while later lines are still being decided, so both partners stay busy; the accepted
+/// uploads are recorded together at the end of the page. A crash before that leaves them in
+/// doubt, resolved by a look-up at the next start.
+async fn run_page(
+    ctx: &Context,
+    items: &[LineItem],
+    backfill: bool,
+    concurrency: usize,
+    tally: &mut PageTally,
+    stats: &mut FlowAStats,
+) -> Result<(), SyncError> {
+    use futures::stream::FuturesUnordered;
+    let mut deciding = futures::stream::iter(0..items.len())
+        .map(|idx| async move { (idx, process_line(ctx, &items[idx], backfill).await) })
+        .buffer_unordered(concurrency);
+    let mut deciding_done = items.is_empty();
+    let mut sending = FuturesUnordered::new();
+    let mut to_mark: Vec<(usize, Box<(LoanRow, String)>)> = Vec::new();
+    let mut confirmed: Vec<(LoanRow, bool)> = Vec::new();
+    loop {
+        // Record the uploads decided so far as in flight, then send them: at once when nothing
+        // is being sent (the pipe would sit idle), else in batches of a few (fewer commits).
+        if !to_mark.is_empty()
+            && tally.first_error.is_none()
+            && (sending.is_empty() || deciding_done || to_mark.len() >= MARK_BATCH)
+        {
+            let batch = std::mem::take(&mut to_mark);
+            let marks: Vec<(&LoanRow, bool)> = batch.iter().map(|(_, p)| (&p.0, false)).collect();
+            if let Err(e) = ctx.store.save_loans(&marks) {
+                tally.first_error.get_or_insert(e.into());
+            } else {
+                for (idx, p) in batch {
+                    let (loan, hash) = *p;
+                    sending.push(async move { (idx, send_upload_deferred(ctx, loan, hash).await) });
+                }
+            }
+        }
+        if deciding_done && sending.is_empty() {
+            break;
+        }
+        tokio::select! {
+            next = deciding.next(), if !deciding_done => match next {
+                Some((idx, outcome)) => {
+                    if let Some(p) = tally.settle(&items[idx], outcome, stats) {
+                        to_mark.push((idx, p));
+                    }
+                }
+                None => deciding_done = true,
+            },
+            Some((idx, r)) = sending.next(), if !sending.is_empty() => {
+                let r = r.map(|(o, row)| {
+                    if let (Some(row), Outcome::Placed { new_allocation }) = (row, &o) {
+                        confirmed.push((row, *new_allocation));
+                    }
+                    o
+                });
+                tally.settle(&items[idx], r, stats);
+            }
+        }
+    }
+    // Decided but never recorded nor sent (an error stopped the page): nothing happened to them.
+    drop(to_mark);
+    let rows: Vec<(&LoanRow, bool)> = confirmed.iter().map(|(l, _)| (l, true)).collect();
+    ctx.store.save_loans(&rows)?;
+    for (loan, new_allocation) in &confirmed {
+        placed_event(loan, *new_allocation);
+    }
+    Ok(())
+}
+
+/// Uploads recorded as in flight per commit while others are being sent.
+const MARK_BATCH: usize = 8;
+
 /// What the lines of one page came to, as their outcomes arrive.
 #[derive(Default)]
 struct PageTally {
@@ -239,15 +276,20 @@ struct PageTally {
     done: Vec<(String, f64)>,
     /// The earliest line that failed transiently: the cursor stays before it.
     blocked_at: Option<f64>,
-    planned: Vec<(usize, Box<(LoanRow, String)>)>,
     auth_error: Option<ApiError>,
     first_error: Option<SyncError>,
 }
 
 impl PageTally {
-    fn settle(&mut self, idx: usize, item: &LineItem, outcome: Result<Outcome, SyncError>, stats: &mut FlowAStats) {
+    /// Counts an outcome; an upload decided but not yet sent is handed back.
+    fn settle(
+        &mut self,
+        item: &LineItem,
+        outcome: Result<Outcome, SyncError>,
+        stats: &mut FlowAStats,
+    ) -> Option<Box<(LoanRow, String)>> {
         match outcome {
-            Ok(Outcome::UploadPlanned(p)) => self.planned.push((idx, p)),
+            Ok(Outcome::UploadPlanned(p)) => return Some(p),
             Ok(o) => {
                 if matches!(o, Outcome::Failed) {
                     self.blocked_at = Some(self.blocked_at.map_or(item.updated_at, |b| b.min(item.updated_at)));
@@ -261,6 +303,7 @@ impl PageTally {
                 self.first_error.get_or_insert(e);
             }
         }
+        None
     }
 }
 
