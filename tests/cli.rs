@@ -301,3 +301,56 @@ fn demo_runs_on_a_fresh_machine() {
         "{stdout}"
     );
 }
+
+/// The benchmark keeps working at a small size: the sandbox in its own process, every cycle
+/// clean, and a quiet book read with one list request per stream and no write (the incremental
+/// target of BENCHMARKS.md, checked here on every CI run rather than only when someone benches).
+#[test]
+fn bench_runs_small_and_a_quiet_cycle_costs_one_list_request_per_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("bench.json");
+    let out = run(
+        &[
+            "bench",
+            "--leads",
+            "300",
+            "--overlap-secs",
+            "1",
+            "--rate",
+            "50",
+            "--rate-leads",
+            "60",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--json",
+            report.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let phases = r["phases"].as_array().unwrap();
+    let (name, first) = (&phases[0][0], &phases[0][1]);
+    assert_eq!(name, "first sync");
+    assert!(first["loans_placed"].as_u64().unwrap() > 50, "{first}");
+    assert_eq!(
+        first["credgenics"]["writes"], first["loans_placed"],
+        "one upload per loan placed"
+    );
+    let steady = &phases.last().unwrap()[1];
+    assert_eq!(phases.last().unwrap()[0], "no-change, steady");
+    assert_eq!(steady["crego"]["requests"], 2, "{steady}");
+    assert_eq!(steady["credgenics"]["requests"], 0, "{steady}");
+    assert_eq!(steady["crego"]["writes"], 0);
+    assert!(r["peak_rss_mib"].as_f64().unwrap() > 1.0);
+    for leg in ["rate_placement", "rate_poll"] {
+        assert_eq!(r[leg]["crego"]["rate_limited"], 0, "{leg}: {}", r[leg]);
+        assert_eq!(r[leg]["credgenics"]["rate_limited"], 0, "{leg}: {}", r[leg]);
+    }
+}

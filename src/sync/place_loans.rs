@@ -266,6 +266,19 @@ async fn run_page(
     Ok(())
 }
 
+/// Carries out an upload `process_line` planned, on its own (outside a page's pipeline): recorded
+/// as in flight, then sent.
+async fn carry_out(ctx: &Context, outcome: Outcome) -> Result<Outcome, SyncError> {
+    match outcome {
+        Outcome::UploadPlanned(p) => {
+            let (loan, hash) = *p;
+            ctx.store.save_loan(&loan, false)?;
+            send_upload(ctx, loan, hash).await
+        }
+        o => Ok(o),
+    }
+}
+
 /// Uploads recorded as in flight per commit while others are being sent.
 const MARK_BATCH: usize = 8;
 
@@ -826,7 +839,7 @@ async fn resync_requested(ctx: &Context, stats: &mut FlowAStats) -> Result<(), S
         line["borrower_program_id"] = Value::String(bp.clone());
         match LineItem::from_value(line) {
             Ok(item) => {
-                let outcome = process_line(ctx, &item, true).await?;
+                let outcome = carry_out(ctx, process_line(ctx, &item, true).await?).await?;
                 stats.count(&outcome);
                 ctx.store.resync_done(&loan_id)?;
             }
