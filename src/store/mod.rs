@@ -40,6 +40,14 @@ impl Cached for Connection {
     }
 }
 
+/// Applies the pending migrations, all in one transaction with their history rows. Refinery's
+/// default applies a migration and records it in two transactions: a SIGKILL between them left a
+/// state whose every later open failed ("duplicate column"), as the crash test found once.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    embedded::migrations::runner().set_grouped(true).run(conn)?;
+    Ok(())
+}
+
 /// More distinct statements than rusqlite's default cache of 16 holds.
 const STATEMENT_CACHE: usize = 96;
 pub use ledger::{Direction, LedgerRow, LedgerState, NewLedgerRow};
@@ -186,7 +194,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        embedded::migrations::runner().run(&mut conn)?;
+        migrate(&mut conn)?;
         Ok(Self::wrap(conn, path.to_path_buf(), Some(lock)))
     }
 
@@ -225,7 +233,7 @@ impl Store {
     /// A fresh state in memory (tests, dry runs before the first real run).
     pub fn in_memory() -> Result<Self, StoreError> {
         let mut conn = Connection::open_in_memory()?;
-        embedded::migrations::runner().run(&mut conn)?;
+        migrate(&mut conn)?;
         Ok(Self::wrap(conn, PathBuf::from(":memory:"), None))
     }
 
