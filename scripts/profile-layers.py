@@ -18,17 +18,13 @@ cats = [
  ("http client (reqwest/hyper)", ["reqwest::", "hyper::", "hyper_util::", "http::ApiClient", "h1::"]),
  ("tokio runtime/sched", ["tokio::runtime"]),
 ]
-first_pid=None
 tot=collections.Counter(); per=collections.Counter()
-samples=0
 cur=None; frames=[]
 def flush():
-    global samples
     if cur is None: return
     pid=cur
     tot[pid]+=1
     if pid!=daemon: return
-    samples_d=1
     for name,keys in cats:
         if any(any(k in f for k in keys) for f in frames):
             per[name]+=1; return

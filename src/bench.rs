@@ -28,7 +28,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::clock::Clock;
 use crate::config::{self, Config};
-use crate::sandbox::{ApiStats, SandboxConfig};
+use crate::sandbox::{SandboxConfig, ServedStats};
 use crate::store::Store;
 use crate::sync::{Context, Poll, RunOptions, RunReport};
 
@@ -170,18 +170,11 @@ async fn phases(args: &BenchArgs, dir: &Path) -> Result<Report, String> {
     };
     if !args.rate_only {
         eprintln!("seeding a sandbox of {} leads in its own process...", args.leads);
-        let sb = SandboxProc::spawn(&[
-            "--leads".into(),
-            args.leads.to_string(),
-            "--overdue-pct".into(),
-            args.overdue_pct.to_string(),
-            "--repay-pct".into(),
-            args.repay_pct.to_string(),
-            "--collect-pct".into(),
-            args.collect_pct.to_string(),
-            "--seed".into(),
-            args.seed.to_string(),
-        ])
+        let sb = SandboxProc::spawn(
+            args,
+            args.leads,
+            [("--repay-pct", args.repay_pct), ("--collect-pct", args.collect_pct)],
+        )
         .await?;
         let state = dir.join(format!("bench-{}.db", args.leads));
         remove_state(&state);
@@ -229,18 +222,11 @@ async fn phases(args: &BenchArgs, dir: &Path) -> Result<Report, String> {
             "rate-limited run: {} leads, partner and daemon at {} requests/s...",
             args.rate_leads, args.rate
         );
-        let sb = SandboxProc::spawn(&[
-            "--leads".into(),
-            args.rate_leads.to_string(),
-            "--overdue-pct".into(),
-            args.overdue_pct.to_string(),
-            "--seed".into(),
-            args.seed.to_string(),
-            "--crego-rps".into(),
-            args.rate.to_string(),
-            "--credgenics-rps".into(),
-            args.rate.to_string(),
-        ])
+        let sb = SandboxProc::spawn(
+            args,
+            args.rate_leads,
+            [("--crego-rps", args.rate), ("--credgenics-rps", args.rate)],
+        )
         .await?;
         let state = dir.join("bench-rate.db");
         remove_state(&state);
@@ -249,7 +235,7 @@ async fn phases(args: &BenchArgs, dir: &Path) -> Result<Report, String> {
             sb.measure(
                 &ctx,
                 &RunOptions {
-                    since: Some(0.0),
+                    since: None,
                     poll: Some(Poll::Skip),
                 },
             )
@@ -270,7 +256,8 @@ async fn phases(args: &BenchArgs, dir: &Path) -> Result<Report, String> {
 }
 
 fn remove_state(path: &Path) {
-    for suffix in ["", "-wal", "-shm", ".lock"] {
+    let _ = std::fs::remove_file(crate::store::lock_path(path));
+    for suffix in ["", "-wal", "-shm"] {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         let _ = std::fs::remove_file(PathBuf::from(p));
@@ -286,7 +273,19 @@ struct SandboxProc {
 }
 
 impl SandboxProc {
-    async fn spawn(extra: &[String]) -> Result<Self, String> {
+    /// A sandbox of `leads` leads (the overdue share and seed of `args`) with `extra` flags.
+    async fn spawn(args: &BenchArgs, leads: usize, extra: [(&str, u32); 2]) -> Result<Self, String> {
+        let mut flags = vec![
+            "--leads".to_string(),
+            leads.to_string(),
+            "--overdue-pct".into(),
+            args.overdue_pct.to_string(),
+            "--seed".into(),
+            args.seed.to_string(),
+        ];
+        for (flag, value) in extra {
+            flags.extend([flag.to_string(), value.to_string()]);
+        }
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
         let mut child = tokio::process::Command::new(exe)
             .args([
@@ -297,7 +296,7 @@ impl SandboxProc {
                 "127.0.0.1:0",
                 "--no-request-log",
             ])
-            .args(extra)
+            .args(&flags)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -349,7 +348,7 @@ impl SandboxProc {
         Context::new(Arc::new(config), Arc::new(store), clock).map_err(|e| e.to_string())
     }
 
-    async fn stats(&self) -> Result<(ApiStats, ApiStats), String> {
+    async fn stats(&self) -> Result<(ServedStats, ServedStats), String> {
         let get = |base: &str| {
             let url = format!("{base}/_sandbox/stats");
             let http = self.http.clone();
@@ -359,7 +358,7 @@ impl SandboxProc {
                     .await
                     .and_then(|r| r.error_for_status())
                     .map_err(|e| format!("sandbox stats: {e}"))?
-                    .json::<ApiStats>()
+                    .json::<ServedStats>()
                     .await
                     .map_err(|e| format!("sandbox stats: {e}"))
             }
@@ -378,7 +377,7 @@ impl SandboxProc {
         let (cpu1, _) = usage();
         let rows1 = ctx.store.total_changes();
         let (crego1, cg1) = self.stats().await?;
-        let delta = |a: &ApiStats, b: &ApiStats| {
+        let delta = |a: &ServedStats, b: &ServedStats| {
             let requests = b.requests - a.requests;
             ApiPhase {
                 requests,

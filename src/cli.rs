@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::{self, Clock};
 use crate::config::{self, Config, LogFormat};
-use crate::sandbox::{Sandbox, SandboxConfig, SeedSpec};
+use crate::sandbox::{FaultSpec, Sandbox, SandboxConfig, SeedSpec};
 use crate::store::Store;
 use crate::sync::{self, Context, RunOptions};
 use crate::telemetry;
@@ -372,6 +372,20 @@ async fn shutdown_signal() {
 
 async fn serve_sandbox(args: SandboxArgs) -> i32 {
     telemetry::init_logging("info", LogFormat::Auto);
+    let stall = match std::time::Duration::try_from_secs_f64(args.stall_secs) {
+        Ok(d) => d,
+        Err(_) => {
+            eprintln!("error: --stall-secs `{}` is not a duration in seconds", args.stall_secs);
+            return EXIT_USAGE;
+        }
+    };
+    let faults = match args.faults.as_deref().map(|f| FaultSpec::parse(f, stall)).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: --faults {e}");
+            return EXIT_USAGE;
+        }
+    };
     let cfg = SandboxConfig {
         crego_rps: args.crego_rps,
         credgenics_rps: args.credgenics_rps,
@@ -404,6 +418,10 @@ async fn serve_sandbox(args: SandboxArgs) -> i32 {
             return EXIT_ATTENTION;
         }
     };
+    if let Some(spec) = faults {
+        sb.set_faults(crate::http::Api::Crego, spec.clone(), args.seed);
+        sb.set_faults(crate::http::Api::Credgenics, spec, args.seed.wrapping_add(1));
+    }
     println!(
         "sandbox Crego      {}  (bearer token: {})",
         sb.crego_url(),

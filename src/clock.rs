@@ -79,6 +79,15 @@ pub fn parse_instant(s: &str, tz: &TimeZone) -> Result<Timestamp, String> {
     }
 }
 
+/// The real wall clock in epoch seconds (never `CCSYNC_NOW`): what partners' `updated_at` values
+/// are compared with.
+pub fn wall_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Credgenics allocation month: `YYYY-M-01`, month without zero padding.
 pub fn allocation_month(d: Date) -> String {
     format!("{}-{}-01", d.year(), d.month())

@@ -237,19 +237,16 @@ pub fn retry(path: &Path, id: Option<&str>, all: bool) -> i32 {
         Err(code) => return code,
     };
     let targets: Vec<Target> = if all {
-        let mut t: Vec<Target> = store
-            .rejected_loans()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|l| Target::Loan(l.0))
-            .collect();
-        t.extend(
-            store
-                .dead_letters()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|r| Target::Payment(r.id)),
-        );
+        let listed = store.rejected_loans().and_then(|l| Ok((l, store.dead_letters()?)));
+        let (loans, payments) = match listed {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: cannot list the dead letters: {e}");
+                return EXIT_ATTENTION;
+            }
+        };
+        let mut t: Vec<Target> = loans.into_iter().map(|l| Target::Loan(l.0)).collect();
+        t.extend(payments.into_iter().map(|r| Target::Payment(r.id)));
         t
     } else {
         match id.and_then(parse_target) {

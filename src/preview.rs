@@ -124,7 +124,12 @@ pub async fn lead(ctx: &Context, lead_id: &str) -> Result<String, String> {
                     l.allocation_month.as_deref().unwrap_or("-"),
                     l.state.as_str()
                 );
-                if !same_month && overdue {
+                if !overdue {
+                    let _ = writeln!(
+                        out,
+                        "  no longer overdue: the next run marks it cured (closed at zero outstanding), no call"
+                    );
+                } else if !same_month {
                     let _ = writeln!(out, "  a new month: the next run uploads a new allocation {month}");
                 } else if patch.is_empty() {
                     let _ = writeln!(out, "  unchanged: no call");
@@ -157,6 +162,8 @@ pub async fn record(ctx: &Context, id: &str) -> Result<String, String> {
             "not a processed repayment"
         } else if stats.unplaced > 0 {
             "its account is not a loan placed by this daemon"
+        } else if stats.held > 0 {
+            "its loan's upload is in flight: decided once that settles"
         } else if stats.echoes > 0 {
             "it was written by this daemon (flow B): never sent back"
         } else {

@@ -144,6 +144,10 @@ mod tests {
             "Invalid Mobile numbers, [******3210]"
         );
         assert_eq!(mask_digits("2026-11-01 dpd 45"), "2026-11-01 dpd 45");
+        assert_eq!(
+            mask_digits("Invalid Emails, [priya.iyer@example.in, x@y]"),
+            "Invalid Emails, [p***@example.in, x***@y]"
+        );
     }
 }
 
@@ -185,9 +189,34 @@ pub fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHa
         .as_ref()
 }
 
-/// Masks runs of 6 or more digits (phone, Aadhaar, account numbers) in free text bound for logs:
-/// `Invalid Mobile numbers, [9876543210]` → `Invalid Mobile numbers, [******3210]`.
+/// Masks personal data in free text bound for logs and operator output: runs of 6 or more digits
+/// (phone, Aadhaar, account numbers) — `[9876543210]` → `[******3210]` — and the local part of
+/// anything shaped like an e-mail address — `priya.iyer@x.in` → `p***@x.in` (Credgenics and the
+/// preflight quote invalid addresses back in their reasons).
 pub fn mask_digits(text: &str) -> String {
+    mask_emails(&mask_digit_runs(text))
+}
+
+fn mask_emails(text: &str) -> String {
+    let word_char = |c: char| c.is_alphanumeric() || "._%+-*".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let start = rest[..at].rfind(|c: char| !word_char(c)).map_or(0, |i| i + 1);
+        let local = &rest[start..at];
+        out.push_str(&rest[..start]);
+        if let Some(first) = local.chars().next() {
+            out.push(first);
+            out.push_str("***");
+        }
+        out.push('@');
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn mask_digit_runs(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {

@@ -316,10 +316,11 @@ fn bench_runs_small_and_a_quiet_cycle_costs_one_list_request_per_stream() {
             "300",
             "--overlap-secs",
             "1",
+            // Enough work for several seconds at the rate, so a daemon above it would meet 429s.
             "--rate",
-            "50",
+            "20",
             "--rate-leads",
-            "60",
+            "100",
             "--dir",
             dir.path().to_str().unwrap(),
             "--json",
@@ -348,7 +349,13 @@ fn bench_runs_small_and_a_quiet_cycle_costs_one_list_request_per_stream() {
     assert_eq!(steady["crego"]["requests"], 2, "{steady}");
     assert_eq!(steady["credgenics"]["requests"], 0, "{steady}");
     assert_eq!(steady["crego"]["writes"], 0);
-    assert!(r["peak_rss_mib"].as_f64().unwrap() > 1.0);
+    let rss = r["peak_rss_mib"].as_f64().unwrap();
+    assert!(rss > 1.0 && rss < 64.0, "peak RSS {rss} MiB");
+    assert!(
+        r["rate_placement"]["crego"]["requests"].as_u64().unwrap() > 40,
+        "{}",
+        r["rate_placement"]
+    );
     for leg in ["rate_placement", "rate_poll"] {
         assert_eq!(r[leg]["crego"]["rate_limited"], 0, "{leg}: {}", r[leg]);
         assert_eq!(r[leg]["credgenics"]["rate_limited"], 0, "{leg}: {}", r[leg]);

@@ -422,7 +422,7 @@ async fn overlap_rereads_only_what_the_last_read_could_have_missed() {
 
     // Quiet from here: once a read has started a whole window after the last change, the next
     // read starts at the cursor: one list request per stream, no write anywhere.
-    std::thread::sleep(std::time::Duration::from_millis(5100));
+    tokio::time::sleep(std::time::Duration::from_millis(5100)).await;
     h.once().await;
     let from = h.sb.requests().len();
     let report = h.once().await;

@@ -441,3 +441,45 @@ mod webhook {
         assert_eq!(webhook_events(&h), 3, "each delivery is kept as received");
     }
 }
+
+/// Regression (review of the page pipeline): flow C runs beside flow A in daemon mode. A repayment
+/// on a loan whose upload is in flight was counted "unplaced" and the stream moved past it, so it
+/// never travelled. It is now held (the stream stays before it) and travels once the upload
+/// settles.
+#[tokio::test]
+async fn a_repayment_on_a_loan_being_uploaded_waits_for_it_and_then_travels() {
+    let h = Harness::new(20, 50).await;
+    let loans = placed(&h).await;
+    let (loan_id, bp, _) = &loans[0];
+    // Flow A is mid-upload for this loan (a new allocation, say): in flight in the state.
+    let store = h.live_store();
+    let mut row = store.loan(loan_id).unwrap().unwrap();
+    let placed_row = row.clone();
+    row.state = LoanState::Uploading;
+    row.pending_payload = row.payload.clone();
+    row.pending_month = row.allocation_month.clone();
+    store.save_loan(&row, false).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    h.sb.repayment(bp, dec("250"), "UTR-DURING-UPLOAD");
+
+    let config = h.config();
+    let clock = crego_credgenics_sync::clock::Clock::system(config.sync.timezone.clone());
+    let ctx = crego_credgenics_sync::sync::Context::new(config, store.clone(), clock).unwrap();
+    let mut stats = crego_credgenics_sync::sync::FlowCStats::default();
+    crego_credgenics_sync::sync::push_repayments::run(&ctx, None, &mut stats)
+        .await
+        .unwrap();
+    assert_eq!(stats.held, 1, "{stats:?}");
+    assert_eq!(stats.unplaced, 0, "{stats:?}");
+    assert!(payments_at_credgenics(&h, loan_id).is_empty());
+
+    // The upload settles; the next cycle reads the record again and it travels, once.
+    store.save_loan(&placed_row, false).unwrap();
+    let report = h.once().await;
+    assert_eq!(report.exit_code, 0, "{report:?}");
+    let pushed = payments_at_credgenics(&h, loan_id);
+    assert_eq!(pushed.len(), 1, "{pushed:?}");
+    assert_eq!(pushed[0]["payment_reference_number"], "UTR-DURING-UPLOAD");
+    assert_eq!(h.once().await.exit_code, 0);
+    assert_eq!(payments_at_credgenics(&h, loan_id).len(), 1, "never twice");
+}

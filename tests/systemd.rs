@@ -34,8 +34,8 @@ fn analyze_available() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !found && std::env::var_os("CCSYNC_SKIP_SYSTEMD").is_none() {
-        panic!("systemd-analyze is not installed (apt-get install systemd), or set CCSYNC_SKIP_SYSTEMD=1");
+    if !found && std::env::var_os("SKIP_SYSTEMD_TESTS").is_none() {
+        panic!("systemd-analyze is not installed (apt-get install systemd), or set SKIP_SYSTEMD_TESTS=1");
     }
     found
 }

@@ -209,8 +209,6 @@ fn eval_one(field: &Field, input: Val, env: &EvalEnv) -> Result<Option<Value>, M
     Ok(if v.is_null() { None } else { Some(v) })
 }
 
-/// serde_json → jaq by text: keeps decimal literals exact (jaq holds them as decimal strings
-/// until arithmetic touches them).
 /// An input document in jaq's form, converted once for all the fields (and field sets) that read
 /// it; cloning it for each field shares the tree.
 pub struct Input(Val);

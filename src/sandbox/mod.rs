@@ -73,15 +73,12 @@ impl Default for SandboxConfig {
 
 /// What one fake has answered, for benchmarks (control endpoints not counted).
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
-pub struct ApiStats {
+pub struct ServedStats {
     pub requests: u64,
     /// Requests other than GET.
     pub writes: u64,
     /// Answers 429 (rate limit or injected).
     pub rate_limited: u64,
-    /// Epoch seconds of the first and last request answered.
-    pub first_at: Option<f64>,
-    pub last_at: Option<f64>,
 }
 
 /// One request as the sandbox saw it.
@@ -140,6 +137,40 @@ pub struct FaultSpec {
     pub stall: Duration,
 }
 
+impl FaultSpec {
+    /// `P500,P429,PSTALL,PRESET,PMALFORMED` (the `sandbox --faults` flag), each in [0, 1], their
+    /// sum at most 1; stalls last `stall`.
+    pub fn parse(text: &str, stall: Duration) -> Result<Self, String> {
+        const NAMES: [&str; 5] = ["P500", "P429", "PSTALL", "PRESET", "PMALFORMED"];
+        let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+        if parts.len() != NAMES.len() {
+            return Err(format!(
+                "`{text}`: expected 5 probabilities P500,P429,PSTALL,PRESET,PMALFORMED, got {}",
+                parts.len()
+            ));
+        }
+        let mut p = [0.0; 5];
+        for (i, part) in parts.iter().enumerate() {
+            p[i] = part
+                .parse::<f64>()
+                .ok()
+                .filter(|v| (0.0..=1.0).contains(v))
+                .ok_or_else(|| format!("`{text}`: {} `{part}` is not a probability in [0, 1]", NAMES[i]))?;
+        }
+        if p.iter().sum::<f64>() > 1.0 {
+            return Err(format!("`{text}`: the probabilities add up to more than 1"));
+        }
+        Ok(Self {
+            p_500: p[0],
+            p_429: p[1],
+            p_stall: p[2],
+            p_reset: p[3],
+            p_malformed: p[4],
+            stall,
+        })
+    }
+}
+
 /// A loan as the fake Credgenics holds it.
 #[derive(Debug, Clone, Default)]
 pub struct CgLoan {
@@ -170,7 +201,7 @@ pub struct SandboxState {
     pub webhooks: Vec<(Value, u16)>,
     next_payment_id: u64,
     pub requests: Vec<RecordedRequest>,
-    pub stats: BTreeMap<&'static str, ApiStats>,
+    pub stats: BTreeMap<&'static str, ServedStats>,
     /// borrower-program id → (lead id, index into `programs[lead]`).
     program_index: std::collections::HashMap<String, (String, usize)>,
     pub fail_next: BTreeMap<&'static str, VecDeque<InjectedFailure>>,
@@ -180,7 +211,7 @@ pub struct SandboxState {
     pub token_exchanges: BTreeMap<&'static str, u64>,
     /// Random faults per API, and their generator (seeded: the same seed, the same faults).
     pub faults: BTreeMap<&'static str, FaultSpec>,
-    fault_rng: Option<rand::rngs::StdRng>,
+    fault_rng: BTreeMap<&'static str, rand::rngs::StdRng>,
     /// Added latency per API (tests of slow runs).
     pub delay: BTreeMap<&'static str, Duration>,
     windows: BTreeMap<&'static str, VecDeque<Instant>>,
@@ -190,11 +221,7 @@ pub struct SandboxState {
 impl SandboxState {
     /// A strictly increasing "now" for `updated_at` values.
     pub fn stamp(&mut self) -> f64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        let now = (now * 1000.0).round() / 1000.0;
+        let now = (crate::clock::wall_secs() * 1000.0).round() / 1000.0;
         self.last_stamp = if now > self.last_stamp {
             now
         } else {
@@ -470,11 +497,6 @@ impl Sandbox {
         self.state().requests.clone()
     }
 
-    /// The counters of one fake.
-    pub fn stats(&self, api: Api) -> ApiStats {
-        self.state().stats.get(api.name()).cloned().unwrap_or_default()
-    }
-
     /// Makes the next `n` requests to `api` fail with `status` (and `Retry-After`).
     pub fn fail_next(&self, api: Api, n: usize, status: u16, retry_after: Option<u64>) {
         self.fail_next_on(api, None, n, status, retry_after);
@@ -514,17 +536,11 @@ impl Sandbox {
 }
 
 fn record(shared: &Shared, req: RecordedRequest) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
     let mut s = shared.lock();
     let st = s.stats.entry(req.api).or_default();
     st.requests += 1;
     st.writes += u64::from(req.is_write());
     st.rate_limited += u64::from(req.status == 429);
-    st.first_at.get_or_insert(now);
-    st.last_at = Some(now);
     if shared.config.keep_request_log {
         s.requests.push(req);
     }
@@ -594,7 +610,8 @@ pub(crate) async fn gatekeeper(
         method: parts.method.to_string(),
         path,
         query,
-        body: if bytes.is_empty() {
+        // Parsed only for the log: a benchmark without it should not pay for it.
+        body: if bytes.is_empty() || !gate.shared.config.keep_request_log {
             None
         } else {
             serde_json::from_slice(&bytes).ok()
@@ -683,7 +700,7 @@ pub(crate) async fn gatekeeper(
 }
 
 /// `GET /_sandbox/stats`: the counters of this fake, for benchmarks that run the sandbox as a process.
-pub(crate) async fn stats_handler(axum::extract::State(gate): axum::extract::State<Gate>) -> axum::Json<ApiStats> {
+pub(crate) async fn stats_handler(axum::extract::State(gate): axum::extract::State<Gate>) -> axum::Json<ServedStats> {
     let s = gate.shared.lock();
     axum::Json(s.stats.get(gate.api.name()).cloned().unwrap_or_default())
 }
@@ -810,7 +827,7 @@ impl Sandbox {
         use rand::SeedableRng;
         let mut s = self.state();
         s.faults.insert(api.name(), spec);
-        s.fault_rng = Some(rand::rngs::StdRng::seed_from_u64(seed));
+        s.fault_rng.insert(api.name(), rand::rngs::StdRng::seed_from_u64(seed));
     }
 
     /// Stops the random faults.
@@ -861,9 +878,12 @@ impl SandboxState {
     fn random_fault(&mut self, api: &'static str) -> Option<InjectedFailure> {
         use rand::{Rng, SeedableRng};
         let spec = self.faults.get(api)?.clone();
+        // One generator per API: the same seed gives the same faults on that API whatever the
+        // other API is asked meanwhile.
         let rng = self
             .fault_rng
-            .get_or_insert_with(|| rand::rngs::StdRng::seed_from_u64(42));
+            .entry(api)
+            .or_insert_with(|| rand::rngs::StdRng::seed_from_u64(42));
         let x: f64 = rng.random();
         let after = rng.random_bool(0.5);
         let mut edge = 0.0;
@@ -923,5 +943,26 @@ impl Sandbox {
     /// Token exchanges (logins and refreshes) made with `api` so far.
     pub fn token_exchanges(&self, api: Api) -> u64 {
         self.state().token_exchanges.get(api.name()).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod fault_flag_tests {
+    use super::*;
+
+    #[test]
+    fn the_faults_flag_parses_and_names_what_is_wrong() {
+        let f = FaultSpec::parse("0.10,0.05,0.02,0.01,0.01", Duration::from_secs(3)).unwrap();
+        assert_eq!(
+            (f.p_500, f.p_429, f.p_stall, f.p_reset, f.p_malformed),
+            (0.10, 0.05, 0.02, 0.01, 0.01)
+        );
+        assert_eq!(f.stall, Duration::from_secs(3));
+        let e = FaultSpec::parse("0.1,0.1", Duration::ZERO).unwrap_err();
+        assert!(e.contains("expected 5"), "{e}");
+        let e = FaultSpec::parse("0.1,x,0,0,0", Duration::ZERO).unwrap_err();
+        assert!(e.contains("P429 `x`"), "{e}");
+        let e = FaultSpec::parse("0.5,0.5,0.5,0,0", Duration::ZERO).unwrap_err();
+        assert!(e.contains("more than 1"), "{e}");
     }
 }

@@ -56,10 +56,7 @@ pub fn ids(i: usize) -> (String, String, String) {
 pub fn seed(state: &mut SandboxState, spec: &SeedSpec) {
     let template: Value = serde_json::from_str::<Vec<Value>>(PROGRAMS_EXAMPLE).expect("fixture parses")[0].clone();
     let mut rng = StdRng::seed_from_u64(spec.rng_seed);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    let now = crate::clock::wall_secs();
     let base = (now - 3600.0).floor();
     for i in 0..spec.leads {
         let (lead_id, bp_id, loan_id) = ids(i);

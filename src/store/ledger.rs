@@ -172,15 +172,6 @@ pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64)
 }
 
 impl Store {
-    /// Adds rows (deduplicated by key) outside a page commit; returns how many were new.
-    pub fn insert_ledger_rows(&self, rows: &[NewLedgerRow], now: f64) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let n = insert_rows(&tx, rows, now)?;
-        tx.commit()?;
-        Ok(n)
-    }
-
     /// Stores a webhook event and the ledger row it produced, in one transaction (before the 200).
     pub fn record_webhook(
         &self,

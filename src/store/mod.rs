@@ -467,14 +467,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_polled(&self, loan_id: &str, at: f64) -> Result<(), StoreError> {
-        self.conn().exec_cached(
-            "UPDATE loans SET last_polled_at = ?2 WHERE loan_id = ?1",
-            params![loan_id, at],
-        )?;
-        Ok(())
-    }
-
     /// Loans open at Credgenics (placed or cured) whose payment history was not read since `since`.
     /// At most `limit` of them, after `after` in loan-id order: the poll walks the book in
     /// batches, never holding all of it.
@@ -677,7 +669,7 @@ impl Store {
     }
 }
 
-fn lock_path(path: &Path) -> PathBuf {
+pub(crate) fn lock_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".lock");
     PathBuf::from(s)

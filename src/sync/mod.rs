@@ -227,14 +227,6 @@ pub(crate) fn incremental_start(ctx: &Context, stream: &str) -> Result<f64, Stor
     Ok(from.max(0.0))
 }
 
-/// The real wall clock (never `CCSYNC_NOW`): compared with the partners' `updated_at` values.
-pub(crate) fn wall_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// Loans whose last write is in doubt or was rejected, plus payments still owed.
 pub fn unresolved(store: &Store) -> Result<u64, StoreError> {
     Ok(store.loans_unresolved()? + store.ledger_unresolved()?)

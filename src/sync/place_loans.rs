@@ -108,7 +108,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
         Some(s) => s,
         None => super::incremental_start(ctx, STREAM)?,
     };
-    let read_started = super::wall_secs();
+    let read_started = crate::clock::wall_secs();
     let backfill = since.is_some();
     let concurrency = ctx
         .config
@@ -840,8 +840,11 @@ async fn resync_requested(ctx: &Context, stats: &mut FlowAStats) -> Result<(), S
         match LineItem::from_value(line) {
             Ok(item) => {
                 let outcome = carry_out(ctx, process_line(ctx, &item, true).await?).await?;
+                // A transient failure keeps the operator's request for the next run.
+                if !matches!(outcome, Outcome::Failed) {
+                    ctx.store.resync_done(&loan_id)?;
+                }
                 stats.count(&outcome);
-                ctx.store.resync_done(&loan_id)?;
             }
             Err(e) => tracing::error!(event = "resync_failed", loan_id = %loan_id, error = %e, "line unreadable"),
         }

@@ -37,6 +37,8 @@ pub struct FlowCStats {
     pub echoes: u64,
     /// Rows the mapping could not produce (dead letters).
     pub unmapped: u64,
+    /// On a loan whose upload is in flight (flow A running meanwhile): read again next run.
+    pub held: u64,
     pub delivery: DeliveryStats,
 }
 
@@ -48,7 +50,8 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
         Some(s) => s,
         None => super::incremental_start(ctx, STREAM)?,
     };
-    let read_started = super::wall_secs();
+    let read_started = crate::clock::wall_secs();
+    let mut blocked_at: Option<f64> = None;
     let mut page = 1u32;
     loop {
         let p = ctx.crego.records_page(from, page).await?;
@@ -62,15 +65,28 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
                 continue;
             };
             page_max = Some(page_max.map_or(updated_at, |m| m.max(updated_at)));
-            seen.push((id.to_string(), updated_at));
             if since.is_none() && ctx.store.seen(STREAM, id)?.is_some_and(|at| at >= updated_at) {
+                seen.push((id.to_string(), updated_at));
                 continue;
             }
+            let id = id.to_string();
+            let held = stats.held;
             match eligible(ctx, &record, stats)? {
                 Some(loan) => candidates.push((record, loan)),
-                None => continue,
+                // Its loan is being uploaded: whether and where it travels is known once that
+                // settles, so the stream must not move past it.
+                None if stats.held > held => {
+                    blocked_at = Some(blocked_at.map_or(updated_at, |b: f64| b.min(updated_at)));
+                    continue;
+                }
+                None => {}
             }
+            seen.push((id, updated_at));
         }
+        let page_max = match (page_max, blocked_at) {
+            (Some(m), Some(b)) => Some(m.min(b)),
+            (m, b) => m.or(b),
+        };
         let rows = build_rows(ctx, candidates, stats)?;
         if ctx.dry_run {
             for r in &rows {
@@ -87,7 +103,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
         }
         ctx.progressed(|| format!("C: {} records read, {} payments queued", stats.scanned, stats.queued));
         if !p.has_next {
-            if !ctx.dry_run {
+            if !ctx.dry_run && blocked_at.is_none() {
                 ctx.store.mark_stream_checked(STREAM, ctx.now_secs(), read_started)?;
             }
             break;
@@ -112,6 +128,10 @@ pub(crate) fn eligible(ctx: &Context, record: &Value, stats: &mut FlowCStats) ->
         stats.unplaced += 1;
         return Ok(None);
     };
+    if loan.state == crate::store::LoanState::Uploading {
+        stats.held += 1;
+        return Ok(None);
+    }
     let (Some(placed_at), Some(_)) = (loan.first_placed_at, &loan.allocation_month) else {
         stats.unplaced += 1;
         return Ok(None);
