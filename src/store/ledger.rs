@@ -228,6 +228,16 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The latest `event_at` among one loan's rows in `direction` (the latest-payment decision),
+    /// without reading the rows.
+    pub fn latest_event_at(&self, direction: Direction, loan_id: &str) -> Result<Option<f64>, StoreError> {
+        Ok(self.conn().query_row_cached(
+            "SELECT max(event_at) FROM ledger WHERE direction = ?1 AND loan_id = ?2",
+            params![direction.as_str(), loan_id],
+            |r| r.get(0),
+        )?)
+    }
+
     /// All rows of one loan and direction (totals, latest-payment decisions).
     pub fn ledger_for_loan(&self, direction: Direction, loan_id: &str) -> Result<Vec<LedgerRow>, StoreError> {
         let sql = format!("SELECT {COLS} FROM ledger WHERE direction = ?1 AND loan_id = ?2 ORDER BY id");

@@ -139,14 +139,19 @@ async fn deliver_pending(
 /// (the row goes back to pending: a 401 proves nothing was written).
 async fn send(ctx: &Context, row: &LedgerRow) -> Result<Sent, SyncError> {
     let remapped;
-    let payload = match &row.payload {
-        Some(p) => p,
+    let (row, payload) = match &row.payload {
+        Some(p) => (row, p),
         None => match remap(ctx, row)? {
-            // An operator's retry: mapped again from the source with the current mapping.
+            // An operator's retry: mapped again from the source with the current mapping. The
+            // look-up below must search by the new reference, so the row is the remapped one.
             Ok((p, reference)) => {
                 ctx.store.ledger_set_payload(row.id, &p, &reference)?;
-                remapped = p;
-                &remapped
+                remapped = LedgerRow {
+                    payload: Some(p),
+                    reference,
+                    ..row.clone()
+                };
+                (&remapped, remapped.payload.as_ref().expect("just set"))
             }
             Err(reason) => return Ok(Sent::Dead(reason)),
         },

@@ -208,6 +208,17 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     report
 }
 
+/// Where a read of `stream` starts (`since` for a backfill, else [`incremental_start`]), and
+/// whether reading it to its end covers everything an incremental read would: only then may the
+/// read be recorded as complete (readiness, and the next read's overlap).
+pub(crate) fn read_start(ctx: &Context, stream: &str, since: Option<f64>) -> Result<(f64, bool), StoreError> {
+    let incremental = incremental_start(ctx, stream)?;
+    Ok(match since {
+        Some(s) => (s, s <= incremental),
+        None => (incremental, true),
+    })
+}
+
 /// Where an incremental read of `stream` starts. The overlap window before the cursor catches
 /// items the partner committed late (an `updated_at` earlier than items already read). Only items
 /// updated after (the start of the last complete read − the overlap) can have been invisible to

@@ -104,10 +104,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
         resync_requested(ctx, stats).await?;
     }
     let overlap = ctx.config.sync.cursor_overlap_secs;
-    let from = match since {
-        Some(s) => s,
-        None => super::incremental_start(ctx, STREAM)?,
-    };
+    let (from, covers_window) = super::read_start(ctx, STREAM, since)?;
     let read_started = crate::clock::wall_secs();
     let backfill = since.is_some();
     let concurrency = ctx
@@ -188,7 +185,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
         }
         page += 1;
     }
-    if blocked_at.is_none() && !ctx.dry_run {
+    if blocked_at.is_none() && covers_window && !ctx.dry_run {
         ctx.store.mark_stream_checked(STREAM, ctx.now_secs(), read_started)?;
     }
     Ok(())
@@ -220,6 +217,7 @@ async fn run_page(
         // is being sent (the pipe would sit idle), else in batches of a few (fewer commits).
         if !to_mark.is_empty()
             && tally.first_error.is_none()
+            && tally.auth_error.is_none()
             && (sending.is_empty() || deciding_done || to_mark.len() >= MARK_BATCH)
         {
             let batch = std::mem::take(&mut to_mark);
@@ -428,18 +426,7 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
 fn map_loan(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month: &str) -> Result<Value, String> {
     // Converted straight from the parts: copying them into one JSON document first cost more
     // than the mapping itself (BENCHMARKS.md).
-    let (today, today_epoch) = today_fields(ctx);
-    let (today_epoch, min_dpd) = (json!(today_epoch), json!(ctx.config.sync.min_dpd));
-    let (month_v, today_v) = (Value::String(month.to_string()), Value::String(today));
-    let input = crate::mapping::Input::object([
-        ("lead", lead),
-        ("program", program),
-        ("line_detail", &item.raw),
-        ("allocation_month", &month_v),
-        ("today", &today_v),
-        ("today_epoch", &today_epoch),
-        ("min_dpd", &min_dpd),
-    ]);
+    let input = with_input_members(ctx, lead, program, item, month, |m| crate::mapping::Input::object(m));
     map_loan_prepared(
         &ctx.config,
         EvalEnv {
@@ -450,27 +437,38 @@ fn map_loan(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month
     )
 }
 
-/// Today in the configured zone, as a date and as the epoch second of its midnight UTC.
-fn today_fields(ctx: &Context) -> (String, i64) {
+/// The members of the loan mapping's input document, in one place for the daemon's path and for
+/// `loan_input` (preview, `mapping test` fixtures).
+fn with_input_members<R>(
+    ctx: &Context,
+    lead: &Value,
+    program: &Value,
+    item: &LineItem,
+    month: &str,
+    f: impl FnOnce([(&str, &Value); 7]) -> R,
+) -> R {
     let today = ctx.clock.today();
     let today_epoch = today
         .to_zoned(jiff::tz::TimeZone::UTC)
         .map(|z| z.timestamp().as_second())
         .unwrap_or(0);
-    (today.to_string(), today_epoch)
+    let (month, today) = (json!(month), json!(today.to_string()));
+    let (today_epoch, min_dpd) = (json!(today_epoch), json!(ctx.config.sync.min_dpd));
+    f([
+        ("lead", lead),
+        ("program", program),
+        ("line_detail", &item.raw),
+        ("allocation_month", &month),
+        ("today", &today),
+        ("today_epoch", &today_epoch),
+        ("min_dpd", &min_dpd),
+    ])
 }
 
 /// The input document of the loan mapping.
 pub fn loan_input(ctx: &Context, lead: &Value, program: &Value, item: &LineItem, month: &str) -> Value {
-    let (today, today_epoch) = today_fields(ctx);
-    json!({
-        "lead": lead,
-        "program": program,
-        "line_detail": item.raw,
-        "allocation_month": month,
-        "today": today,
-        "today_epoch": today_epoch,
-        "min_dpd": ctx.config.sync.min_dpd,
+    with_input_members(ctx, lead, program, item, month, |members| {
+        Value::Object(members.into_iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
     })
 }
 

@@ -46,10 +46,7 @@ pub struct FlowCStats {
 pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> Result<(), SyncError> {
     let flow = ctx.locks.flow_c.lock().await;
     let overlap = ctx.config.sync.cursor_overlap_secs;
-    let from = match since {
-        Some(s) => s,
-        None => super::incremental_start(ctx, STREAM)?,
-    };
+    let (from, covers_window) = super::read_start(ctx, STREAM, since)?;
     let read_started = crate::clock::wall_secs();
     let mut blocked_at: Option<f64> = None;
     let mut page = 1u32;
@@ -103,7 +100,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
         }
         ctx.progressed(|| format!("C: {} records read, {} payments queued", stats.scanned, stats.queued));
         if !p.has_next {
-            if !ctx.dry_run && blocked_at.is_none() {
+            if !ctx.dry_run && blocked_at.is_none() && covers_window {
                 ctx.store.mark_stream_checked(STREAM, ctx.now_secs(), read_started)?;
             }
             break;
@@ -162,8 +159,8 @@ pub(crate) fn build_rows(
         *e = e.max(d);
     }
     for (loan_id, max) in latest.iter_mut() {
-        for row in ctx.store.ledger_for_loan(Direction::ToCredgenics, loan_id)? {
-            *max = max.max(row.event_at);
+        if let Some(at) = ctx.store.latest_event_at(Direction::ToCredgenics, loan_id)? {
+            *max = max.max(at);
         }
     }
     let env = EvalEnv {
