@@ -17,6 +17,9 @@ use crate::telemetry;
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ATTENTION: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
+/// The run could not complete: a refused credential, a partner unreachable after its retries, the
+/// state file locked by another instance (design §3).
+pub const EXIT_INCOMPLETE: i32 = 3;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -160,6 +163,11 @@ pub struct SandboxArgs {
     /// Keep no request log (counters only, `GET /_sandbox/stats`): for long benchmark runs.
     #[arg(long)]
     pub no_request_log: bool,
+    /// Behave as untidy real partners do (design §7): lines move some seconds after a repayment is
+    /// booked, repayments share dates, items change while a stream is paged, token endpoints
+    /// answer 429/503 now and then.
+    #[arg(long)]
+    pub realistic: bool,
 }
 
 /// Parses nothing itself: runs what `cli` says and returns the process exit code.
@@ -242,7 +250,10 @@ fn prepare(cli: &Cli) -> Result<(Arc<Config>, Clock, Arc<Store>), i32> {
     };
     let store = store.map_err(|e| {
         eprintln!("error: {e}");
-        EXIT_ATTENTION
+        match e {
+            crate::store::StoreError::Locked { .. } => EXIT_INCOMPLETE,
+            _ => EXIT_ATTENTION,
+        }
     })?;
     Ok((Arc::new(config), clock, Arc::new(store)))
 }
@@ -397,6 +408,10 @@ async fn serve_sandbox(args: SandboxArgs) -> i32 {
         },
         keep_request_log: !args.no_request_log,
         collect_pct: args.collect_pct,
+        realism: args.realistic.then(|| crate::sandbox::Realism {
+            seed: args.seed,
+            ..Default::default()
+        }),
         ..SandboxConfig::default()
     };
     let bind = |addr: String| async move {

@@ -69,7 +69,7 @@ pub fn status_json(store: &Store) -> Result<Value, crate::store::StoreError> {
             json!({"id": id, "job": job, "started_at": started, "finished_at": finished, "outcome": outcome})
         })
         .collect();
-    let dead = store.dead_letters()?.len() + store.rejected_loans()?.len();
+    let dead = store.dead_letters()?.len() + store.rejected_loans()?.len() + store.line_dead_letters()?.len();
     Ok(json!({
         "state": store.path().display().to_string(),
         "cursors": streams,
@@ -179,9 +179,9 @@ pub fn list(path: &Path, as_json: bool) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let (payments, loans) = match (store.dead_letters(), store.rejected_loans()) {
-        (Ok(p), Ok(l)) => (p, l),
-        (Err(e), _) | (_, Err(e)) => {
+    let (payments, loans, lines) = match (store.dead_letters(), store.rejected_loans(), store.line_dead_letters()) {
+        (Ok(p), Ok(l), Ok(d)) => (p, l, d),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("error: {e}");
             return EXIT_ATTENTION;
         }
@@ -194,6 +194,11 @@ pub fn list(path: &Path, as_json: bool) -> i32 {
         })
         .collect();
     items.extend(payments.iter().map(payment_line));
+    items.extend(lines.iter().map(|d| {
+        json!({"id": format!("line:{}", d.line_id), "to": "credgenics", "lead_id": d.lead_id,
+               "borrower_program_id": d.borrower_program_id, "attempts": d.attempts,
+               "reason": crate::telemetry::mask_digits(&d.reason)})
+    }));
     if as_json {
         println!("{}", Value::Array(items));
         return EXIT_OK;
@@ -206,7 +211,10 @@ pub fn list(path: &Path, as_json: bool) -> i32 {
             "{:<16} to {:<10} loan {:<12} {}{}",
             i["id"].as_str().unwrap_or_default(),
             i["to"].as_str().unwrap_or_default(),
-            i["loan_id"].as_str().unwrap_or_default(),
+            i["loan_id"]
+                .as_str()
+                .or(i["borrower_program_id"].as_str())
+                .unwrap_or_default(),
             i["amount"].as_str().map(|a| format!("₹{a} ")).unwrap_or_default(),
             i["reason"].as_str().unwrap_or_default()
         );
@@ -214,15 +222,19 @@ pub fn list(path: &Path, as_json: bool) -> i32 {
     EXIT_OK
 }
 
-/// `loan:<id>` or `payment:<n>` (a bare number is a payment).
+/// `loan:<id>`, `line:<id>` or `payment:<n>` (a bare number is a payment).
 enum Target {
     Loan(String),
+    Line(String),
     Payment(i64),
 }
 
 fn parse_target(id: &str) -> Option<Target> {
     if let Some(l) = id.strip_prefix("loan:") {
         return (!l.is_empty()).then(|| Target::Loan(l.to_string()));
+    }
+    if let Some(l) = id.strip_prefix("line:") {
+        return (!l.is_empty()).then(|| Target::Line(l.to_string()));
     }
     id.strip_prefix("payment:")
         .unwrap_or(id)
@@ -237,8 +249,10 @@ pub fn retry(path: &Path, id: Option<&str>, all: bool) -> i32 {
         Err(code) => return code,
     };
     let targets: Vec<Target> = if all {
-        let listed = store.rejected_loans().and_then(|l| Ok((l, store.dead_letters()?)));
-        let (loans, payments) = match listed {
+        let listed = store
+            .rejected_loans()
+            .and_then(|l| Ok((l, store.dead_letters()?, store.line_dead_letters()?)));
+        let (loans, payments, lines) = match listed {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("error: cannot list the dead letters: {e}");
@@ -247,13 +261,14 @@ pub fn retry(path: &Path, id: Option<&str>, all: bool) -> i32 {
         };
         let mut t: Vec<Target> = loans.into_iter().map(|l| Target::Loan(l.0)).collect();
         t.extend(payments.into_iter().map(|r| Target::Payment(r.id)));
+        t.extend(lines.into_iter().map(|d| Target::Line(d.line_id)));
         t
     } else {
         match id.and_then(parse_target) {
             Some(t) => vec![t],
             None => {
                 eprintln!(
-                    "error: give a dead letter id (loan:<loan id> or payment:<n>, as `dead-letters list` shows) or --all"
+                    "error: give a dead letter id (loan:<loan id>, line:<line id> or payment:<n>, as `dead-letters list` shows) or --all"
                 );
                 return EXIT_USAGE;
             }
@@ -263,6 +278,7 @@ pub fn retry(path: &Path, id: Option<&str>, all: bool) -> i32 {
     for t in &targets {
         let ok = match t {
             Target::Loan(l) => store.resync_loan(l),
+            Target::Line(l) => store.retry_line(l),
             Target::Payment(n) => store.retry_dead(*n, now()),
         };
         match ok {
@@ -287,7 +303,7 @@ pub fn ignore(path: &Path, id: &str, reason: &str) -> i32 {
         return EXIT_USAGE;
     }
     let Some(t) = parse_target(id) else {
-        eprintln!("error: `{id}` is not a dead letter id (loan:<loan id> or payment:<n>)");
+        eprintln!("error: `{id}` is not a dead letter id (loan:<loan id>, line:<line id> or payment:<n>)");
         return EXIT_USAGE;
     };
     let store = match open(path) {
@@ -296,6 +312,7 @@ pub fn ignore(path: &Path, id: &str, reason: &str) -> i32 {
     };
     let ok = match &t {
         Target::Loan(l) => store.ignore_loan(l, reason),
+        Target::Line(l) => store.ignore_line(l, reason),
         Target::Payment(n) => store.ignore_dead(*n, reason, now()),
     };
     match ok {
@@ -317,6 +334,7 @@ pub fn ignore(path: &Path, id: &str, reason: &str) -> i32 {
 fn describe(t: &Target) -> String {
     match t {
         Target::Loan(l) => format!("loan:{l}"),
+        Target::Line(l) => format!("line:{l}"),
         Target::Payment(n) => format!("payment:{n}"),
     }
 }
@@ -357,16 +375,13 @@ pub fn mapping_test(config: Option<&Path>, kind: MappingKind, input: &Path, expe
     let env = crate::mapping::EvalEnv { tz_offset_secs };
     let mapped = match kind {
         MappingKind::Loan => crate::sync::place_loans::map_loan_input(&config, env, &doc),
-        MappingKind::Payment => config
-            .mapping
-            .payment
-            .eval(&doc, &env)
-            .map_err(|e| e.to_string())
-            .and_then(|m| {
-                let mut v = Value::Object(m);
-                crate::credgenics::round_amounts(&mut v, config.credgenics.amount_decimals)?;
-                Ok(v)
-            }),
+        // The path flow C takes: map, round, preflight.
+        MappingKind::Payment => crate::sync::push_repayments::map_payment_input(
+            &config,
+            env,
+            &doc,
+            doc["loan"]["allocation_month"].as_str().unwrap_or_default(),
+        ),
         MappingKind::Record => config
             .mapping
             .record

@@ -10,7 +10,7 @@ use crate::clock;
 use crate::credgenics::{flatten_errors, rules};
 use crate::crego::LineItem;
 use crate::sync::Context;
-use crate::sync::place_loans::{changed_keys, loan_input, map_loan_input};
+use crate::sync::place_loans::{changed_keys, frozen_claim_changes, is_overdue, loan_input, map_loan_input};
 
 fn shown(ctx: &Context, v: &Value) -> String {
     let v = if ctx.reveal {
@@ -77,7 +77,7 @@ pub async fn lead(ctx: &Context, lead_id: &str) -> Result<String, String> {
         line["lead_id"] = json!(lead_id);
         line["borrower_program_id"] = json!(bp);
         let item = LineItem::from_value(line)?;
-        let overdue = item.dpd >= ctx.config.sync.min_dpd && item.due_amount > rust_decimal::Decimal::ZERO;
+        let overdue = is_overdue(ctx, &item);
         let input = loan_input(ctx, &lead, program, &item, &month);
         let env = crate::mapping::EvalEnv {
             tz_offset_secs: ctx.clock.utc_offset_secs(),
@@ -118,6 +118,7 @@ pub async fn lead(ctx: &Context, lead_id: &str) -> Result<String, String> {
             Some((l, sent)) => {
                 let same_month = l.allocation_month.as_deref() == Some(month.as_str());
                 let patch = changed_keys(sent, &payload);
+                let frozen = frozen_claim_changes(sent, &payload);
                 let _ = writeln!(
                     out,
                     "last sent: allocation {} (state {})",
@@ -138,6 +139,13 @@ pub async fn lead(ctx: &Context, lead_id: &str) -> Result<String, String> {
                         out,
                         "  changed keys (the next run PATCHes them):\n{}",
                         shown(ctx, &Value::Object(patch))
+                    );
+                }
+                if overdue && same_month && !frozen.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "  frozen for {month} (the claim is a snapshot; repayments go as payments): {}",
+                        frozen.join(", ")
                     );
                 }
             }
@@ -162,8 +170,6 @@ pub async fn record(ctx: &Context, id: &str) -> Result<String, String> {
             "not a processed repayment"
         } else if stats.unplaced > 0 {
             "its account is not a loan placed by this daemon"
-        } else if stats.held > 0 {
-            "its loan's upload is in flight: decided once that settles"
         } else if stats.echoes > 0 {
             "it was written by this daemon (flow B): never sent back"
         } else {
@@ -173,31 +179,41 @@ pub async fn record(ctx: &Context, id: &str) -> Result<String, String> {
         return Ok(out);
     };
     let loan_id = loan.loan_id.clone();
-    let row = crate::sync::push_repayments::build_rows(ctx, vec![(record, loan)], &mut stats)
-        .map_err(|e| e.to_string())?
-        .pop()
-        .ok_or("no row")?;
-    let month = row.allocation_month.clone().unwrap_or_default();
-    match &row.payload {
-        Some(p) => {
+    // The status as the line was last read; the daemon decides it again when it sends.
+    let closed = loan.due_amount.is_some_and(|d| d.is_zero());
+    let month = loan
+        .allocation_month
+        .clone()
+        .or(loan.pending_month.clone())
+        .unwrap_or_default();
+    match crate::sync::push_repayments::map_payment(ctx, &record, &loan, closed, &month) {
+        Ok(p) => {
             let _ = writeln!(
                 out,
-                "payload (PATCH /payments/{loan_id}?allocation_month={month}):\n{}",
-                shown(ctx, p)
+                "payload (PATCH /payments/{loan_id}?allocation_month={month}; final_status decided again when sent):\n{}",
+                shown(ctx, &p)
             );
-            let errors = rules::check_payment(p);
+            let errors = rules::check_payment(&p);
             let _ = writeln!(
                 out,
                 "preflight: {}\n{}",
                 if errors.is_empty() { "passes" } else { "FAILS" },
-                verdicts(p, &errors)
+                verdicts(&p, &errors)
             );
         }
-        None => {
-            let _ = writeln!(out, "mapping FAILED: {}", row.dead_reason.clone().unwrap_or_default());
+        Err(reason) => {
+            let _ = writeln!(
+                out,
+                "mapping or preflight FAILED: {}",
+                crate::telemetry::mask_digits(&reason)
+            );
         }
     }
-    match ctx.store.ledger_by_key(&format!("C:{id}")).map_err(|e| e.to_string())? {
+    match ctx
+        .store
+        .ledger_by_key(&crate::sync::push_repayments::repayment_key(id))
+        .map_err(|e| e.to_string())?
+    {
         Some(r) => {
             let _ = writeln!(
                 out,

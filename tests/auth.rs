@@ -134,7 +134,7 @@ async fn a_full_cycle_runs_on_exchanged_credentials_and_wrong_ones_stop_it_clear
 
     let h = harness(3600.0).await;
     let report = h.run(exchanged(&h, "wrong-secret"), clock(), Default::default()).await;
-    assert_eq!(report.exit_code, 1);
+    assert_eq!(report.exit_code, 3, "a refused credential: the run could not complete");
     let err = report.error.unwrap();
     assert!(
         err.contains("credgenics refused the credential") && err.contains("client_secret"),

@@ -276,7 +276,11 @@ async fn a_second_instance_on_the_same_state_refuses_to_start() {
         vec![],
     )
     .await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "design §3: a locked state file means the run could not complete"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another crego-credgenics-sync process"));
 }
 

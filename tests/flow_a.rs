@@ -82,12 +82,14 @@ async fn non_overdue_lines_are_never_sent() {
 }
 
 #[tokio::test]
-async fn a_changed_line_detail_is_one_patch_with_only_the_changed_keys() {
+async fn a_changed_line_is_one_patch_of_the_loan_level_keys_and_the_claim_stays_frozen() {
     let h = Harness::new(20, 50).await;
     assert_eq!(h.once_at(NOV_20_IST).await.exit_code, 0);
     let target = overdue_loan_ids(&h.sb)[0].clone();
-    let bp = h.store().loan(&target).unwrap().unwrap().borrower_program_id;
+    let loan = h.store().loan(&target).unwrap().unwrap();
+    let bp = loan.borrower_program_id.clone();
 
+    // Dues move within the month: the claim is a snapshot (design §1A), so no call at all.
     let before = h.sb.requests().len();
     let old_due =
         h.sb.state()
@@ -104,8 +106,16 @@ async fn a_changed_line_detail_is_one_patch_with_only_the_changed_keys() {
     });
     let report = h.once_at(NOV_20_IST).await;
     assert_eq!(report.exit_code, 0, "{report:?}");
-    assert_eq!(report.place_loans.updated, 1);
+    assert_eq!(report.place_loans.updated, 0, "{report:?}");
+    assert!(writes(&h.requests_since(before)).is_empty());
 
+    // A loan-level change (the applicant's e-mail) is still one PATCH, of that key only.
+    let before = h.sb.requests().len();
+    h.sb.state().leads.get_mut(&loan.lead_id).unwrap()["email"] = json!("changed.address@example.com");
+    h.sb.state().update_line(&bp, |_| {});
+    let report = h.once_at(NOV_20_IST).await;
+    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.place_loans.updated, 1, "{report:?}");
     let reqs = h.requests_since(before);
     let w = writes(&reqs);
     assert_eq!(w.len(), 1, "{w:?}");
@@ -113,19 +123,15 @@ async fn a_changed_line_detail_is_one_patch_with_only_the_changed_keys() {
     assert_eq!(w[0].path, format!("/recovery/loan/{target}"));
     let body = w[0].body.as_ref().unwrap();
     let keys: BTreeSet<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        BTreeSet::from(["defaults"]),
-        "only the default entry changed: {body}"
-    );
-    let entry = body["defaults"][0].as_object().unwrap();
-    let entry_keys: BTreeSet<&str> = entry.keys().map(String::as_str).collect();
-    assert_eq!(
-        entry_keys,
-        BTreeSet::from(["allocation_month", "total_claim_amount", "late_fee"]),
-        "{body}"
-    );
+    assert_eq!(keys, BTreeSet::from(["applicant_email"]), "{body}");
     assert_eq!(w[0].status, 200);
+    // Credgenics still holds the claim as uploaded.
+    let claim = h.sb.state().cg_loans[&target].defaults[0].clone();
+    assert_eq!(
+        claim,
+        loan.payload.unwrap()["defaults"][0],
+        "the claim is unchanged within the month"
+    );
 }
 
 #[tokio::test]
@@ -260,7 +266,7 @@ async fn a_401_from_credgenics_stops_the_run_with_a_clear_message() {
     let mut h = Harness::new(12, 50).await;
     h.edit("auth_token", "\"not-the-token\"");
     let report = h.once().await;
-    assert_eq!(report.exit_code, 1);
+    assert_eq!(report.exit_code, 3, "a refused credential: the run could not complete");
     let err = report.error.expect("the run stopped");
     assert!(err.contains("credgenics refused the credential (HTTP 401)"), "{err}");
     assert!(err.contains("credgenics.auth_token"), "{err}");
@@ -275,7 +281,7 @@ async fn a_401_from_crego_stops_the_run_before_anything_is_sent() {
     let mut h = Harness::new(12, 50).await;
     h.edit("bearer_token", "\"expired\"");
     let report = h.once().await;
-    assert_eq!(report.exit_code, 1);
+    assert_eq!(report.exit_code, 3, "a refused credential: the run could not complete");
     let err = report.error.unwrap();
     assert!(
         err.contains("crego refused the credential") && err.contains("crego.bearer_token"),

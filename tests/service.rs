@@ -18,13 +18,27 @@ fn schedules(place_loans: &str) -> String {
     )
 }
 
-/// The `page` numbers of line-details list requests, in order.
-fn list_pages(h: &Harness) -> Vec<u64> {
-    h.sb.requests()
-        .iter()
-        .filter(|r| r.path == "/v1/lms/line-details/")
-        .map(|r| r.query["page"].parse().unwrap())
-        .collect()
+/// The line-details list requests as runs: each run reads by key, so its `(updated_at__gte,
+/// page)` only grows; a request that does not go beyond the one before starts another run.
+fn list_runs(h: &Harness) -> Vec<Vec<(f64, u64)>> {
+    let mut runs: Vec<Vec<(f64, u64)>> = Vec::new();
+    for r in h.sb.requests().iter().filter(|r| r.path == "/v1/lms/line-details/") {
+        let key = (
+            r.query["updated_at__gte"].parse::<f64>().unwrap(),
+            r.query["page"].parse::<u64>().unwrap(),
+        );
+        match runs.last_mut() {
+            Some(run)
+                if run
+                    .last()
+                    .is_some_and(|last| key.0 > last.0 || (key.0 == last.0 && key.1 > last.1)) =>
+            {
+                run.push(key)
+            }
+            _ => runs.push(vec![key]),
+        }
+    }
+    runs
 }
 
 async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
@@ -44,25 +58,16 @@ async fn a_job_that_outlasts_its_interval_is_not_started_twice() {
     // one-second interval.
     h.sb.set_delay(Api::Crego, Duration::from_millis(60));
     let d = h.start_daemon().await;
-    wait_for("two runs", 20, || {
-        list_pages(&h).iter().filter(|p| **p == 1).count() >= 2
-    })
-    .await;
+    wait_for("two runs", 20, || list_runs(&h).len() >= 2).await;
     assert_eq!(d.stop().await, 0);
-    // Runs are whole sequences 1, 2, ..., n one after the other, never interleaved.
-    let pages = list_pages(&h);
-    let mut expected_next = 1;
-    for p in &pages {
-        if *p == 1 {
-            expected_next = 1;
-        }
-        assert_eq!(*p, expected_next, "interleaved runs: {pages:?}");
-        expected_next += 1;
+    // Runs are whole reads of the stream one after the other, never interleaved: every run but
+    // the last (stopped) one reaches the end of the stream, and reads it in more than a few pages.
+    let runs = list_runs(&h);
+    let end = runs.iter().flatten().map(|k| k.0).fold(0.0, f64::max);
+    for run in &runs[..runs.len() - 1] {
+        assert_eq!(run.last().unwrap().0, end, "interleaved runs: {runs:?}");
+        assert!(run.len() >= 10, "a run went through all pages: {runs:?}");
     }
-    assert!(
-        pages.iter().filter(|p| **p == 10).count() >= 1,
-        "a run went through all pages: {pages:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,14 +81,10 @@ async fn a_missed_slot_is_caught_up_once_after_restart() {
         .unwrap();
 
     let d = h.start_daemon().await;
-    wait_for("the catch-up run", 10, || list_pages(&h).contains(&1)).await;
+    wait_for("the catch-up run", 10, || !list_runs(&h).is_empty()).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(d.stop().await, 0);
-    assert_eq!(
-        list_pages(&h).iter().filter(|p| **p == 1).count(),
-        1,
-        "caught up once, not once per missed slot"
-    );
+    assert_eq!(list_runs(&h).len(), 1, "caught up once, not once per missed slot");
     let overdue = overdue_loan_ids(&h.sb).len();
     assert_eq!(h.sb.state().cg_loans.len(), overdue);
 
@@ -91,7 +92,7 @@ async fn a_missed_slot_is_caught_up_once_after_restart() {
     let d = h.start_daemon().await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(d.stop().await, 0);
-    assert_eq!(list_pages(&h).iter().filter(|p| **p == 1).count(), 1);
+    assert_eq!(list_runs(&h).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +165,10 @@ async fn readyz_turns_503_when_a_cursor_is_stuck_and_names_it() {
     h.sb.fail_next_on(Api::Crego, Some("GET /v1/lms/records/"), 1000, 500, None);
     let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120)).to_string();
     let report = h.once_at(&later).await;
-    assert_eq!(report.exit_code, 1);
+    assert_eq!(
+        report.exit_code, 3,
+        "the records stream unreachable: the run could not complete"
+    );
     let (code, body) = {
         // readiness is judged on the daemon's clock: move it the same two minutes
         let config = h.config();

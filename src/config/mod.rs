@@ -197,6 +197,10 @@ pub struct RawSync {
     pub retry_base_secs: u64,
     #[serde(default = "d_retry_max")]
     pub retry_max_secs: u64,
+    #[serde(default = "d_line_wait")]
+    pub line_wait_secs: u64,
+    #[serde(default = "d_max_lookups")]
+    pub max_lookups: u32,
     #[serde(default)]
     pub schedules: RawSchedules,
 }
@@ -329,6 +333,14 @@ fn d_retry_base() -> u64 {
 fn d_retry_max() -> u64 {
     3600
 }
+
+fn d_line_wait() -> u64 {
+    900
+}
+
+fn d_max_lookups() -> u32 {
+    10
+}
 fn d_place_loans() -> String {
     "0 */15 * * * *".into()
 }
@@ -401,6 +413,11 @@ pub struct SyncConfig {
     /// Delay before a payment that failed unsent is tried again, doubling per attempt up to max.
     pub retry_base_secs: f64,
     pub retry_max_secs: f64,
+    /// How long a repayment that may pay a loan off waits for a read of its line that reflects it
+    /// (design §1C), seconds.
+    pub line_wait_secs: f64,
+    /// Failed look-ups of an in-doubt upload before it becomes a dead letter (design §2.7).
+    pub max_lookups: u32,
     pub schedules: Schedules,
 }
 
@@ -817,6 +834,12 @@ impl RawConfig {
         if sync.retry_base_secs > sync.retry_max_secs {
             c.problem("sync.retry_base_secs", "must not exceed sync.retry_max_secs");
         }
+        if sync.line_wait_secs > 86400 {
+            c.problem("sync.line_wait_secs", "must be at most 86400 (a day)");
+        }
+        if sync.max_lookups == 0 {
+            c.problem("sync.max_lookups", "must be at least 1");
+        }
         let s = &sync.schedules;
         let schedules = (
             c.cron("sync.schedules.place_loans", &s.place_loans),
@@ -893,6 +916,8 @@ impl RawConfig {
                 cursor_overlap_secs: sync.cursor_overlap_secs as f64,
                 retry_base_secs: sync.retry_base_secs as f64,
                 retry_max_secs: sync.retry_max_secs as f64,
+                line_wait_secs: sync.line_wait_secs as f64,
+                max_lookups: sync.max_lookups,
                 schedules: Schedules {
                     place_loans,
                     push_repayments,

@@ -1,5 +1,8 @@
 //! Crego client: line details (the change stream of flow A), leads and their borrower-programs.
-//! Lists are page-number paginated (design §5) and read one page at a time, never the whole book.
+//! Lists are page-number paginated (design §5) and read one page at a time, never the whole book;
+//! [`stream`] reads the change streams by key.
+
+pub mod stream;
 
 use reqwest::Method;
 use rust_decimal::Decimal;

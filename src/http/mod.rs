@@ -295,12 +295,12 @@ impl ApiClient {
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values serialise"));
         match &self.auth {
             Auth::Managed { manager, .. } => {
-                let token = manager.token().await?;
+                let token = manager.token().await.map_err(not_sent)?;
                 match self.send_with(&method, path, query, &body, safety, Some(&token)).await {
                     // A 401 proves nothing was done: renew the token once and send again.
                     Err(ApiError::Unauthorized { status: 401, .. }) => {
                         manager.invalidate(&token).await;
-                        let token = manager.token().await?;
+                        let token = manager.token().await.map_err(not_sent)?;
                         self.send_with(&method, path, query, &body, safety, Some(&token)).await
                     }
                     other => other,
@@ -466,6 +466,25 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+/// A failure to get a token happened before the request was sent: whatever the token endpoint
+/// answered (5xx, timeout), the write itself is provably not made, never "in doubt".
+fn not_sent(e: ApiError) -> ApiError {
+    if e.is_auth() || !e.in_doubt() {
+        return e;
+    }
+    let api = match &e {
+        ApiError::Server { api, .. }
+        | ApiError::Timeout { api }
+        | ApiError::Transport { api, .. }
+        | ApiError::BadBody { api, .. } => *api,
+        _ => return e,
+    };
+    ApiError::Connect {
+        api,
+        message: format!("no token, request not sent: {e}"),
+    }
 }
 
 #[cfg(test)]

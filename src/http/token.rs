@@ -38,6 +38,10 @@ struct Token {
     renew_at: Instant,
 }
 
+/// Tries of one token exchange against a busy endpoint, and the longest pause between them.
+const RENEW_ATTEMPTS: u32 = 4;
+const RENEW_MAX_PAUSE: Duration = Duration::from_secs(10);
+
 pub struct TokenManager {
     api: Api,
     exchange: Exchange,
@@ -68,13 +72,15 @@ impl TokenManager {
         }
         let refresh = current.as_ref().and_then(|t| t.refresh.clone());
         let fresh = match refresh {
-            Some(r) => match self.renew(Some(&r)).await {
+            Some(r) => match self.renew_retrying(Some(&r)).await {
                 Ok(t) => t,
                 // A refused refresh token: log in again with the credentials.
-                Err(ApiError::Unauthorized { .. }) | Err(ApiError::Rejected { .. }) => self.renew(None).await?,
+                Err(ApiError::Unauthorized { .. }) | Err(ApiError::Rejected { .. }) => {
+                    self.renew_retrying(None).await?
+                }
                 Err(e) => return Err(e),
             },
-            None => self.renew(None).await?,
+            None => self.renew_retrying(None).await?,
         };
         let value = fresh.value.clone();
         *current = Some(fresh);
@@ -90,6 +96,29 @@ impl TokenManager {
         {
             t.renew_at = Instant::now();
         }
+    }
+
+    /// [`Self::renew`], tried again after a 429 or a 5xx (token endpoints are as busy as the rest
+    /// of the partner's API): a short, growing pause honouring `Retry-After` up to a cap.
+    async fn renew_retrying(&self, refresh: Option<&SecretString>) -> Result<Token, ApiError> {
+        let mut pause = Duration::from_millis(200);
+        for attempt in 1.. {
+            match self.renew(refresh).await {
+                Err(e @ (ApiError::RateLimited { .. } | ApiError::Server { .. })) if attempt < RENEW_ATTEMPTS => {
+                    let wait = match &e {
+                        ApiError::RateLimited { retry_after, .. } | ApiError::Server { retry_after, .. } => {
+                            retry_after.unwrap_or(pause)
+                        }
+                        _ => pause,
+                    };
+                    tracing::warn!(event = "token_retry", api = %self.api, attempt, error = %e, "token endpoint busy; trying again");
+                    tokio::time::sleep(wait.min(RENEW_MAX_PAUSE)).await;
+                    pause = (pause * 2).min(RENEW_MAX_PAUSE);
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns")
     }
 
     async fn renew(&self, refresh: Option<&SecretString>) -> Result<Token, ApiError> {
@@ -131,16 +160,22 @@ impl TokenManager {
             }
         })?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let text = resp.text().await.unwrap_or_default();
         match status {
             200..=299 => {}
             401 | 403 => return Err(ApiError::Unauthorized { api, status }),
-            429 => return Err(ApiError::RateLimited { api, retry_after: None }),
+            429 => return Err(ApiError::RateLimited { api, retry_after }),
             500..=599 => {
                 return Err(ApiError::Server {
                     api,
                     status,
-                    retry_after: None,
+                    retry_after,
                 });
             }
             _ => {

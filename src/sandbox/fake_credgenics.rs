@@ -1,6 +1,7 @@
 //! The fake Credgenics under `/recovery`: `GET /loan/{id}` (404 when absent), `POST /loan/{id}`
 //! (upload; a new `defaults[]` month is a new allocation) and `PATCH /loan/{id}`, validated by the
-//! documented field rules and answering the documented bodies. `authenticationtoken` required.
+//! sandbox's own reading of the documented field rules ([`super::checks`], never the daemon's
+//! preflight) and answering the documented bodies. `authenticationtoken` required.
 
 use std::sync::Arc;
 
@@ -12,8 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use super::{CgLoan, Gate, Shared, gatekeeper, json_error, requests_handler, stats_handler};
-use crate::credgenics::rules;
+use super::{CgLoan, Gate, Shared, checks, gatekeeper, json_error, requests_handler, stats_handler};
 use crate::http::Api;
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -50,11 +50,43 @@ fn parse_body(body: &Bytes) -> Result<Value, Box<Response>> {
     })
 }
 
-/// The loan as `GET /loan/{id}` shows it: `loan_details` with its `defaults`, and the payments.
+/// The loan as `GET /loan/{id}` shows it: `loan_details` with its `defaults`, and the payments
+/// in the documented `payment_history` shape.
 pub fn loan_view(loan: &CgLoan) -> Value {
     let mut details = loan.details.clone();
     details.insert("defaults".into(), Value::Array(loan.defaults.clone()));
-    json!({"loan_details": details, "payment_history": loan.payment_history})
+    let history: Vec<Value> = loan.payment_history.iter().map(payment_history_entry).collect();
+    json!({"loan_details": details, "payment_history": history})
+}
+
+/// The keys of a documented `payment_history` entry (Get Loan API example).
+const PAYMENT_HISTORY_KEYS: [&str; 10] = [
+    "payment_id",
+    "amount_recovered",
+    "final_status",
+    "recovery_method",
+    "allocation_month",
+    "payment_method",
+    "payment_mode",
+    "payment_reference_number",
+    "author",
+    "created",
+];
+
+/// One stored payment as `payment_history` shows it: the documented keys only (no
+/// `recovery_date`, `closure_with`, `payment_received_date`, `recovered_by`...), a text key that
+/// was not given shown as `""` as in the documented example.
+fn payment_history_entry(payment: &Value) -> Value {
+    let mut entry = Map::new();
+    for key in PAYMENT_HISTORY_KEYS {
+        let v = match payment.get(key) {
+            Some(v) if !v.is_null() => v.clone(),
+            _ if matches!(key, "payment_id" | "amount_recovered") => Value::Null,
+            _ => Value::String(String::new()),
+        };
+        entry.insert(key.to_string(), v);
+    }
+    Value::Object(entry)
 }
 
 async fn get_loan(
@@ -105,7 +137,7 @@ async fn upload_loan(State(gate): State<Gate>, Path(loan_id): Path<String>, body
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let errors = rules::check_upload(&loan_id, &body);
+    let errors = checks::upload_errors(&loan_id, &body);
     if !errors.is_empty() {
         return validation_failed(errors);
     }
@@ -140,7 +172,7 @@ async fn update_loan(State(gate): State<Gate>, Path(loan_id): Path<String>, body
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let errors = rules::check_update(&body);
+    let errors = checks::update_errors(&loan_id, &body);
     if !errors.is_empty() {
         return validation_failed(errors);
     }
@@ -184,14 +216,8 @@ async fn add_payment(
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let mut errors = rules::check_payment(&body);
     let month = q.get("allocation_month").cloned().unwrap_or_default();
-    if !rules::is_allocation_month(&month) {
-        errors.insert(
-            "allocation_month".into(),
-            json!(format!("Invalid allocation month, [{month}]: format is YYYY-M-01")),
-        );
-    }
+    let errors = checks::payment_errors(&body, q.get("allocation_month").map(String::as_str));
     if !errors.is_empty() {
         return validation_failed(errors);
     }

@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::realism::Listed;
 use super::{Gate, Shared, gatekeeper, json_error, requests_handler, stats_handler};
 use crate::http::Api;
 
@@ -81,7 +82,8 @@ async fn line_details(State(gate): State<Gate>, Query(q): Query<HashMap<String, 
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let s = gate.shared.lock();
+    let mut s = gate.shared.lock();
+    s.touch_while_listing(Listed::LineDetails, &from, ((page - 1) * page_size) as usize);
     let count = s.line_index.range(from.clone()..).count();
     let all = s
         .line_index
@@ -110,7 +112,8 @@ async fn list_records(State(gate): State<Gate>, Query(q): Query<HashMap<String, 
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let s = gate.shared.lock();
+    let mut s = gate.shared.lock();
+    s.touch_while_listing(Listed::Records, &from, ((page - 1) * page_size) as usize);
     let matches = |r: &Value| {
         ["type", "utr", "status", "account"]
             .iter()

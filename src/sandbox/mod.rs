@@ -6,8 +6,10 @@
 //! - [`seed`]: deterministic books of leads, borrower-programs and line details.
 //! - [`fake_crego`] / [`fake_credgenics`]: the two HTTP surfaces.
 
+pub mod checks;
 pub mod fake_credgenics;
 pub mod fake_crego;
+pub mod realism;
 pub mod seed;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -20,6 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::http::Api;
 
+pub use realism::Realism;
 pub use seed::SeedSpec;
 
 /// The documented LMS record example (`GET /v1/lms/records/{id}/`), the template of seeded records.
@@ -49,6 +52,8 @@ pub struct SandboxConfig {
     /// Percentage of first uploads after which a collection agent recovers part of the due at
     /// once (flow B's input in the benchmark), chosen by a hash of the loan id.
     pub collect_pct: u32,
+    /// The realistic mode (design §7), or the tidy one.
+    pub realism: Option<Realism>,
 }
 
 impl Default for SandboxConfig {
@@ -67,6 +72,7 @@ impl Default for SandboxConfig {
             seed: SeedSpec::default(),
             keep_request_log: true,
             collect_pct: 0,
+            realism: None,
         }
     }
 }
@@ -216,6 +222,7 @@ pub struct SandboxState {
     pub delay: BTreeMap<&'static str, Duration>,
     windows: BTreeMap<&'static str, VecDeque<Instant>>,
     last_stamp: f64,
+    pub(crate) realism: Option<realism::RealismState>,
 }
 
 impl SandboxState {
@@ -230,7 +237,7 @@ impl SandboxState {
         self.last_stamp
     }
 
-    fn index_key(updated_at: f64, id: &str) -> (i64, String) {
+    pub(crate) fn index_key(updated_at: f64, id: &str) -> (i64, String) {
         ((updated_at * 1_000_000.0).round() as i64, id.to_string())
     }
 
@@ -299,18 +306,23 @@ impl SandboxState {
             && let (Some(account), Some(amount)) =
                 (record["account"].as_str(), crate::money::from_json(&record["amount"]))
         {
-            let account = account.to_string();
-            self.update_line(&account, |ld| {
-                for key in ["due_amount", "total_outstanding"] {
-                    let v = crate::money::from_json(&ld[key]).unwrap_or_default();
-                    ld[key] = crate::money::to_json((v - amount).max(rust_decimal::Decimal::ZERO));
-                }
-                if crate::money::from_json(&ld["due_amount"]).unwrap_or_default().is_zero() {
-                    ld["dpd"] = serde_json::json!(0);
-                }
-            });
+            self.move_line_after_repayment(account, amount);
         }
         record
+    }
+
+    /// A repayment's effect on its line: due and outstanding amounts fall, and the line shows up
+    /// in the change stream.
+    pub(crate) fn apply_repayment_to_line(&mut self, account: &str, amount: rust_decimal::Decimal) {
+        self.update_line(account, |ld| {
+            for key in ["due_amount", "total_outstanding"] {
+                let v = crate::money::from_json(&ld[key]).unwrap_or_default();
+                ld[key] = crate::money::to_json((v - amount).max(rust_decimal::Decimal::ZERO));
+            }
+            if crate::money::from_json(&ld["due_amount"]).unwrap_or_default().is_zero() {
+                ld["dpd"] = serde_json::json!(0);
+            }
+        });
     }
 
     /// A repayment booked in the LMS on a borrower-program (flow C's input), from the documented
@@ -324,7 +336,7 @@ impl SandboxState {
         r["received_amount"] = crate::money::to_json(amount);
         r["utr"] = Value::String(utr.to_string());
         r["status"] = Value::String("processed".into());
-        r["date"] = serde_json::json!(now);
+        r["date"] = serde_json::json!(self.repayment_date(borrower_program_id, now));
         r["bank_date"] = serde_json::json!(now);
         r["settled_at"] = serde_json::json!(now);
         r["remark"] = Value::String(String::new());
@@ -387,6 +399,8 @@ impl SandboxState {
 
     /// Takes an injected failure or a rate-limit refusal for this request, if any.
     fn gate(&mut self, api: &'static str, target: &str, rps: Option<u32>) -> Option<InjectedFailure> {
+        // The LMS makes the line moves whose time has come before it answers anything.
+        self.apply_due_moves(false);
         if let Some(queue) = self.fail_next.get_mut(api)
             && let Some(i) = queue
                 .iter()
@@ -444,7 +458,10 @@ impl Sandbox {
     /// Seeds and serves both fakes on the given listeners until the returned handle's tasks are
     /// dropped with the runtime.
     pub async fn start(config: SandboxConfig, crego: TcpListener, credgenics: TcpListener) -> std::io::Result<Self> {
-        let mut state = SandboxState::default();
+        let mut state = SandboxState {
+            realism: config.realism.clone().map(realism::RealismState::new),
+            ..SandboxState::default()
+        };
         seed::seed(&mut state, &config.seed);
         state.reindex();
         seed::seed_repayments(&mut state, &config.seed);
@@ -684,6 +701,19 @@ pub(crate) async fn gatekeeper(
             r.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
         }
         r
+    } else if let Some((status, retry_after)) = is_token_endpoint
+        .then(|| gate.shared.lock().token_refusal(gate.api.name()))
+        .flatten()
+    {
+        let mut r = (
+            axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE),
+            axum::Json(serde_json::json!({"message": "sandbox (realistic): token endpoint busy"})),
+        )
+            .into_response();
+        if let Some(s) = retry_after {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        r
     } else if !is_token_endpoint && !gate.authorised(&parts.headers) {
         let body = match gate.api {
             Api::Crego => serde_json::json!({"detail": "Authentication credentials were not provided or are invalid."}),
@@ -870,6 +900,11 @@ impl Sandbox {
     /// A repayment booked in the LMS.
     pub fn repayment(&self, borrower_program_id: &str, amount: rust_decimal::Decimal, utr: &str) -> Value {
         self.state().add_repayment(borrower_program_id, amount, utr)
+    }
+
+    /// Realistic mode: the LMS makes every line move it still owes, now.
+    pub fn settle_lms(&self) {
+        self.state().apply_due_moves(true);
     }
 }
 

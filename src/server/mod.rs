@@ -102,7 +102,8 @@ async fn webhook(
             metrics::counter!(crate::telemetry::metric::WEBHOOKS, "outcome" => format!("{fate:?}").to_lowercase())
                 .increment(1);
             let status = match fate {
-                PaymentFate::Queued => "accepted",
+                PaymentFate::Queued => "stored",
+                PaymentFate::HistoryRequested => "stored: no reference, the loan's payment history will be read",
                 PaymentFate::Echo => "ignored: pushed by this daemon",
                 PaymentFate::UnknownLoan => "ignored: loan not placed by this daemon",
             };

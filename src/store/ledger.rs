@@ -69,6 +69,16 @@ fn conversion(msg: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, msg.into())
 }
 
+/// What a row is sent as, recorded with its move to `in_flight`.
+#[derive(Debug, Clone)]
+pub struct Sending<'a> {
+    pub payload: &'a Value,
+    pub reference: &'a str,
+    pub allocation_month: Option<&'a str>,
+    /// The amount as sent (rounded as the API demands).
+    pub amount: Decimal,
+}
+
 /// A row to add. `dead_reason` set means it is born dead (the mapping could not produce it).
 #[derive(Debug, Clone)]
 pub struct NewLedgerRow {
@@ -105,10 +115,12 @@ pub struct LedgerRow {
     pub origin: String,
     pub source: Value,
     pub event_at: f64,
+    /// When the row was written (the source was read), by the daemon's clock.
+    pub created_at: f64,
 }
 
 const COLS: &str = "id, direction, source_key, loan_id, amount, reference, allocation_month, payload, state, \
-    dead_reason, ignored_reason, attempts, next_attempt_at, last_error, remote_id, origin, source, event_at";
+    dead_reason, ignored_reason, attempts, next_attempt_at, last_error, remote_id, origin, source, event_at, created_at";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
     let amount: String = r.get(4)?;
@@ -135,6 +147,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
         origin: r.get(15)?,
         source: serde_json::from_str(&r.get::<_, String>(16)?).unwrap_or(Value::Null),
         event_at: r.get(17)?,
+        created_at: r.get(18)?,
     })
 }
 
@@ -169,6 +182,41 @@ pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64)
         ])?;
     }
     Ok(n)
+}
+
+/// A recovery found by the poll without a reference (keyed by its `payment_id`) may be one that a
+/// webhook stored before identities were per `payment_id` (migration V5 set such rows aside under
+/// a legacy key): the first legacy row of the same loan and amount becomes this row, so the
+/// recovery is not written into the LMS a second time.
+pub(super) fn claim_legacy(tx: &Transaction<'_>, row: &NewLedgerRow) -> Result<(), StoreError> {
+    if row.direction != Direction::ToCrego || !row.source_key.contains(":pid:") {
+        return Ok(());
+    }
+    let known = tx
+        .query_row_cached("SELECT 1 FROM ledger WHERE source_key = ?1", [&row.source_key], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some();
+    if known {
+        return Ok(());
+    }
+    let prefix = format!("B:{}:legacy:%", row.loan_id);
+    let candidates: Vec<(i64, String)> = {
+        let mut stmt = tx.prepare_cached("SELECT id, amount FROM ledger WHERE source_key LIKE ?1 ORDER BY id")?;
+        let rows = stmt.query_map([&prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if let Some((id, _)) = candidates
+        .iter()
+        .find(|(_, a)| a.parse::<Decimal>().is_ok_and(|a| a == row.amount))
+    {
+        tx.exec_cached(
+            "UPDATE ledger SET source_key = ?2 WHERE id = ?1",
+            params![id, row.source_key],
+        )?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -261,11 +309,39 @@ impl Store {
             .is_some())
     }
 
-    /// Marks a row in flight: committed before its request is sent.
-    pub fn ledger_in_flight(&self, id: i64, now: f64) -> Result<(), StoreError> {
+    /// Marks a row in flight with what is about to be sent (payload, reference, allocation month
+    /// and the amount as sent), committed before its request. A compare-and-set on the row's
+    /// state: false when the row is no longer `from` (someone else took it), and then nothing may
+    /// be sent.
+    pub fn ledger_in_flight(
+        &self,
+        id: i64,
+        from: LedgerState,
+        send: &Sending<'_>,
+        now: f64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.conn().exec_cached(
+            "UPDATE ledger SET state = 'in_flight', attempts = attempts + 1, updated_at = ?3,
+                    payload = ?4, reference = ?5, allocation_month = ?6, amount = ?7
+             WHERE id = ?1 AND state = ?2",
+            params![
+                id,
+                from.as_str(),
+                now,
+                send.payload.to_string(),
+                send.reference,
+                send.allocation_month,
+                send.amount.to_string()
+            ],
+        )? == 1)
+    }
+
+    /// A pending row that is not to be sent yet (its status waits for a current read of its
+    /// line): looked at again from `next_at`, without counting an attempt.
+    pub fn ledger_wait(&self, id: i64, note: &str, next_at: f64, now: f64) -> Result<(), StoreError> {
         self.conn().exec_cached(
-            "UPDATE ledger SET state = 'in_flight', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
-            params![id, now],
+            "UPDATE ledger SET last_error = ?2, next_attempt_at = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'pending'",
+            params![id, note, next_at, now],
         )?;
         Ok(())
     }

@@ -50,7 +50,17 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 /// More distinct statements than rusqlite's default cache of 16 holds.
 const STATEMENT_CACHE: usize = 96;
-pub use ledger::{Direction, LedgerRow, LedgerState, NewLedgerRow};
+pub use ledger::{Direction, LedgerRow, LedgerState, NewLedgerRow, Sending};
+
+/// One read of a loan's line: its numbers, its `updated_at` (the partner's clock) and when the
+/// daemon read it (its own clock).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LineRead {
+    pub due_amount: Decimal,
+    pub total_outstanding: Decimal,
+    pub updated_at: f64,
+    pub read_at: f64,
+}
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -145,6 +155,22 @@ pub struct LoanRow {
     pub total_outstanding: Option<Decimal>,
     /// When the recoveries poll last read this loan's payment history.
     pub last_polled_at: Option<f64>,
+    /// The line's `updated_at` at the read the numbers above come from (the partner's clock), and
+    /// when the daemon made that read (its own clock).
+    pub line_updated_at: Option<f64>,
+    pub line_read_at: Option<f64>,
+}
+
+/// A line of the change stream that cannot be processed for a reason of its own (design §2.7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineDeadLetter {
+    pub line_id: String,
+    pub lead_id: String,
+    pub borrower_program_id: String,
+    pub reason: String,
+    pub attempts: i64,
+    pub created_at: f64,
+    pub updated_at: f64,
 }
 
 pub struct Store {
@@ -342,7 +368,7 @@ impl Store {
 
     const LOAN_COLS: &'static str = "loan_id, borrower_program_id, lead_id, program_id, allocation_month, state, \
          payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at, pending_payload, pending_month, \
-         due_amount, total_outstanding, last_polled_at";
+         due_amount, total_outstanding, last_polled_at, line_updated_at, line_read_at";
 
     fn loan_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoanRow> {
         let payload: Option<String> = r.get(6)?;
@@ -366,6 +392,8 @@ impl Store {
             due_amount: r.get::<_, Option<String>>(14)?.and_then(|d| d.parse().ok()),
             total_outstanding: r.get::<_, Option<String>>(15)?.and_then(|d| d.parse().ok()),
             last_polled_at: r.get(16)?,
+            line_updated_at: r.get(17)?,
+            line_read_at: r.get(18)?,
         })
     }
 
@@ -413,12 +441,17 @@ impl Store {
         Ok(())
     }
 
+    /// Writes the loan's own columns. The line's numbers and the poll mark are not overwritten on
+    /// an existing row: they have targeted updates of their own ([`Self::set_line_numbers`],
+    /// [`Self::record_poll`]), and a row read earlier in a page must not undo a newer read made
+    /// meanwhile by the other flow.
     fn upsert_loan(tx: &rusqlite::Transaction<'_>, loan: &LoanRow, new_allocation: bool) -> Result<(), StoreError> {
         tx.exec_cached(
             "INSERT INTO loans (loan_id, borrower_program_id, lead_id, program_id, allocation_month, state,
                                 payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at,
-                                pending_payload, pending_month, due_amount, total_outstanding, last_polled_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                                pending_payload, pending_month, due_amount, total_outstanding, last_polled_at,
+                                line_updated_at, line_read_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
              ON CONFLICT (loan_id) DO UPDATE SET
                borrower_program_id = excluded.borrower_program_id, lead_id = excluded.lead_id,
                program_id = excluded.program_id, allocation_month = excluded.allocation_month,
@@ -426,8 +459,8 @@ impl Store {
                rejected_hash = excluded.rejected_hash, last_error = excluded.last_error,
                first_placed_at = excluded.first_placed_at, updated_at = excluded.updated_at,
                pending_payload = excluded.pending_payload, pending_month = excluded.pending_month,
-               due_amount = excluded.due_amount, total_outstanding = excluded.total_outstanding,
-               last_polled_at = excluded.last_polled_at",
+               last_polled_at = coalesce(loans.last_polled_at, excluded.last_polled_at),
+               lookups = CASE WHEN excluded.state = 'uploading' THEN loans.lookups ELSE 0 END",
             params![
                 loan.loan_id,
                 loan.borrower_program_id,
@@ -446,6 +479,8 @@ impl Store {
                 loan.due_amount.map(|d| d.to_string()),
                 loan.total_outstanding.map(|d| d.to_string()),
                 loan.last_polled_at,
+                loan.line_updated_at,
+                loan.line_read_at,
             ],
         )?;
         if new_allocation && let Some(month) = &loan.allocation_month {
@@ -458,13 +493,65 @@ impl Store {
         Ok(())
     }
 
-    /// Records the line's numbers as flow A last saw them.
-    pub fn set_line_numbers(&self, loan_id: &str, due: Decimal, outstanding: Decimal) -> Result<(), StoreError> {
+    /// Records a read of the loan's line (by flow A, or by flow C deciding a payment's status):
+    /// its numbers, its `updated_at` and when it was read. A read of an older version of the
+    /// line never overwrites a newer one.
+    pub fn set_line_numbers(&self, loan_id: &str, line: &LineRead) -> Result<(), StoreError> {
         self.conn().exec_cached(
-            "UPDATE loans SET due_amount = ?2, total_outstanding = ?3 WHERE loan_id = ?1",
-            params![loan_id, due.to_string(), outstanding.to_string()],
+            "UPDATE loans SET due_amount = ?2, total_outstanding = ?3, line_updated_at = ?4, line_read_at = ?5
+             WHERE loan_id = ?1 AND (line_updated_at IS NULL OR line_updated_at <= ?4)",
+            params![
+                loan_id,
+                line.due_amount.to_string(),
+                line.total_outstanding.to_string(),
+                line.updated_at,
+                line.read_at
+            ],
         )?;
         Ok(())
+    }
+
+    /// One more failed look-up of an in-doubt upload. After `max` of them the loan becomes a
+    /// dead letter (its pending upload kept, so a retry looks it up again first); returns whether
+    /// it did.
+    pub fn lookup_failed(&self, loan_id: &str, max: u32, error: &str, now: f64) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let n: i64 = conn.query_row_cached(
+            "UPDATE loans SET lookups = lookups + 1 WHERE loan_id = ?1 AND state = 'uploading' RETURNING lookups",
+            [loan_id],
+            |r| r.get(0),
+        )?;
+        if n < i64::from(max) {
+            return Ok(false);
+        }
+        conn.exec_cached(
+            "UPDATE loans SET state = 'rejected', updated_at = ?3,
+                    last_error = 'upload outcome still unknown after ' || ?2 || ' look-ups (last: ' || ?4 || '); \
+                                  a retry looks it up again before anything is sent'
+             WHERE loan_id = ?1 AND state = 'uploading'",
+            params![loan_id, n, now, error],
+        )?;
+        Ok(true)
+    }
+
+    /// A webhook without a payment reference: the loan's payment history is read on the next
+    /// delivery pass of recoveries.
+    pub fn request_poll(&self, loan_id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .exec_cached("UPDATE loans SET poll_requested = 1 WHERE loan_id = ?1", [loan_id])?;
+        Ok(())
+    }
+
+    /// Loans whose payment history a webhook asked to read, after `after`, at most `limit`.
+    pub fn loans_poll_requested(&self, after: &str, limit: u32) -> Result<Vec<LoanRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM loans WHERE poll_requested = 1 AND loan_id > ?1 ORDER BY loan_id LIMIT ?2",
+            Self::LOAN_COLS
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![after, limit], Self::loan_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Loans open at Credgenics (placed or cured) whose payment history was not read since `since`.
@@ -487,10 +574,13 @@ impl Store {
     pub fn record_poll(&self, rows: &[NewLedgerRow], polled: &[String], now: f64) -> Result<usize, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        for row in rows {
+            ledger::claim_legacy(&tx, row)?;
+        }
         let n = ledger::insert_rows(&tx, rows, now)?;
         for loan_id in polled {
             tx.exec_cached(
-                "UPDATE loans SET last_polled_at = ?2 WHERE loan_id = ?1",
+                "UPDATE loans SET last_polled_at = ?2, poll_requested = 0 WHERE loan_id = ?1",
                 params![loan_id, now],
             )?;
         }
@@ -515,13 +605,85 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Loans in doubt, or rejected and not ignored by an operator.
+    /// Loans in doubt, or rejected and not ignored by an operator, and line dead letters not
+    /// ignored.
     pub fn loans_unresolved(&self) -> Result<u64, StoreError> {
         Ok(self.conn().query_row_cached(
-            "SELECT count(*) FROM loans WHERE state = 'uploading' OR (state = 'rejected' AND ignored_reason IS NULL)",
+            "SELECT (SELECT count(*) FROM loans
+                      WHERE state = 'uploading' OR (state = 'rejected' AND ignored_reason IS NULL))
+                  + (SELECT count(*) FROM line_dead_letters WHERE ignored_reason IS NULL)",
             [],
             |r| r.get::<_, i64>(0),
         )? as u64)
+    }
+
+    // --- line dead letters ---------------------------------------------------------------------
+
+    /// Records (or counts again) a line that cannot be processed for a reason of its own.
+    pub fn line_dead_letter(&self, line: &str, lead: &str, bp: &str, reason: &str, now: f64) -> Result<(), StoreError> {
+        self.conn().exec_cached(
+            "INSERT INTO line_dead_letters (line_id, lead_id, borrower_program_id, reason, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (line_id) DO UPDATE SET reason = excluded.reason, attempts = attempts + 1,
+               updated_at = excluded.updated_at, retry = 0, lead_id = excluded.lead_id,
+               borrower_program_id = excluded.borrower_program_id",
+            params![line, lead, bp, reason, now],
+        )?;
+        Ok(())
+    }
+
+    /// Line dead letters not ignored, oldest first.
+    pub fn line_dead_letters(&self) -> Result<Vec<LineDeadLetter>, StoreError> {
+        self.line_letters("ignored_reason IS NULL")
+    }
+
+    /// Line dead letters an operator asked to process again.
+    pub fn lines_to_retry(&self) -> Result<Vec<LineDeadLetter>, StoreError> {
+        self.line_letters("retry = 1")
+    }
+
+    fn line_letters(&self, filter: &str) -> Result<Vec<LineDeadLetter>, StoreError> {
+        let sql = format!(
+            "SELECT line_id, lead_id, borrower_program_id, reason, attempts, created_at, updated_at
+             FROM line_dead_letters WHERE {filter} ORDER BY created_at, line_id"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok(LineDeadLetter {
+                line_id: r.get(0)?,
+                lead_id: r.get(1)?,
+                borrower_program_id: r.get(2)?,
+                reason: r.get(3)?,
+                attempts: r.get(4)?,
+                created_at: r.get(5)?,
+                updated_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The line was processed after all: its dead letter goes.
+    pub fn clear_line_dead_letter(&self, line_id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .exec_cached("DELETE FROM line_dead_letters WHERE line_id = ?1", [line_id])?;
+        Ok(())
+    }
+
+    /// Operator: process the line again on the next run. False when no such dead letter.
+    pub fn retry_line(&self, line_id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().exec_cached(
+            "UPDATE line_dead_letters SET retry = 1, ignored_reason = NULL WHERE line_id = ?1",
+            [line_id],
+        )? > 0)
+    }
+
+    /// Operator: set a line dead letter aside. False when no such dead letter.
+    pub fn ignore_line(&self, line_id: &str, reason: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().exec_cached(
+            "UPDATE line_dead_letters SET ignored_reason = ?2, retry = 0 WHERE line_id = ?1",
+            params![line_id, reason],
+        )? > 0)
     }
 
     /// Rejected loans not ignored: (loan id, lead id, borrower-program id, error).
@@ -543,13 +705,22 @@ impl Store {
         )? > 0)
     }
 
-    /// Operator: send a rejected loan again on the next run (its line is read afresh).
+    /// Operator: send a rejected loan again on the next run (its line is read afresh). An upload
+    /// whose outcome stayed unknown goes back to in doubt: it is looked up before anything else.
     pub fn resync_loan(&self, loan_id: &str) -> Result<bool, StoreError> {
         Ok(self.conn().exec_cached(
-            "UPDATE loans SET resync = 1, rejected_hash = NULL, ignored_reason = NULL
+            "UPDATE loans SET resync = 1, rejected_hash = NULL, ignored_reason = NULL, lookups = 0,
+                    state = CASE WHEN pending_month IS NOT NULL THEN 'uploading' ELSE state END
              WHERE loan_id = ?1 AND state = 'rejected'",
             params![loan_id],
         )? > 0)
+    }
+
+    /// Asks for the loan's line to be read afresh once its in-doubt upload is settled.
+    pub fn request_resync(&self, loan_id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .exec_cached("UPDATE loans SET resync = 1 WHERE loan_id = ?1", [loan_id])?;
+        Ok(())
     }
 
     /// Loans an operator asked to send again: (loan id, lead id, borrower-program id).

@@ -8,10 +8,14 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
+use rust_decimal::Decimal;
+
+use super::pull_recoveries::Recovery;
+use super::push_repayments::Prepared;
 use super::{Context, SyncError};
 use crate::credgenics::describe_rejection;
 use crate::http::ApiError;
-use crate::store::{Direction, LedgerRow, LedgerState};
+use crate::store::{Direction, LedgerRow, LedgerState, Sending};
 
 /// Counts of one delivery pass.
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
@@ -26,6 +30,8 @@ pub struct DeliveryStats {
     pub retry_later: u64,
     /// Outcome unknown: looked up on a later cycle.
     pub in_doubt: u64,
+    /// Repayments whose status waits for a read of their line (or for their loan's upload).
+    pub waiting: u64,
 }
 
 enum Sent {
@@ -33,6 +39,10 @@ enum Sent {
     Dead(String),
     RetryLater(String),
     InDoubt(String),
+    /// Not sent yet, and not an attempt: looked at again on the next pass.
+    Wait(String),
+    /// Another delivery took the row first.
+    Taken,
 }
 
 /// Resolves in-doubt rows of `direction`, then sends every due pending one.
@@ -135,28 +145,68 @@ async fn deliver_pending(
     }
 }
 
-/// Marks the row in flight, sends it, and classifies the answer. A refused credential is an error
-/// (the row goes back to pending: a 401 proves nothing was written).
+/// Makes the row ready (a repayment's status is decided now), marks it in flight with what is
+/// sent, sends it, and classifies the answer. A refused credential is an error (the row goes back
+/// to pending: a 401 proves nothing was written).
 async fn send(ctx: &Context, row: &LedgerRow) -> Result<Sent, SyncError> {
-    let remapped;
-    let (row, payload) = match &row.payload {
-        Some(p) => (row, p),
-        None => match remap(ctx, row)? {
-            // An operator's retry: mapped again from the source with the current mapping. The
-            // look-up below must search by the new reference, so the row is the remapped one.
-            Ok((p, reference)) => {
-                ctx.store.ledger_set_payload(row.id, &p, &reference)?;
-                remapped = LedgerRow {
-                    payload: Some(p),
-                    reference,
-                    ..row.clone()
-                };
-                (&remapped, remapped.payload.as_ref().expect("just set"))
-            }
+    let prepared = match (row.state, row.direction, &row.payload) {
+        // In doubt and absent on the other side: the very request is sent again.
+        (LedgerState::InFlight, _, Some(p)) => Ready {
+            payload: p.clone(),
+            reference: row.reference.clone(),
+            month: row.allocation_month.clone(),
+            amount: row.amount,
+        },
+        (_, Direction::ToCredgenics, _) => match super::push_repayments::prepare(ctx, row).await? {
+            Prepared::Send {
+                payload,
+                reference,
+                month,
+                amount,
+            } => Ready {
+                payload,
+                reference,
+                month: Some(month),
+                amount,
+            },
+            Prepared::Wait(why) => return Ok(Sent::Wait(why)),
+            Prepared::Dead(reason) => return Ok(Sent::Dead(reason)),
+        },
+        (_, Direction::ToCrego, Some(p)) => Ready {
+            payload: p.clone(),
+            reference: row.reference.clone(),
+            month: row.allocation_month.clone(),
+            amount: row.amount,
+        },
+        // An operator's retry: mapped again from the source with the current mapping.
+        (_, Direction::ToCrego, None) => match remap_recovery(ctx, row)? {
+            Ok(r) => r,
             Err(reason) => return Ok(Sent::Dead(reason)),
         },
     };
-    ctx.store.ledger_in_flight(row.id, ctx.now_secs())?;
+    let sending = Sending {
+        payload: &prepared.payload,
+        reference: &prepared.reference,
+        allocation_month: prepared.month.as_deref(),
+        amount: prepared.amount,
+    };
+    if !ctx
+        .store
+        .ledger_in_flight(row.id, row.state, &sending, ctx.now_secs())?
+    {
+        // Taken meanwhile by someone else: whatever it came to is theirs to record.
+        return Ok(Sent::Taken);
+    }
+    // The look-up after a rejection searches by what was actually sent.
+    let row = &LedgerRow {
+        payload: Some(prepared.payload.clone()),
+        reference: prepared.reference.clone(),
+        allocation_month: prepared.month.clone(),
+        amount: prepared.amount,
+        state: LedgerState::InFlight,
+        ..row.clone()
+    };
+    let payload = &prepared.payload;
     let result = match row.direction {
         Direction::ToCredgenics => {
             let month = row.allocation_month.as_deref().unwrap_or_default();
@@ -193,6 +243,14 @@ async fn send(ctx: &Context, row: &LedgerRow) -> Result<Sent, SyncError> {
     })
 }
 
+/// What a row is sent as.
+struct Ready {
+    payload: Value,
+    reference: String,
+    month: Option<String>,
+    amount: Decimal,
+}
+
 fn record(ctx: &Context, row: &LedgerRow, outcome: Sent, stats: &mut DeliveryStats) -> Result<(), SyncError> {
     let now = ctx.now_secs();
     match outcome {
@@ -219,33 +277,37 @@ fn record(ctx: &Context, row: &LedgerRow, outcome: Sent, stats: &mut DeliverySta
             tracing::warn!(event = "payment_in_doubt", direction = row.direction.as_str(), loan_id = %row.loan_id,
                 error = %error, "outcome unknown; will look before resending");
         }
+        Sent::Wait(why) => {
+            // Looked at again on the next pass (this one walks the rows due when it started).
+            ctx.store.ledger_wait(row.id, &why, now, now)?;
+            stats.waiting += 1;
+        }
+        Sent::Taken => {}
     }
     Ok(())
 }
 
-/// Maps a row again from its source (payload and reference), or says why it cannot be.
-fn remap(ctx: &Context, row: &LedgerRow) -> Result<Result<(Value, String), String>, SyncError> {
+/// Maps a recovery again from its source (an operator's retry), or says why it cannot be.
+fn remap_recovery(ctx: &Context, row: &LedgerRow) -> Result<Result<Ready, String>, SyncError> {
     let Some(loan) = ctx.store.loan(&row.loan_id)? else {
         return Ok(Err(format!("loan {} is not in the state", row.loan_id)));
     };
-    let fresh = match row.direction {
-        Direction::ToCredgenics => {
-            let mut stats = Default::default();
-            super::push_repayments::build_rows(ctx, vec![(row.source.clone(), loan)], &mut stats)?.pop()
-        }
-        Direction::ToCrego => {
-            let origin = if row.origin == "credgenics_webhook" {
-                "credgenics_webhook"
-            } else {
-                "credgenics_poll"
-            };
-            super::pull_recoveries::payment_row(&ctx.config, &ctx.store, &ctx.clock, &loan, &row.source, origin)?
-        }
+    let origin = if row.origin == "credgenics_webhook" {
+        "credgenics_webhook"
+    } else {
+        "credgenics_poll"
     };
+    let fresh = super::pull_recoveries::payment_row(&ctx.config, &ctx.store, &ctx.clock, &loan, &row.source, origin)?;
     Ok(match fresh {
-        None => Err("the payment is now recognised as one this daemon wrote (an echo)".into()),
-        Some(r) => match (r.payload, r.dead_reason) {
-            (Some(p), None) => Ok((p, r.reference)),
+        Recovery::Echo => Err("the payment is now recognised as one this daemon wrote (an echo)".into()),
+        Recovery::NeedsHistory => Err("the payment has neither a reference nor a payment_id".into()),
+        Recovery::Row(r) => match (r.payload, r.dead_reason) {
+            (Some(payload), None) => Ok(Ready {
+                payload,
+                reference: r.reference,
+                month: r.allocation_month,
+                amount: r.amount,
+            }),
             (_, Some(reason)) => Err(reason),
             (None, None) => Err("the mapping produced no payload".into()),
         },

@@ -4,6 +4,7 @@
 //! - [`push_repayments`]: flow C, LMS repayments pushed as Credgenics payments.
 //! - [`pull_recoveries`]: flow B, Credgenics recoveries (webhook and poll) written as LMS records.
 //! - [`deliver`]: effectively-once delivery of the payment ledger, shared by B and C.
+//! - [`status`]: the `final_status` of a repayment, decided when it is sent.
 //!
 //! [`Context`] carries what every flow needs (config, state, both clients, the clock, and whether
 //! this is a dry run); [`run_once`] is the `--once` cycle and decides its exit code.
@@ -12,6 +13,7 @@ pub mod deliver;
 pub mod place_loans;
 pub mod pull_recoveries;
 pub mod push_repayments;
+pub mod status;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -152,8 +154,8 @@ pub struct RunReport {
     pub exit_code: i32,
 }
 
-/// The `--once` cycle: every job once, in order A, C, B, then the exit code: 0 when nothing is
-/// pending, in doubt, rejected or dead, 1 otherwise or when the run was stopped.
+/// The `--once` cycle: every job once, in order A, C, B, then the exit code (design §3): 0 when
+/// nothing is pending, in doubt, rejected or dead, 1 otherwise, 3 when the run could not complete.
 pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     let started = ctx.now_secs();
     let run_id = if ctx.dry_run {
@@ -188,7 +190,13 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
         tracing::error!(event = "run_stopped", error = %e, "run stopped");
     }
     let unresolved = unresolved(&ctx.store).unwrap_or(u64::MAX);
-    let exit_code = if error.is_some() || unresolved > 0 { 1 } else { 0 };
+    let exit_code = if error.is_some() {
+        crate::cli::EXIT_INCOMPLETE
+    } else if unresolved > 0 {
+        crate::cli::EXIT_ATTENTION
+    } else {
+        crate::cli::EXIT_OK
+    };
     let report = RunReport {
         place_loans: a,
         push_repayments: c,

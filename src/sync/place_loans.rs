@@ -19,9 +19,10 @@ use super::{Context, SyncError};
 use crate::clock;
 use crate::credgenics::{describe_rejection, round_amounts};
 use crate::crego::LineItem;
+use crate::crego::stream::{Stream, StreamReader};
 use crate::http::ApiError;
 use crate::mapping::EvalEnv;
-use crate::store::{LoanRow, LoanState};
+use crate::store::{LineRead, LoanRow, LoanState};
 use crate::telemetry;
 
 /// Name of the line-details stream in the cursor table.
@@ -54,6 +55,11 @@ pub struct FlowAStats {
     pub resolved: u64,
     /// Transient failures: the line is read again next run.
     pub failed: u64,
+    /// Lines that cannot be processed for a reason of their own (lead or borrower-program gone):
+    /// dead letters; the stream moves on.
+    pub dead_letters: u64,
+    /// Lines of loans whose upload is in doubt: processed again once the look-up settles it.
+    pub deferred: u64,
 }
 
 /// What processing one line came to.
@@ -71,6 +77,10 @@ enum Outcome {
     InDoubt,
     /// Transient: the stream must not move past this line.
     Failed,
+    /// A dead letter of its own (design §2.7): recorded, and the stream moves on.
+    Dead,
+    /// Its loan's upload is in doubt: the line is read afresh once the look-up settles it.
+    Deferred,
     /// An upload decided, not yet recorded nor sent: the page records all of its uploads as in
     /// flight in one transaction, sends them, and records what they came to in another.
     UploadPlanned(Box<(LoanRow, String)>),
@@ -89,6 +99,8 @@ impl FlowAStats {
             Outcome::Rejected => self.rejected += 1,
             Outcome::InDoubt => self.in_doubt += 1,
             Outcome::Failed => self.failed += 1,
+            Outcome::Dead => self.dead_letters += 1,
+            Outcome::Deferred => self.deferred += 1,
             Outcome::UploadPlanned(_) => {}
         }
     }
@@ -116,11 +128,17 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
         * 2;
     // The stream may not move past a line that failed transiently: it is read again next run.
     let mut blocked_at: Option<f64> = None;
-    let mut page = 1u32;
-    loop {
-        let p = ctx.crego.line_details_page(from, page).await?;
-        let mut items = Vec::with_capacity(p.results.len());
-        for raw in p.results {
+    let dead_lines: std::collections::HashSet<String> = if ctx.dry_run {
+        Default::default()
+    } else {
+        ctx.store.line_dead_letters()?.into_iter().map(|d| d.line_id).collect()
+    };
+    let mut reader = StreamReader::new(&ctx.crego, Stream::LineDetails, from);
+    let mut page = 0u32;
+    while let Some(results) = reader.next_page().await? {
+        page += 1;
+        let mut items = Vec::with_capacity(results.len());
+        for raw in results {
             match LineItem::from_value(raw) {
                 Ok(i) => items.push(i),
                 Err(e) => {
@@ -139,17 +157,17 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
             ..PageTally::default()
         };
         for item in &items {
-            if item.dpd >= ctx.config.sync.min_dpd && item.due_amount > rust_decimal::Decimal::ZERO {
+            if is_overdue(ctx, item) {
                 stats.overdue += 1;
             }
         }
         run_page(ctx, &items, backfill, concurrency, &mut tally, stats).await?;
         let PageTally {
             done,
+            dead,
             auth_error,
             first_error,
             blocked_at: blocked,
-            ..
         } = tally;
         blocked_at = blocked;
         if let Some(e) = first_error {
@@ -165,6 +183,12 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
                 (None, Some(b)) => Some(b),
             };
             ctx.store.commit_page(STREAM, cursor, &done, overlap, ctx.now_secs())?;
+            for (line, _) in done.iter().filter(|(line, _)| dead_lines.contains(line)) {
+                // Processed after all (its lead is back): no longer a dead letter.
+                if !dead.contains(line) {
+                    ctx.store.clear_line_dead_letter(line)?;
+                }
+            }
             telemetry::page_done(STREAM, page, items.len(), cursor.unwrap_or(from));
         }
         ctx.progressed(|| {
@@ -176,14 +200,10 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
                 stats.rejected
             )
         });
-        if !p.has_next {
-            break;
-        }
         if ctx.stopping() {
             // Shutting down: the page is committed; the rest is read on the next run.
             return Ok(());
         }
-        page += 1;
     }
     if blocked_at.is_none() && covers_window && !ctx.dry_run {
         ctx.store.mark_stream_checked(STREAM, ctx.now_secs(), read_started)?;
@@ -285,6 +305,8 @@ const MARK_BATCH: usize = 8;
 struct PageTally {
     /// Lines done with (the stream may move past them).
     done: Vec<(String, f64)>,
+    /// Of those, the lines that became dead letters.
+    dead: std::collections::HashSet<String>,
     /// The earliest line that failed transiently: the cursor stays before it.
     blocked_at: Option<f64>,
     auth_error: Option<ApiError>,
@@ -305,6 +327,9 @@ impl PageTally {
                 if matches!(o, Outcome::Failed) {
                     self.blocked_at = Some(self.blocked_at.map_or(item.updated_at, |b| b.min(item.updated_at)));
                 } else {
+                    if matches!(o, Outcome::Dead) {
+                        self.dead.insert(item.id.clone());
+                    }
                     self.done.push((item.id.clone(), item.updated_at));
                 }
                 stats.count(&o);
@@ -331,21 +356,30 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
     let mut existing = ctx.store.loan_by_program(&item.borrower_program_id)?;
     if let Some(loan) = existing.as_mut()
         && !ctx.dry_run
-        && (loan.due_amount != Some(item.due_amount) || loan.total_outstanding != Some(item.total_outstanding))
+        && loan.line_updated_at.is_none_or(|at| at <= item.updated_at)
     {
-        // Flow C decides `Closed` from these; keep them current whatever else happens.
-        ctx.store
-            .set_line_numbers(&loan.loan_id, item.due_amount, item.total_outstanding)?;
+        // Flow C decides `Closed` from these: keep them current whatever else happens.
+        let read = LineRead {
+            due_amount: item.due_amount,
+            total_outstanding: item.total_outstanding,
+            updated_at: item.updated_at,
+            read_at: ctx.now_secs(),
+        };
+        ctx.store.set_line_numbers(&loan.loan_id, &read)?;
         loan.due_amount = Some(item.due_amount);
         loan.total_outstanding = Some(item.total_outstanding);
+        loan.line_updated_at = Some(read.updated_at);
+        loan.line_read_at = Some(read.read_at);
     }
-    if existing.as_ref().is_some_and(|l| l.state == LoanState::Uploading) {
-        // Its last upload is in doubt: the look-up at the start of the next run settles it, and
-        // this line is read again after that.
-        return Ok(Outcome::Failed);
+    if let Some(loan) = existing.as_ref().filter(|l| l.state == LoanState::Uploading) {
+        // Its last upload is in doubt: the look-up at the start of a run settles it, and the
+        // line is then read afresh from the lead's programs. The stream moves on meanwhile.
+        if !ctx.dry_run {
+            ctx.store.request_resync(&loan.loan_id)?;
+        }
+        return Ok(Outcome::Deferred);
     }
-    let overdue = item.dpd >= ctx.config.sync.min_dpd && item.due_amount > rust_decimal::Decimal::ZERO;
-    if !overdue {
+    if !is_overdue(ctx, item) {
         let Some(loan) = existing else {
             return Ok(Outcome::Skipped);
         };
@@ -357,8 +391,7 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
         Ok(x) => x,
         Err(e) if e.is_auth() => return Err(e.into()),
         Err(ApiError::NotFound { .. }) => {
-            tracing::error!(event = "lead_missing", line = %item.id, lead = %item.lead_id, "lead of an overdue line not found");
-            return Ok(Outcome::Failed);
+            return dead_line(ctx, item, "the lead of this overdue line is not found at Crego (404)");
         }
         Err(e) => {
             tracing::warn!(event = "fetch_failed", line = %item.id, error = %e, "line will be read again next run");
@@ -369,9 +402,11 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
         .into_iter()
         .find(|p| p["id"] == item.borrower_program_id.as_str())
     else {
-        tracing::error!(event = "program_missing", line = %item.id, borrower_program = %item.borrower_program_id,
-            "the lead's programs do not list this line's borrower-program");
-        return Ok(Outcome::Failed);
+        return dead_line(
+            ctx,
+            item,
+            "the lead's programs do not list this line's borrower-program",
+        );
     };
 
     let month = clock::allocation_month(ctx.clock.today());
@@ -420,6 +455,29 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
         }
         other => upload(ctx, other, item, &program, &loan_id, &month, payload, hash).await,
     }
+}
+
+/// Whether a line is overdue (design §1A): `dpd >= sync.min_dpd` and dues left. The one place
+/// this is decided, for the flow and for `preview`.
+pub fn is_overdue(ctx: &Context, item: &LineItem) -> bool {
+    item.dpd >= ctx.config.sync.min_dpd && item.due_amount > rust_decimal::Decimal::ZERO
+}
+
+/// A line that cannot be processed for a reason of its own: a dead letter (listed, retryable,
+/// ignorable), and the stream moves on (design §2.7).
+fn dead_line(ctx: &Context, item: &LineItem, reason: &str) -> Result<Outcome, SyncError> {
+    tracing::error!(event = "line_dead_letter", line = %item.id, lead = %item.lead_id,
+        borrower_program = %item.borrower_program_id, reason, "line set aside as a dead letter");
+    if !ctx.dry_run {
+        ctx.store.line_dead_letter(
+            &item.id,
+            &item.lead_id,
+            &item.borrower_program_id,
+            reason,
+            ctx.now_secs(),
+        )?;
+    }
+    Ok(Outcome::Dead)
 }
 
 /// The Upload Loan payload: loan fields plus one `defaults[]` entry, amounts rounded.
@@ -518,43 +576,45 @@ pub fn payload_hash(v: &Value) -> String {
     hex::encode(Sha256::digest(v.to_string().as_bytes()))
 }
 
-/// The keys of `new` that differ from `old`; a changed `defaults[]` entry is sent as its
-/// allocation month plus the changed keys.
+/// The loan-level keys of `new` that differ from `old`. The allocation's claim — its
+/// `defaults[]` entry — is a snapshot taken when the allocation is created and is never PATCHed
+/// within the month (design §1A): repayments reach Credgenics as payments, never also as a lower
+/// claim, or a recovery would count twice.
 pub fn changed_keys(old: &Value, new: &Value) -> Map<String, Value> {
     let mut patch = Map::new();
     let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
         return patch;
     };
     for (k, v) in new {
-        if k == "loan_id" || k == "defaults" {
+        if k == "loan_id" || k == CLAIM_KEY {
             continue;
         }
         if old.get(k) != Some(v) {
             patch.insert(k.clone(), v.clone());
         }
     }
-    let first = |m: &Map<String, Value>| {
-        m.get("defaults")
+    patch
+}
+
+/// The payload key holding the allocation's claim (frozen within its month).
+pub const CLAIM_KEY: &str = "defaults";
+
+/// The claim keys whose value differs between two payloads of one month: what a PATCH would have
+/// carried if the claim were not a snapshot (`preview` shows them as frozen).
+pub fn frozen_claim_changes(old: &Value, new: &Value) -> Vec<String> {
+    let first = |v: &Value| {
+        v.get(CLAIM_KEY)
             .and_then(|d| d.get(0))
             .and_then(Value::as_object)
             .cloned()
     };
-    if let (Some(od), Some(nd)) = (first(old), first(new)) {
-        let mut entry = Map::new();
-        for (k, v) in &nd {
-            if od.get(k) != Some(v) {
-                entry.insert(k.clone(), v.clone());
-            }
-        }
-        if !entry.is_empty() {
-            entry.insert(
-                "allocation_month".into(),
-                nd.get("allocation_month").cloned().unwrap_or(Value::Null),
-            );
-            patch.insert("defaults".into(), Value::Array(vec![Value::Object(entry)]));
-        }
-    }
-    patch
+    let (Some(od), Some(nd)) = (first(old), first(new)) else {
+        return Vec::new();
+    };
+    nd.iter()
+        .filter(|(k, v)| od.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// A placed loan whose line is no longer overdue: cured, or closed at zero outstanding. No call.
@@ -620,6 +680,13 @@ async fn update(ctx: &Context, mut loan: LoanRow, payload: Value, hash: String) 
             Ok(Outcome::Updated)
         }
         Err(ApiError::Rejected { status, body, .. }) => record_rejection(ctx, &mut loan, hash, status, &body),
+        Err(ApiError::NotFound { .. }) => record_rejection(
+            ctx,
+            &mut loan,
+            hash,
+            404,
+            "Credgenics no longer has this loan (PATCH answered 404)",
+        ),
         Err(e) if e.is_auth() => Err(e.into()),
         Err(e) => {
             tracing::warn!(event = "update_failed", loan_id = %loan.loan_id, error = %e, "update will be retried next run");
@@ -651,6 +718,10 @@ async fn upload(
     loan.pending_payload = Some(payload);
     loan.pending_month = Some(month.to_string());
     loan.updated_at = now;
+    // Placed from the moment its first upload is recorded in flight (design §2.5), even when its
+    // acceptance is only confirmed by a look-up runs later: repayments booked from then on are not
+    // part of the claim.
+    loan.first_placed_at.get_or_insert(now);
     // Recorded as in flight (with the rest of the page's uploads) before it is sent.
     Ok(Outcome::UploadPlanned(Box::new((loan, hash))))
 }
@@ -746,6 +817,10 @@ fn record_rejection(
     loan.rejected_hash = Some(hash);
     loan.last_error = Some(reason.clone());
     loan.state = LoanState::Rejected;
+    if loan.allocation_month.is_none() {
+        // Never placed: a later upload is its first placement.
+        loan.first_placed_at = None;
+    }
     loan.updated_at = ctx.now_secs();
     ctx.store.save_loan(loan, false)?;
     telemetry::loan_rejected(&loan.loan_id, &reason);
@@ -787,6 +862,8 @@ fn new_loan_row(item: &LineItem, program: &Value, loan_id: &str, now: f64) -> Lo
         due_amount: Some(item.due_amount),
         total_outstanding: Some(item.total_outstanding),
         last_polled_at: None,
+        line_updated_at: Some(item.updated_at),
+        line_read_at: Some(now),
     }
 }
 
@@ -806,6 +883,9 @@ fn reject_unmapped(
     }
     let mut loan = existing.unwrap_or_else(|| new_loan_row(item, program, loan_id, ctx.now_secs()));
     loan.state = LoanState::Rejected;
+    if loan.allocation_month.is_none() {
+        loan.first_placed_at = None;
+    }
     loan.last_error = Some(reason);
     loan.rejected_hash = None;
     loan.updated_at = ctx.now_secs();
@@ -813,41 +893,74 @@ fn reject_unmapped(
     Ok(Outcome::Rejected)
 }
 
-/// Rejected loans an operator asked to send again (`dead-letters retry`): their line is read
-/// afresh from the lead's programs and processed as if it had changed.
+/// Rejected loans an operator asked to send again (`dead-letters retry`), and loans whose line
+/// was deferred while their upload was in doubt: their line is read afresh from the lead's
+/// programs and processed as if it had changed. Then the line dead letters an operator asked to
+/// retry, the same way.
 async fn resync_requested(ctx: &Context, stats: &mut FlowAStats) -> Result<(), SyncError> {
     for (loan_id, lead_id, bp) in ctx.store.loans_to_resync()? {
-        let programs = match ctx.crego.programs(&lead_id).await {
-            Ok(p) => p,
-            Err(e) if e.is_auth() => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(event = "resync_failed", loan_id = %loan_id, error = %e, "resync left for the next run");
-                continue;
-            }
-        };
-        let Some(mut line) = programs
-            .into_iter()
-            .find(|p| p["id"] == bp.as_str())
-            .map(|p| p["line_detail"].clone())
-        else {
-            tracing::error!(event = "resync_failed", loan_id = %loan_id, "borrower-program no longer listed by its lead");
+        let Some(outcome) = process_afresh(ctx, &lead_id, &bp, None).await? else {
             continue;
         };
-        line["lead_id"] = Value::String(lead_id.clone());
-        line["borrower_program_id"] = Value::String(bp.clone());
-        match LineItem::from_value(line) {
-            Ok(item) => {
-                let outcome = carry_out(ctx, process_line(ctx, &item, true).await?).await?;
-                // A transient failure keeps the operator's request for the next run.
-                if !matches!(outcome, Outcome::Failed) {
-                    ctx.store.resync_done(&loan_id)?;
-                }
-                stats.count(&outcome);
-            }
-            Err(e) => tracing::error!(event = "resync_failed", loan_id = %loan_id, error = %e, "line unreadable"),
+        // A transient failure, or an upload still in doubt, keeps the request for the next run.
+        if !matches!(outcome, Outcome::Failed | Outcome::Deferred) {
+            ctx.store.resync_done(&loan_id)?;
         }
+        stats.count(&outcome);
+    }
+    for letter in ctx.store.lines_to_retry()? {
+        let Some(outcome) =
+            process_afresh(ctx, &letter.lead_id, &letter.borrower_program_id, Some(&letter.line_id)).await?
+        else {
+            continue;
+        };
+        if !matches!(outcome, Outcome::Failed | Outcome::Dead) {
+            ctx.store.clear_line_dead_letter(&letter.line_id)?;
+        }
+        stats.count(&outcome);
     }
     Ok(())
+}
+
+/// Reads one borrower-program's line from its lead's programs and processes it. `None` when it
+/// could not be read this time (left for the next run). A lead or program that is gone makes the
+/// line a dead letter (`line_id` names it when the line is not readable any more).
+async fn process_afresh(
+    ctx: &Context,
+    lead_id: &str,
+    bp: &str,
+    line_id: Option<&str>,
+) -> Result<Option<Outcome>, SyncError> {
+    let gone = |reason: &str| -> Result<Option<Outcome>, SyncError> {
+        tracing::error!(event = "resync_failed", lead = %lead_id, borrower_program = %bp, reason, "line not readable");
+        if let Some(line) = line_id {
+            ctx.store.line_dead_letter(line, lead_id, bp, reason, ctx.now_secs())?;
+            return Ok(Some(Outcome::Dead));
+        }
+        Ok(None)
+    };
+    let programs = match ctx.crego.programs(lead_id).await {
+        Ok(p) => p,
+        Err(e) if e.is_auth() => return Err(e.into()),
+        Err(ApiError::NotFound { .. }) => return gone("the lead is not found at Crego (404)"),
+        Err(e) => {
+            tracing::warn!(event = "resync_failed", lead = %lead_id, error = %e, "left for the next run");
+            return Ok(None);
+        }
+    };
+    let Some(mut line) = programs
+        .into_iter()
+        .find(|p| p["id"] == bp)
+        .map(|p| p["line_detail"].clone())
+    else {
+        return gone("the borrower-program is no longer listed by its lead");
+    };
+    line["lead_id"] = Value::String(lead_id.to_string());
+    line["borrower_program_id"] = Value::String(bp.to_string());
+    match LineItem::from_value(line) {
+        Ok(item) => Ok(Some(carry_out(ctx, process_line(ctx, &item, true).await?).await?)),
+        Err(e) => gone(&format!("line unreadable: {e}")),
+    }
 }
 
 /// Uploads left in doubt by an earlier run (a timeout, a 5xx, a crash): look at Credgenics first,
@@ -865,7 +978,17 @@ async fn resolve_in_doubt(ctx: &Context, stats: &mut FlowAStats) -> Result<(), S
             Ok(found) => found,
             Err(e) if e.is_auth() => return Err(e.into()),
             Err(e) => {
-                tracing::warn!(event = "lookup_failed", loan_id = %loan.loan_id, error = %e, "in-doubt upload stays in doubt");
+                let max = ctx.config.sync.max_lookups;
+                if ctx
+                    .store
+                    .lookup_failed(&loan.loan_id, max, &e.to_string(), ctx.now_secs())?
+                {
+                    tracing::error!(event = "upload_dead_letter", loan_id = %loan.loan_id, lookups = max, error = %e,
+                        "upload outcome still unknown: set aside as a dead letter");
+                    stats.dead_letters += 1;
+                } else {
+                    tracing::warn!(event = "lookup_failed", loan_id = %loan.loan_id, error = %e, "in-doubt upload stays in doubt");
+                }
                 continue;
             }
         };
@@ -894,16 +1017,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn patch_holds_only_changed_keys() {
+    fn patch_holds_only_changed_loan_level_keys_never_the_claim() {
         let old = json!({"loan_id": "L1", "applicant_name": "A", "total_loan_amount": 10,
             "defaults": [{"allocation_month": "2026-11-01", "total_claim_amount": 5, "late_fee": 1}]});
-        let new = json!({"loan_id": "L1", "applicant_name": "A", "total_loan_amount": 10,
+        let new = json!({"loan_id": "L1", "applicant_name": "B", "total_loan_amount": 10,
             "defaults": [{"allocation_month": "2026-11-01", "total_claim_amount": 7, "late_fee": 1}]});
         let p = changed_keys(&old, &new);
-        assert_eq!(
-            Value::Object(p),
-            json!({"defaults": [{"allocation_month": "2026-11-01", "total_claim_amount": 7}]})
-        );
+        // Design §1A: the claim is a snapshot for the month; only loan-level keys are PATCHed.
+        assert_eq!(Value::Object(p), json!({"applicant_name": "B"}));
+        assert_eq!(frozen_claim_changes(&old, &new), vec!["total_claim_amount".to_string()]);
         assert!(changed_keys(&old, &old).is_empty());
     }
 }

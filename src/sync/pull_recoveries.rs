@@ -39,15 +39,51 @@ pub struct FlowBStats {
 pub enum PaymentFate {
     /// A ledger row exists for it (new or already known).
     Queued,
+    /// No reference: stored, and the loan's payment history is read, which alone makes the row.
+    HistoryRequested,
     /// Pushed by flow C: ignored.
     Echo,
     /// On a loan this daemon did not place: ignored.
     UnknownLoan,
 }
 
-/// A Credgenics payment (webhook `data` or a `payment_history` entry) as a ledger row, or `None`
-/// for an echo of flow C. The key is the loan id + reference, or loan id + amount + recovery date
-/// to the second when the reference is empty (design §2.1).
+/// What one Credgenics payment comes to.
+#[derive(Debug)]
+pub enum Recovery {
+    /// The ledger row (new, or the same key as one already known).
+    Row(Box<NewLedgerRow>),
+    /// Pushed by flow C: never sent back.
+    Echo,
+    /// No reference and no `payment_id` (a webhook): only the loan's payment history can
+    /// identify it.
+    NeedsHistory,
+}
+
+/// The identity of a recovery (design §1B, §2.1): its reference when it has one, else the
+/// `payment_id` of its `payment_history` entry; the same for the webhook and the poll. `None`
+/// when it has neither (a webhook without a reference).
+pub fn recovery_key(loan_id: &str, payment: &Value) -> Option<String> {
+    let reference = payment_reference(payment);
+    if !reference.is_empty() {
+        return Some(format!("B:{loan_id}:{reference}"));
+    }
+    let pid = match &payment["payment_id"] {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if !s.trim().is_empty() => s.trim().to_string(),
+        _ => return None,
+    };
+    Some(format!("B:{loan_id}:pid:{pid}"))
+}
+
+fn payment_reference(payment: &Value) -> &str {
+    payment["reference_number"]
+        .as_str()
+        .or(payment["payment_reference_number"].as_str())
+        .unwrap_or_default()
+        .trim()
+}
+
+/// A Credgenics payment (webhook `data` or a `payment_history` entry) as a ledger row.
 pub fn payment_row(
     config: &Config,
     store: &Store,
@@ -55,33 +91,21 @@ pub fn payment_row(
     loan: &LoanRow,
     payment: &Value,
     origin: &'static str,
-) -> Result<Option<NewLedgerRow>, StoreError> {
-    let reference = payment["reference_number"]
-        .as_str()
-        .or(payment["payment_reference_number"].as_str())
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+) -> Result<Recovery, StoreError> {
+    let reference = payment_reference(payment).to_string();
     if !reference.is_empty() && store.wrote_reference(Direction::ToCredgenics, &loan.loan_id, &reference)? {
-        return Ok(None);
+        return Ok(Recovery::Echo);
     }
+    let Some(key) = recovery_key(&loan.loan_id, payment) else {
+        return Ok(Recovery::NeedsHistory);
+    };
     let amount = money::from_json(&payment["amount_recovered"]);
+    // Documented history entries carry `created` only; the webhook carries `recovery_date`.
     let when_text = payment["recovery_date"]
         .as_str()
         .or(payment["created"].as_str())
         .unwrap_or_default();
     let when = parse_local(when_text, clock);
-    let key = if reference.is_empty() {
-        let second = when.map(|w| w.to_string()).unwrap_or_else(|| when_text.to_string());
-        format!(
-            "B:{}:{}:{}",
-            loan.loan_id,
-            amount.map(|a| a.normalize().to_string()).unwrap_or_default(),
-            second
-        )
-    } else {
-        format!("B:{}:{}", loan.loan_id, reference)
-    };
     let utr = if reference.is_empty() {
         format!("CG-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..16])
     } else {
@@ -122,17 +146,19 @@ pub fn payment_row(
             None
         }
     };
-    // The utr actually written is what the look-up and the echo check match on.
+    // The utr actually written is what the look-up and the echo check match on, and the amount
+    // kept is the one written.
     let written_utr = payload
         .as_ref()
         .and_then(|p| p["utr"].as_str())
         .unwrap_or(&utr)
         .to_string();
-    Ok(Some(NewLedgerRow {
+    let written_amount = payload.as_ref().and_then(|p| money::from_json(&p["amount"])).or(amount);
+    Ok(Recovery::Row(Box::new(NewLedgerRow {
         direction: Direction::ToCrego,
         source_key: key,
         loan_id: loan.loan_id.clone(),
-        amount: amount.unwrap_or(Decimal::ZERO),
+        amount: written_amount.unwrap_or(Decimal::ZERO),
         reference: written_utr,
         allocation_month: payment["allocation_month"].as_str().map(str::to_string),
         payload,
@@ -140,7 +166,7 @@ pub fn payment_row(
         source: payment.clone(),
         event_at: event_at.unwrap_or(0.0),
         dead_reason,
-    }))
+    })))
 }
 
 /// Preflight of a Crego record: `type`, `account` and `utr` present, `amount` > 0, `date` epoch
@@ -198,13 +224,18 @@ pub fn take_webhook_payment(
         return Ok(PaymentFate::UnknownLoan);
     };
     match payment_row(config, store, clock, &loan, data, "credgenics_webhook")? {
-        Some(row) => {
+        Recovery::Row(row) => {
             store.record_webhook("payment", body, Some(&row), now)?;
             Ok(PaymentFate::Queued)
         }
-        None => {
+        Recovery::Echo => {
             store.record_webhook("payment", body, None, now)?;
             Ok(PaymentFate::Echo)
+        }
+        Recovery::NeedsHistory => {
+            store.record_webhook("payment", body, None, now)?;
+            store.request_poll(&loan.loan_id)?;
+            Ok(PaymentFate::HistoryRequested)
         }
     }
 }
@@ -220,13 +251,27 @@ pub enum Poll {
     All,
 }
 
-/// One run of flow B: poll the loans due, then deliver the rows (from webhooks and the poll).
+/// One run of flow B: read the histories webhooks asked for and poll the loans due, then deliver
+/// the rows (from webhooks and the poll).
 pub async fn run(ctx: &Context, poll: Poll, stats: &mut FlowBStats) -> Result<(), SyncError> {
     let since = match poll {
         Poll::Skip => None,
         Poll::NotSince(t) => Some(t),
         Poll::All => Some(f64::INFINITY),
     };
+    {
+        let _poll = ctx.locks.poll.lock().await;
+        let mut after = String::new();
+        loop {
+            let loans = ctx.store.loans_poll_requested(&after, POLL_BATCH)?;
+            let Some(last) = loans.last() else { break };
+            after = last.loan_id.clone();
+            poll_batch(ctx, loans, stats).await?;
+            if ctx.stopping() {
+                return Ok(());
+            }
+        }
+    }
     if let Some(since) = since {
         let _poll = ctx.locks.poll.lock().await;
         let mut after = String::new();
@@ -277,8 +322,12 @@ async fn poll_batch(ctx: &Context, loans: Vec<crate::store::LoanRow>, stats: &mu
         stats.payments_seen += history.len() as u64;
         for p in &history {
             match payment_row(&ctx.config, &ctx.store, &ctx.clock, &loan, p, "credgenics_poll")? {
-                Some(row) => rows.push(row),
-                None => stats.echoes += 1,
+                Recovery::Row(row) => rows.push(*row),
+                Recovery::Echo => stats.echoes += 1,
+                Recovery::NeedsHistory => {
+                    tracing::error!(event = "payment_unidentifiable", loan_id = %loan.loan_id,
+                        "payment history entry with neither a reference nor a payment_id skipped");
+                }
             }
         }
         polled.push(loan.loan_id);

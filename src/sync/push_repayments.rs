@@ -1,23 +1,23 @@
 //! Flow C (design §1C): LMS repayments out to Credgenics as payment entries.
 //!
-//! The change stream is `GET /v1/lms/records/?type=repayment&updated_at__gte=`. A record travels
-//! when it is a processed repayment on a placed loan, dated at or after the loan's first placement,
-//! and was not written by flow B (no echoes). Each becomes one ledger row keyed by the record id,
-//! committed with the page's cursor, then delivered as
-//! `PATCH /payments/{loan_id}?allocation_month=<the loan's latest month>`.
-
-use std::collections::BTreeMap;
+//! The change stream is `GET /v1/lms/records/?type=repayment&updated_at__gte=`, read by key. A
+//! record travels when it is a processed repayment on a placed loan, dated at or after the loan's
+//! first placement, and was not written by flow B (no echoes). Each becomes one ledger row keyed by
+//! the record id, committed with the page's cursor, then delivered as
+//! `PATCH /payments/{loan_id}?allocation_month=<the loan's latest month>` with a `final_status`
+//! decided when it is sent ([`prepare`], design §1C), never when it is read.
 
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::deliver::{DeliveryStats, deliver};
-use super::{Context, SyncError};
+use super::{Context, SyncError, status};
 use crate::credgenics::round_amounts;
+use crate::crego::stream::{Stream, StreamReader};
 use crate::mapping::EvalEnv;
 use crate::money;
-use crate::store::{Direction, LoanRow, NewLedgerRow};
+use crate::store::{Direction, LedgerRow, LedgerState, LineRead, LoanRow, LoanState, NewLedgerRow};
 
 pub const STREAM: &str = "records";
 
@@ -37,7 +37,8 @@ pub struct FlowCStats {
     pub echoes: u64,
     /// Rows the mapping could not produce (dead letters).
     pub unmapped: u64,
-    /// On a loan whose upload is in flight (flow A running meanwhile): read again next run.
+    /// On a loan whose upload is in flight (flow A running meanwhile): queued, and sent once the
+    /// upload settles.
     pub held: u64,
     pub delivery: DeliveryStats,
 }
@@ -48,49 +49,30 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
     let overlap = ctx.config.sync.cursor_overlap_secs;
     let (from, covers_window) = super::read_start(ctx, STREAM, since)?;
     let read_started = crate::clock::wall_secs();
-    let mut blocked_at: Option<f64> = None;
-    let mut page = 1u32;
-    loop {
-        let p = ctx.crego.records_page(from, page).await?;
-        stats.scanned += p.results.len() as u64;
+    let mut reader = StreamReader::new(&ctx.crego, Stream::Repayments, from);
+    while let Some(records) = reader.next_page().await? {
+        stats.scanned += records.len() as u64;
         let mut seen = Vec::new();
         let mut candidates: Vec<(Value, LoanRow)> = Vec::new();
         let mut page_max: Option<f64> = None;
-        for record in p.results {
+        for record in records {
             let (Some(id), Some(updated_at)) = (record["id"].as_str(), record["updated_at"].as_f64()) else {
                 tracing::error!(event = "record_unreadable", "record without id or updated_at skipped");
                 continue;
             };
             page_max = Some(page_max.map_or(updated_at, |m| m.max(updated_at)));
+            seen.push((id.to_string(), updated_at));
             if since.is_none() && ctx.store.seen(STREAM, id)?.is_some_and(|at| at >= updated_at) {
-                seen.push((id.to_string(), updated_at));
                 continue;
             }
-            let id = id.to_string();
-            let held = stats.held;
-            match eligible(ctx, &record, stats)? {
-                Some(loan) => candidates.push((record, loan)),
-                // Its loan is being uploaded: whether and where it travels is known once that
-                // settles, so the stream must not move past it.
-                None if stats.held > held => {
-                    blocked_at = Some(blocked_at.map_or(updated_at, |b: f64| b.min(updated_at)));
-                    continue;
-                }
-                None => {}
+            if let Some(loan) = eligible(ctx, &record, stats)? {
+                candidates.push((record, loan));
             }
-            seen.push((id, updated_at));
         }
-        let page_max = match (page_max, blocked_at) {
-            (Some(m), Some(b)) => Some(m.min(b)),
-            (m, b) => m.or(b),
-        };
         let rows = build_rows(ctx, candidates, stats)?;
         if ctx.dry_run {
             for r in &rows {
-                if let Some(p) = &r.payload {
-                    let month = r.allocation_month.as_deref().unwrap_or_default();
-                    ctx.print_dry_run("PATCH", &format!("/payments/{}?allocation_month={month}", r.loan_id), p);
-                }
+                print_dry_run(ctx, r)?;
             }
         } else {
             stats.queued += ctx
@@ -99,22 +81,40 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
                 as u64;
         }
         ctx.progressed(|| format!("C: {} records read, {} payments queued", stats.scanned, stats.queued));
-        if !p.has_next {
-            if !ctx.dry_run && blocked_at.is_none() && covers_window {
-                ctx.store.mark_stream_checked(STREAM, ctx.now_secs(), read_started)?;
-            }
-            break;
-        }
         if ctx.stopping() {
             return Ok(());
         }
-        page += 1;
+    }
+    if !ctx.dry_run && covers_window {
+        ctx.store.mark_stream_checked(STREAM, ctx.now_secs(), read_started)?;
     }
     drop(flow);
     deliver(ctx, Direction::ToCredgenics, &mut stats.delivery).await
 }
 
-/// The placed loan a record travels to, or why it does not travel.
+/// What a dry run would send for a new row: its payload with the status decided from the line
+/// as last read (a dry run reads nothing more and writes nothing).
+fn print_dry_run(ctx: &Context, row: &NewLedgerRow) -> Result<(), SyncError> {
+    let Some(loan) = ctx.store.loan(&row.loan_id)? else {
+        return Ok(());
+    };
+    let closed = loan.due_amount.is_some_and(|d| d.is_zero());
+    let month = send_month(&loan).unwrap_or_default();
+    match map_payment(ctx, &row.source, &loan, closed, &month) {
+        Ok(p) => ctx.print_dry_run(
+            "PATCH",
+            &format!("/payments/{}?allocation_month={month}", row.loan_id),
+            &p,
+        ),
+        Err(reason) => println!(
+            "{}",
+            json!({"dry_run": true, "dead_letter": row.source_key, "reason": reason})
+        ),
+    }
+    Ok(())
+}
+
+/// The placed loan a record travels to, or why it does not travel (counted in `stats`).
 pub(crate) fn eligible(ctx: &Context, record: &Value, stats: &mut FlowCStats) -> Result<Option<LoanRow>, SyncError> {
     if record["type"] != "repayment" || record["status"] != "processed" {
         stats.not_eligible += 1;
@@ -125,11 +125,8 @@ pub(crate) fn eligible(ctx: &Context, record: &Value, stats: &mut FlowCStats) ->
         stats.unplaced += 1;
         return Ok(None);
     };
-    if loan.state == crate::store::LoanState::Uploading {
-        stats.held += 1;
-        return Ok(None);
-    }
-    let (Some(placed_at), Some(_)) = (loan.first_placed_at, &loan.allocation_month) else {
+    // Placed from the moment its first upload was recorded in flight (design §2.5).
+    let Some(placed_at) = loan.first_placed_at else {
         stats.unplaced += 1;
         return Ok(None);
     };
@@ -142,95 +139,111 @@ pub(crate) fn eligible(ctx: &Context, record: &Value, stats: &mut FlowCStats) ->
         stats.before_placement += 1;
         return Ok(None);
     }
+    if loan.state == LoanState::Uploading {
+        // Queued now; sent once the upload settles (its status and month are decided then).
+        stats.held += 1;
+    }
     Ok(Some(loan))
 }
 
-/// Maps the page's eligible records into ledger rows. The latest repayment of a loan (by record
-/// date) whose line is no longer due is `Closed`; every other one is `Partially Recovered`.
+/// The allocation month a payment on `loan` goes to: its latest (also for a cured or closed loan).
+fn send_month(loan: &LoanRow) -> Option<String> {
+    loan.allocation_month.clone()
+}
+
+/// The one payment-mapping path (flow C, `preview`, `mapping test`): the `[mapping.payment]`
+/// fields over the record and its loan, amounts rounded as Credgenics demands, then the
+/// documented rules. A reason naming the field when any step fails.
+pub fn map_payment(ctx: &Context, record: &Value, loan: &LoanRow, closed: bool, month: &str) -> Result<Value, String> {
+    let id = record["id"].as_str().unwrap_or_default();
+    let utr = record["utr"].as_str().filter(|u| !u.is_empty());
+    let reference = utr.or(record["ref_id"].as_str()).unwrap_or(id);
+    let input = json!({
+        "record": record,
+        "loan": {"loan_id": loan.loan_id, "account": loan.borrower_program_id, "allocation_month": month},
+        "line_detail": {"due_amount": loan.due_amount.map(money::to_json), "total_outstanding": loan.total_outstanding.map(money::to_json)},
+        "closed": closed,
+        "reference": reference,
+        "today": ctx.clock.today().to_string(),
+    });
+    map_payment_input(
+        &ctx.config,
+        EvalEnv {
+            tz_offset_secs: ctx.clock.utc_offset_secs(),
+        },
+        &input,
+        month,
+    )
+}
+
+/// [`map_payment`] of a prepared input document (what `mapping test` runs).
+pub fn map_payment_input(
+    config: &crate::config::Config,
+    env: EvalEnv,
+    input: &Value,
+    month: &str,
+) -> Result<Value, String> {
+    let mut p = Value::Object(config.mapping.payment.eval(input, &env).map_err(|e| e.to_string())?);
+    round_amounts(&mut p, config.credgenics.amount_decimals)?;
+    let mut errors = crate::credgenics::rules::check_payment(&p);
+    if !crate::credgenics::rules::is_allocation_month(month) {
+        errors.insert(
+            "allocation_month".into(),
+            Value::String(format!("`{month}` is not YYYY-M-01")),
+        );
+    }
+    if p["payment_reference_number"]
+        .as_str()
+        .is_none_or(|r| r.trim().is_empty())
+    {
+        errors.insert(
+            "payment_reference_number".into(),
+            Value::String("is empty: it is needed to recognise this payment later".into()),
+        );
+    }
+    match crate::credgenics::preflight(errors) {
+        None => Ok(p),
+        Some(reason) => Err(reason),
+    }
+}
+
+/// The page's eligible records as ledger rows. Their payload is made when they are sent, with
+/// the `final_status` decided then (design §1C); here the mapping is run once to find the
+/// reference the payment will carry and to set aside, as a dead letter, a record it cannot map.
 pub(crate) fn build_rows(
     ctx: &Context,
     candidates: Vec<(Value, LoanRow)>,
     stats: &mut FlowCStats,
 ) -> Result<Vec<NewLedgerRow>, SyncError> {
-    let mut latest: BTreeMap<String, f64> = BTreeMap::new();
-    for (record, loan) in &candidates {
-        let d = record["date"].as_f64().unwrap_or(0.0);
-        let e = latest.entry(loan.loan_id.clone()).or_insert(f64::MIN);
-        *e = e.max(d);
-    }
-    for (loan_id, max) in latest.iter_mut() {
-        if let Some(at) = ctx.store.latest_event_at(Direction::ToCredgenics, loan_id)? {
-            *max = max.max(at);
-        }
-    }
-    let env = EvalEnv {
-        tz_offset_secs: ctx.clock.utc_offset_secs(),
-    };
     let mut rows = Vec::new();
     for (record, loan) in candidates {
         let id = record["id"].as_str().unwrap_or_default().to_string();
         let date = record["date"].as_f64().unwrap_or(0.0);
         let amount = money::from_json(&record["amount"]).unwrap_or(Decimal::ZERO);
-        let closed =
-            loan.due_amount.is_some_and(|d| d.is_zero()) && latest.get(&loan.loan_id).is_some_and(|m| date >= *m);
-        let utr = record["utr"].as_str().filter(|u| !u.is_empty());
-        let reference = utr.or(record["ref_id"].as_str()).unwrap_or(&id).to_string();
-        let input = json!({
-            "record": record,
-            "loan": {"loan_id": loan.loan_id, "account": loan.borrower_program_id, "allocation_month": loan.allocation_month},
-            "line_detail": {"due_amount": loan.due_amount.map(money::to_json), "total_outstanding": loan.total_outstanding.map(money::to_json)},
-            "closed": closed,
-            "reference": reference,
-            "today": ctx.clock.today().to_string(),
-        });
-        let mapped = ctx
-            .config
-            .mapping
-            .payment
-            .eval(&input, &env)
-            .map_err(|e| e.to_string())
-            .and_then(|m| {
-                let mut v = Value::Object(m);
-                round_amounts(&mut v, ctx.config.credgenics.amount_decimals)?;
-                Ok(v)
-            });
-        let mapped = mapped.and_then(|p| {
-            let mut errors = crate::credgenics::rules::check_payment(&p);
-            let month = loan.allocation_month.clone().unwrap_or_default();
-            if !crate::credgenics::rules::is_allocation_month(&month) {
-                errors.insert(
-                    "allocation_month".into(),
-                    Value::String(format!("`{month}` is not YYYY-M-01")),
-                );
+        // The month is only known for sure at send time; a first upload in flight has its own.
+        let month = send_month(&loan)
+            .or_else(|| loan.pending_month.clone())
+            .unwrap_or_default();
+        let (reference, dead_reason) = match map_payment(ctx, &record, &loan, false, &month) {
+            // The reference actually sent is what the echo check and the look-up match on.
+            Ok(p) => (
+                p["payment_reference_number"].as_str().unwrap_or_default().to_string(),
+                None,
+            ),
+            Err(e) => {
+                stats.unmapped += 1;
+                let utr = record["utr"].as_str().filter(|u| !u.is_empty());
+                (utr.unwrap_or(&id).to_string(), Some(e))
             }
-            match crate::credgenics::preflight(errors) {
-                None => Ok(p),
-                Some(reason) => Err(reason),
-            }
-        });
-        let (payload, dead_reason, reference) = match mapped {
-            Ok(p) => match p["payment_reference_number"].as_str().filter(|r| !r.is_empty()) {
-                // The reference actually sent is what the echo check and the look-up match on.
-                Some(r) => (Some(p.clone()), None, r.to_string()),
-                None => (
-                    Some(p),
-                    Some("payment_reference_number is empty: it is needed to recognise this payment later".into()),
-                    reference,
-                ),
-            },
-            Err(e) => (None, Some(e), reference),
         };
-        if dead_reason.is_some() {
-            stats.unmapped += 1;
-        }
         rows.push(NewLedgerRow {
             direction: Direction::ToCredgenics,
-            source_key: format!("C:{id}"),
+            source_key: repayment_key(&id),
             loan_id: loan.loan_id.clone(),
             amount,
             reference,
-            allocation_month: loan.allocation_month.clone(),
-            payload,
+            allocation_month: None,
+            payload: None,
             origin: "crego_record",
             source: record,
             event_at: date,
@@ -238,4 +251,147 @@ pub(crate) fn build_rows(
         });
     }
     Ok(rows)
+}
+
+/// The ledger key of an LMS repayment record (design §2.1).
+pub fn repayment_key(record_id: &str) -> String {
+    format!("C:{record_id}")
+}
+
+/// What a pending repayment row comes to at send time.
+pub(crate) enum Prepared {
+    Send {
+        payload: Value,
+        reference: String,
+        month: String,
+        amount: Decimal,
+    },
+    /// Not yet: looked at again on a later pass.
+    Wait(String),
+    Dead(String),
+}
+
+/// Decides a pending repayment's `final_status` now (design §1C) and maps its payload.
+pub(crate) async fn prepare(ctx: &Context, row: &LedgerRow) -> Result<Prepared, SyncError> {
+    let Some(mut loan) = ctx.store.loan(&row.loan_id)? else {
+        return Ok(Prepared::Dead(format!("loan {} is not in the state", row.loan_id)));
+    };
+    if loan.state == LoanState::Uploading {
+        return Ok(Prepared::Wait("its loan's upload is in flight".into()));
+    }
+    let Some(month) = send_month(&loan) else {
+        return Ok(Prepared::Dead(format!(
+            "loan {} was never placed at Credgenics (its upload was refused)",
+            loan.loan_id
+        )));
+    };
+    let known = ctx.store.ledger_for_loan(Direction::ToCredgenics, &row.loan_id)?;
+    let order = |r: &LedgerRow| status::RepaymentOrder::of(r.event_at, &r.source);
+    let is_latest = known
+        .iter()
+        .filter(|r| r.ignored_reason.is_none())
+        .map(order)
+        .max()
+        .is_none_or(|latest| order(row) >= latest);
+    let closed_already = known.iter().any(|r| {
+        r.id != row.id
+            && matches!(r.state, LedgerState::InFlight | LedgerState::Done)
+            && r.allocation_month.as_deref() == Some(month.as_str())
+            && r.payload.as_ref().is_some_and(|p| p["final_status"] == status::CLOSED)
+    });
+    let booked_at = row.source["created_at"]
+        .as_f64()
+        .or(row.source["updated_at"].as_f64())
+        .unwrap_or(row.event_at);
+    let now = ctx.now_secs();
+    let mut facts = status::Facts {
+        is_latest,
+        closed_already,
+        line: current_read(&loan),
+        row_read_at: row.created_at,
+        booked_at,
+        waited: now - row.created_at,
+        line_wait_secs: ctx.config.sync.line_wait_secs,
+        fresh: false,
+    };
+    let mut decision = status::decide(&facts);
+    if decision == status::Status::ReadLine {
+        match read_line(ctx, &loan).await? {
+            Some(read) => {
+                ctx.store.set_line_numbers(&loan.loan_id, &read)?;
+                if loan.line_updated_at.is_none_or(|at| at <= read.updated_at) {
+                    loan.due_amount = Some(read.due_amount);
+                    loan.total_outstanding = Some(read.total_outstanding);
+                    loan.line_updated_at = Some(read.updated_at);
+                    loan.line_read_at = Some(read.read_at);
+                }
+                facts.line = current_read(&loan);
+                facts.fresh = true;
+            }
+            None => return Ok(Prepared::Wait("its line could not be read this time".into())),
+        }
+        decision = status::decide(&facts);
+    }
+    let closed = match decision {
+        status::Status::Closed => true,
+        status::Status::PartiallyRecovered => false,
+        status::Status::Wait | status::Status::ReadLine => {
+            return Ok(Prepared::Wait(
+                "the latest repayment waits for a read of its line that reflects it".into(),
+            ));
+        }
+    };
+    match map_payment(ctx, &row.source, &loan, closed, &month) {
+        Ok(payload) => {
+            let reference = payload["payment_reference_number"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let amount = money::from_json(&payload["amount_recovered"]).unwrap_or(row.amount);
+            Ok(Prepared::Send {
+                payload,
+                reference,
+                month,
+                amount,
+            })
+        }
+        Err(reason) => Ok(Prepared::Dead(reason)),
+    }
+}
+
+fn current_read(loan: &LoanRow) -> Option<LineRead> {
+    Some(LineRead {
+        due_amount: loan.due_amount?,
+        total_outstanding: loan.total_outstanding?,
+        updated_at: loan.line_updated_at?,
+        read_at: loan.line_read_at?,
+    })
+}
+
+/// Reads the loan's line now, from its lead's programs (`None` when it cannot be read this time).
+async fn read_line(ctx: &Context, loan: &LoanRow) -> Result<Option<LineRead>, SyncError> {
+    let programs = match ctx.crego.programs(&loan.lead_id).await {
+        Ok(p) => p,
+        Err(e) if e.is_auth() => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(event = "line_read_failed", loan_id = %loan.loan_id, error = %e, "line not read; the payment waits");
+            return Ok(None);
+        }
+    };
+    let line = programs
+        .iter()
+        .find(|p| p["id"] == loan.borrower_program_id.as_str())
+        .map(|p| &p["line_detail"]);
+    let read = line.and_then(|l| {
+        Some(LineRead {
+            due_amount: money::from_json(&l["due_amount"])?,
+            total_outstanding: money::from_json(&l["total_outstanding"])?,
+            updated_at: l["updated_at"].as_f64()?,
+            read_at: ctx.now_secs(),
+        })
+    });
+    if read.is_none() {
+        tracing::warn!(event = "line_read_failed", loan_id = %loan.loan_id, "the lead's programs do not show this loan's line");
+    }
+    Ok(read)
 }
