@@ -5,17 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, binary, overdue_loan_ids};
+use common::{Harness, NEVER, binary, overdue_loan_ids, wait_for};
 use crego_credgenics_sync::http::Api;
 use crego_credgenics_sync::store::{LoanState, Store};
 use serde_json::{Value, json};
 
-const NEVER: &str = "0 0 0 1 1 *";
-
 fn schedules(place_loans: &str) -> String {
-    format!(
-        "[sync.schedules]\nplace_loans = \"{place_loans}\"\npush_repayments = \"{NEVER}\"\npoll_recoveries = \"{NEVER}\"\nreconcile = \"{NEVER}\"\n"
-    )
+    common::schedules(place_loans, NEVER, NEVER, NEVER)
 }
 
 /// The line-details list requests as runs: each run reads by key, so its `(updated_at__gte,
@@ -39,14 +35,6 @@ fn list_runs(h: &Harness) -> Vec<Vec<(f64, u64)>> {
         }
     }
     runs
-}
-
-async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

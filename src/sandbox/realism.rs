@@ -62,6 +62,8 @@ pub(crate) struct RealismState {
     last_repayment: HashMap<String, (f64, f64)>,
     /// Token exchanges asked per API.
     token_requests: HashMap<&'static str, u64>,
+    /// Items updated while a stream was being listed.
+    pub touches: u64,
 }
 
 impl RealismState {
@@ -72,6 +74,7 @@ impl RealismState {
             pending_moves: Vec::new(),
             last_repayment: HashMap::new(),
             token_requests: HashMap::new(),
+            touches: 0,
         }
     }
 }
@@ -106,9 +109,24 @@ impl SandboxState {
         }
     }
 
+    /// Makes now the moves owed to one line.
+    fn apply_moves_of(&mut self, account: &str) {
+        let Some(r) = self.realism.as_mut() else { return };
+        let (mine, rest): (Vec<_>, Vec<_>) = r.pending_moves.drain(..).partition(|(_, a, _)| a == account);
+        r.pending_moves = rest;
+        for (_, account, amount) in mine {
+            self.apply_repayment_to_line(&account, amount);
+        }
+    }
+
     /// Line moves still to come.
     pub fn pending_line_moves(&self) -> usize {
         self.realism.as_ref().map_or(0, |r| r.pending_moves.len())
+    }
+
+    /// Items the realistic mode updated while a stream was being listed.
+    pub fn touches(&self) -> u64 {
+        self.realism.as_ref().map_or(0, |r| r.touches)
     }
 
     /// The `date` of a repayment booked now on `account`: shared with the previous one when
@@ -131,6 +149,7 @@ impl SandboxState {
             return;
         }
         let pick = r.rng.random_range(0..offset.max(1));
+        r.touches += 1;
         match listed {
             Listed::LineDetails => {
                 let Some(bp) = self
@@ -141,6 +160,10 @@ impl SandboxState {
                 else {
                     return;
                 };
+                // When the LMS writes a line at all, it writes it whole: the moves it owes that
+                // line go with it (a line is never stamped newer than a repayment it does not yet
+                // reflect while that repayment is already booked and due to it).
+                self.apply_moves_of(&bp);
                 self.update_line(&bp, |_| {});
             }
             Listed::Records => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crego_credgenics_sync::clock::Clock;
 use crego_credgenics_sync::config::{Config, RawConfig};
-use crego_credgenics_sync::sandbox::{RecordedRequest, Sandbox, SandboxConfig, SeedSpec};
+use crego_credgenics_sync::sandbox::{Realism, RecordedRequest, Sandbox, SandboxConfig, SeedSpec};
 use crego_credgenics_sync::store::Store;
 use crego_credgenics_sync::sync::{self, Context, RunOptions, RunReport};
 
@@ -37,6 +37,21 @@ impl Harness {
                 rng_seed: 11,
                 ..SeedSpec::default()
             },
+            ..SandboxConfig::default()
+        })
+        .await
+    }
+
+    /// A harness on the realistic sandbox (design §7) with `realism`.
+    pub async fn realistic(leads: usize, overdue_pct: u32, realism: Realism) -> Self {
+        Self::with(SandboxConfig {
+            seed: SeedSpec {
+                leads,
+                overdue_pct,
+                rng_seed: 11,
+                ..SeedSpec::default()
+            },
+            realism: Some(realism),
             ..SandboxConfig::default()
         })
         .await
@@ -238,3 +253,22 @@ impl Harness {
         }
     }
 }
+
+/// Waits until `cond` holds, polling every 50 ms; fails the test naming `what` after `secs`.
+pub async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A `[sync.schedules]` section: each job's cron (with seconds).
+pub fn schedules(place_loans: &str, push_repayments: &str, poll_recoveries: &str, reconcile: &str) -> String {
+    format!(
+        "[sync.schedules]\nplace_loans = \"{place_loans}\"\npush_repayments = \"{push_repayments}\"\npoll_recoveries = \"{poll_recoveries}\"\nreconcile = \"{reconcile}\"\n"
+    )
+}
+
+/// A cron that does not fire during a test.
+pub const NEVER: &str = "0 0 0 1 1 *";
