@@ -31,8 +31,11 @@ fn daemon_mode(h: &mut Harness, page_size: u32) {
     h.edit_append(&schedules("*/3 * * * * *", "* * * * * *", "*/5 * * * * *", NEVER));
 }
 
-/// (loan id, borrower-program id, due) of every overdue line, as the sandbox holds them now.
-fn overdue_lines(h: &Harness) -> Vec<(String, String, Decimal)> {
+/// (loan id, borrower-program id, due) of an overdue line.
+type Line = (String, String, Decimal);
+
+/// Every overdue line, as the sandbox holds them now.
+fn overdue_lines(h: &Harness) -> Vec<Line> {
     let s = h.sb.state();
     let mut v: Vec<_> = s
         .overdue_programs(1)
@@ -133,7 +136,7 @@ async fn exactly_one_closed_per_paid_off_loan_on_its_latest_repayment_in_daemon_
     .await;
     assert_eq!(d.stop().await, 0);
 
-    let expect: [(&(String, String, Decimal), Option<&str>); 6] = [
+    let expect: [(&Line, Option<&str>); 6] = [
         (&l0, Some("U0-1")),
         (&l1, Some("U1-2")),
         (&l2, Some("U2-3")),
