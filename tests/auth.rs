@@ -141,3 +141,51 @@ async fn a_full_cycle_runs_on_exchanged_credentials_and_wrong_ones_stop_it_clear
         "{err}"
     );
 }
+
+/// Token endpoints as busy as the rest of a partner's API (realistic sandbox: every 3rd exchange
+/// answers 429 with Retry-After, every 5th 503): the renewal waits and tries again, the cycle
+/// completes, and a write whose token could not be had is never left "in doubt".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_token_endpoints_are_retried_and_the_cycle_completes() {
+    let h = Harness::with(SandboxConfig {
+        token_ttl_secs: 4.0,
+        realism: Some(crego_credgenics_sync::sandbox::Realism {
+            token_429_every: 2,
+            token_503_every: 3,
+            ..Default::default()
+        }),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let config = exchanged(&h, "sandbox-secret");
+    let clock = crego_credgenics_sync::clock::Clock::system(config.sync.timezone.clone());
+    let ctx = crego_credgenics_sync::sync::Context::new(config, h.live_store(), clock).unwrap();
+    for _ in 0..2 {
+        let report = tokio::time::timeout(
+            Duration::from_secs(20),
+            crego_credgenics_sync::sync::run_once(&ctx, &Default::default()),
+        )
+        .await
+        .expect("a cycle completes through busy token endpoints");
+        assert_eq!(report.exit_code, 0, "{report:?}");
+        // Tokens live four seconds: the next cycle renews them through the busy endpoints.
+        tokio::time::sleep(Duration::from_millis(4100)).await;
+    }
+    let refused: Vec<u16> =
+        h.sb.requests()
+            .iter()
+            .filter(|r| r.path.contains("token"))
+            .map(|r| r.status)
+            .filter(|s| *s != 200)
+            .collect();
+    assert!(
+        refused.contains(&429) && refused.contains(&503),
+        "{refused:?} of {:?}",
+        h.sb.requests()
+            .iter()
+            .map(|r| (r.path.clone(), r.status))
+            .collect::<Vec<_>>()
+    );
+    let overdue = common::overdue_loan_ids(&h.sb).len();
+    assert_eq!(h.sb.state().cg_loans.len(), overdue);
+}
