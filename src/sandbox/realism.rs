@@ -1,7 +1,7 @@
 //! The realistic mode of the sandbox (design §7): partners as untidy as real ones.
 //!
 //! - The LMS moves a line's dues some seconds after it books a repayment record, not in the same
-//!   call ([`Realism::line_lag`]).
+//!   call ([`Realism::line_lag`]); the record is settled then (`settled_at`, null until it is).
 //! - Repayments booked on one account close together share one `date` (a bulk upload stamps the
 //!   value date), so "latest" needs its tie-breaks.
 //! - Items change while a change stream is being paged: during a list request, an item already
@@ -56,8 +56,8 @@ impl Default for Realism {
 pub(crate) struct RealismState {
     pub spec: Realism,
     rng: rand::rngs::StdRng,
-    /// Line moves the LMS has still to make: (when, borrower-program, repaid amount).
-    pending_moves: Vec<(Instant, String, Decimal)>,
+    /// Line moves the LMS has still to make: (when, borrower-program, repaid amount, record id).
+    pending_moves: Vec<(Instant, String, Decimal, String)>,
     /// Per account, the last repayment booked: (when booked, its `date`).
     last_repayment: HashMap<String, (f64, f64)>,
     /// Token exchanges asked per API.
@@ -87,35 +87,61 @@ pub(crate) enum Listed {
 }
 
 impl SandboxState {
-    /// Books the repayment's effect on its line later (realistic mode), or now.
-    pub(crate) fn move_line_after_repayment(&mut self, account: &str, amount: Decimal) {
+    /// Books the repayment's effect on its line later (realistic mode: the record stays
+    /// unsettled, `settled_at` null, until then), or now.
+    pub(crate) fn move_line_after_repayment(&mut self, account: &str, amount: Decimal, record_id: &str) {
         match self.realism.as_mut() {
             Some(r) => {
                 let due = Instant::now() + r.spec.line_lag;
-                r.pending_moves.push((due, account.to_string(), amount));
+                r.pending_moves
+                    .push((due, account.to_string(), amount, record_id.to_string()));
+                if let Some(rec) = self.records.get_mut(record_id) {
+                    rec["settled_at"] = serde_json::Value::Null;
+                }
             }
-            None => self.apply_repayment_to_line(account, amount),
+            None => self.settle_repayment(account, amount, record_id),
         }
+    }
+
+    /// The LMS applies a repayment: the line's dues fall, and the record is settled at that very
+    /// instant (`settled_at`, and a newer `updated_at`, so the records stream shows it again).
+    fn settle_repayment(&mut self, account: &str, amount: Decimal, record_id: &str) {
+        self.apply_repayment_to_line(account, amount);
+        let line_at = self
+            .find_program(account)
+            .and_then(|(lead, i)| self.programs[&lead][i]["line_detail"]["updated_at"].as_f64());
+        if self.realism.is_none() {
+            return;
+        }
+        let stamp = self.stamp();
+        let Some(rec) = self.records.get_mut(record_id) else {
+            return;
+        };
+        let old = Self::index_key(rec["updated_at"].as_f64().unwrap_or(0.0), record_id);
+        rec["settled_at"] = serde_json::json!(line_at.unwrap_or(stamp));
+        rec["updated_at"] = serde_json::json!(stamp);
+        self.record_index.remove(&old);
+        self.record_index.insert(Self::index_key(stamp, record_id), ());
     }
 
     /// Makes the line moves whose time has come (all of them with `all`).
     pub(crate) fn apply_due_moves(&mut self, all: bool) {
         let Some(r) = self.realism.as_mut() else { return };
         let now = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = r.pending_moves.drain(..).partition(|(at, _, _)| all || *at <= now);
+        let (due, later): (Vec<_>, Vec<_>) = r.pending_moves.drain(..).partition(|(at, ..)| all || *at <= now);
         r.pending_moves = later;
-        for (_, account, amount) in due {
-            self.apply_repayment_to_line(&account, amount);
+        for (_, account, amount, record) in due {
+            self.settle_repayment(&account, amount, &record);
         }
     }
 
     /// Makes now the moves owed to one line.
     fn apply_moves_of(&mut self, account: &str) {
         let Some(r) = self.realism.as_mut() else { return };
-        let (mine, rest): (Vec<_>, Vec<_>) = r.pending_moves.drain(..).partition(|(_, a, _)| a == account);
+        let (mine, rest): (Vec<_>, Vec<_>) = r.pending_moves.drain(..).partition(|(_, a, ..)| a == account);
         r.pending_moves = rest;
-        for (_, account, amount) in mine {
-            self.apply_repayment_to_line(&account, amount);
+        for (_, account, amount, record) in mine {
+            self.settle_repayment(&account, amount, &record);
         }
     }
 

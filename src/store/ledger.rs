@@ -158,8 +158,17 @@ pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64)
                                        state, dead_reason, origin, source, event_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
     )?;
+    // A repayment read again (settled since, say) refreshes a row not sent yet: its status is
+    // decided from the record as it is now.
+    let mut refresh = tx.prepare_cached(
+        "UPDATE ledger SET source = ?2, event_at = ?3 WHERE source_key = ?1 AND state = 'pending'
+           AND direction = 'credgenics' AND source != ?2",
+    )?;
     let mut n = 0;
     for row in rows {
+        if row.direction == Direction::ToCredgenics && row.dead_reason.is_none() {
+            refresh.execute(params![row.source_key, row.source.to_string(), row.event_at])?;
+        }
         let state = if row.dead_reason.is_some() {
             LedgerState::Dead
         } else {

@@ -81,6 +81,8 @@ enum Outcome {
     Dead,
     /// Its loan's upload is in doubt: the line is read afresh once the look-up settles it.
     Deferred,
+    /// Already processed at this `updated_at` (inside the overlap window): nothing looked at.
+    Seen,
     /// An upload decided, not yet recorded nor sent: the page records all of its uploads as in
     /// flight in one transaction, sends them, and records what they came to in another.
     UploadPlanned(Box<(LoanRow, String)>),
@@ -89,7 +91,7 @@ enum Outcome {
 impl FlowAStats {
     fn count(&mut self, o: &Outcome) {
         match o {
-            Outcome::Skipped => self.skipped += 1,
+            Outcome::Skipped | Outcome::Seen => self.skipped += 1,
             Outcome::Unchanged => self.unchanged += 1,
             Outcome::Placed { new_allocation: false } => self.placed += 1,
             Outcome::Placed { new_allocation: true } => self.new_allocations += 1,
@@ -305,7 +307,7 @@ const MARK_BATCH: usize = 8;
 struct PageTally {
     /// Lines done with (the stream may move past them).
     done: Vec<(String, f64)>,
-    /// Of those, the lines that became dead letters.
+    /// Of those, the lines that became dead letters, and those not looked at (already seen).
     dead: std::collections::HashSet<String>,
     /// The earliest line that failed transiently: the cursor stays before it.
     blocked_at: Option<f64>,
@@ -327,14 +329,14 @@ impl PageTally {
                 if matches!(o, Outcome::Failed) {
                     self.blocked_at = Some(self.blocked_at.map_or(item.updated_at, |b| b.min(item.updated_at)));
                 } else {
-                    if matches!(o, Outcome::Dead) {
+                    if matches!(o, Outcome::Dead | Outcome::Seen) {
                         self.dead.insert(item.id.clone());
                     }
                     self.done.push((item.id.clone(), item.updated_at));
                 }
                 stats.count(&o);
             }
-            Err(SyncError::Api(e)) if e.is_auth() => self.auth_error = Some(e),
+            Err(SyncError::Api(e)) if e.stops_run() => self.auth_error = Some(e),
             Err(e) => {
                 self.first_error.get_or_insert(e);
             }
@@ -351,7 +353,7 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
             .seen(STREAM, &item.id)?
             .is_some_and(|at| at >= item.updated_at)
     {
-        return Ok(Outcome::Skipped);
+        return Ok(Outcome::Seen);
     }
     let mut existing = ctx.store.loan_by_program(&item.borrower_program_id)?;
     if let Some(loan) = existing.as_mut()
@@ -389,7 +391,7 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
     let fetched = tokio::try_join!(ctx.crego.programs(&item.lead_id), ctx.crego.lead(&item.lead_id));
     let (programs, lead) = match fetched {
         Ok(x) => x,
-        Err(e) if e.is_auth() => return Err(e.into()),
+        Err(e) if e.stops_run() => return Err(e.into()),
         Err(ApiError::NotFound { .. }) => {
             return dead_line(ctx, item, "the lead of this overdue line is not found at Crego (404)");
         }
@@ -687,7 +689,7 @@ async fn update(ctx: &Context, mut loan: LoanRow, payload: Value, hash: String) 
             404,
             "Credgenics no longer has this loan (PATCH answered 404)",
         ),
-        Err(e) if e.is_auth() => Err(e.into()),
+        Err(e) if e.stops_run() => Err(e.into()),
         Err(e) => {
             tracing::warn!(event = "update_failed", loan_id = %loan.loan_id, error = %e, "update will be retried next run");
             Ok(Outcome::Failed)
@@ -750,7 +752,7 @@ async fn send_upload_deferred(
             return Ok((Outcome::Placed { new_allocation }, Some(loan)));
         }
         Err(ApiError::Rejected { status, body, .. }) => record_rejection(ctx, &mut loan, hash, status, &body),
-        Err(e) if e.is_auth() => {
+        Err(e) if e.stops_run() => {
             // Refused before anything was done: the upload is not in doubt.
             restore_after_refusal(ctx, &mut loan)?;
             Err(e.into())
@@ -941,7 +943,7 @@ async fn process_afresh(
     };
     let programs = match ctx.crego.programs(lead_id).await {
         Ok(p) => p,
-        Err(e) if e.is_auth() => return Err(e.into()),
+        Err(e) if e.stops_run() => return Err(e.into()),
         Err(ApiError::NotFound { .. }) => return gone("the lead is not found at Crego (404)"),
         Err(e) => {
             tracing::warn!(event = "resync_failed", lead = %lead_id, error = %e, "left for the next run");
@@ -976,7 +978,7 @@ async fn resolve_in_doubt(ctx: &Context, stats: &mut FlowAStats) -> Result<(), S
         let hash = payload_hash(&payload);
         let found = match ctx.credgenics.get_loan(&loan.loan_id, None).await {
             Ok(found) => found,
-            Err(e) if e.is_auth() => return Err(e.into()),
+            Err(e) if e.stops_run() => return Err(e.into()),
             Err(e) => {
                 let max = ctx.config.sync.max_lookups;
                 if ctx

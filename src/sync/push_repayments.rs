@@ -276,7 +276,9 @@ pub(crate) async fn prepare(ctx: &Context, row: &LedgerRow) -> Result<Prepared, 
     let Some(mut loan) = ctx.store.loan(&row.loan_id)? else {
         return Ok(Prepared::Dead(format!("loan {} is not in the state", row.loan_id)));
     };
-    if loan.state == LoanState::Uploading {
+    if loan.state == LoanState::Uploading || (loan.allocation_month.is_none() && loan.pending_month.is_some()) {
+        // In flight, or its outcome unknown (a dead letter an operator may retry): where and
+        // whether the payment goes is known once that settles.
         return Ok(Prepared::Wait("its loan's upload is in flight".into()));
     }
     let Some(month) = send_month(&loan) else {
@@ -299,10 +301,17 @@ pub(crate) async fn prepare(ctx: &Context, row: &LedgerRow) -> Result<Prepared, 
             && r.allocation_month.as_deref() == Some(month.as_str())
             && r.payload.as_ref().is_some_and(|p| p["final_status"] == status::CLOSED)
     });
-    let booked_at = row.source["created_at"]
+    // When the LMS applied the record to the line: `settled_at`; null means not yet; an LMS that
+    // does not report it at all is taken at its booking.
+    let booked = row.source["created_at"]
         .as_f64()
         .or(row.source["updated_at"].as_f64())
         .unwrap_or(row.event_at);
+    let (settled, booked_at) = match row.source.get("settled_at") {
+        Some(Value::Null) => (false, booked),
+        Some(v) => (true, v.as_f64().unwrap_or(booked)),
+        None => (true, booked),
+    };
     let now = ctx.now_secs();
     let mut facts = status::Facts {
         is_latest,
@@ -310,6 +319,7 @@ pub(crate) async fn prepare(ctx: &Context, row: &LedgerRow) -> Result<Prepared, 
         line: current_read(&loan),
         row_read_at: row.created_at,
         booked_at,
+        settled,
         waited: now - row.created_at,
         line_wait_secs: ctx.config.sync.line_wait_secs,
         fresh: false,
@@ -372,7 +382,7 @@ fn current_read(loan: &LoanRow) -> Option<LineRead> {
 async fn read_line(ctx: &Context, loan: &LoanRow) -> Result<Option<LineRead>, SyncError> {
     let programs = match ctx.crego.programs(&loan.lead_id).await {
         Ok(p) => p,
-        Err(e) if e.is_auth() => return Err(e.into()),
+        Err(e) if e.stops_run() => return Err(e.into()),
         Err(e) => {
             tracing::warn!(event = "line_read_failed", loan_id = %loan.loan_id, error = %e, "line not read; the payment waits");
             return Ok(None);

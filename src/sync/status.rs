@@ -5,10 +5,12 @@
 //! when the line's current `due_amount` is 0, and every other one is `Partially Recovered`.
 //! "Latest" is over all of the loan's known repayments by (`date`, `created_at`, `id`): exactly
 //! one is latest. "Current" is a read of the line made after the record was read. A current read
-//! with no dues decides `Closed` at once; one with dues left whose `updated_at` is before the
-//! record was booked may not reflect it yet (an LMS moves a line some seconds after booking the
-//! record), so the payment waits for a newer read, at most `sync.line_wait_secs`. At most one
-//! `Closed` goes out per loan and allocation month.
+//! with no dues decides `Closed` at once; one with dues left may not reflect the record yet (an
+//! LMS moves a line some seconds after booking the record) when the record is not settled yet
+//! (`settled_at` null) or the line's `updated_at` is before the record was applied (`settled_at`,
+//! else `created_at`): the payment then waits for a newer read, at most `sync.line_wait_secs`.
+//! (The line's `updated_at` alone cannot tell: an earlier repayment's late move stamps the line
+//! after a later one was booked.) At most one `Closed` goes out per loan and allocation month.
 
 use std::cmp::Ordering;
 
@@ -66,8 +68,11 @@ pub struct Facts {
     pub line: Option<LineRead>,
     /// When the record was read (the ledger row written), by the daemon's clock.
     pub row_read_at: f64,
-    /// When the LMS booked the record (its `created_at`), by the partner's clock.
+    /// When the LMS applied the record to the line (its `settled_at`; its `created_at` for an LMS
+    /// that does not say), by the partner's clock.
     pub booked_at: f64,
+    /// The record says it is applied to the line (`settled_at` set, or not reported at all).
+    pub settled: bool,
     /// How long the payment has waited since it was read, seconds.
     pub waited: f64,
     pub line_wait_secs: f64,
@@ -97,7 +102,7 @@ pub fn decide(f: &Facts) -> Status {
     if line.due_amount.is_zero() {
         return Status::Closed;
     }
-    if line.updated_at < f.booked_at {
+    if !f.settled || line.updated_at < f.booked_at {
         // Dues left, but the line may not reflect this record yet.
         return match (f.fresh, f.waited >= f.line_wait_secs) {
             (false, _) => Status::ReadLine,
@@ -132,6 +137,7 @@ mod tests {
             line,
             row_read_at: 100.0,
             booked_at: 50.0,
+            settled: true,
             waited: 10.0,
             line_wait_secs: 900.0,
             fresh,
@@ -169,6 +175,19 @@ mod tests {
         assert_eq!(decide(&f), Status::PartiallyRecovered, "then the newest read decides");
         // No dues left decides at once, whatever the line's age.
         assert_eq!(decide(&facts(line(0, 40.0, 120.0), true)), Status::Closed);
+    }
+
+    #[test]
+    fn an_unsettled_record_waits_even_on_a_newer_line() {
+        // An earlier repayment's late move stamped the line after this one was booked.
+        let mut f = facts(line(10, 120.0, 130.0), true);
+        f.settled = false;
+        assert_eq!(decide(&f), Status::Wait);
+        f.waited = 900.0;
+        assert_eq!(decide(&f), Status::PartiallyRecovered);
+        let mut f = facts(line(0, 120.0, 130.0), true);
+        f.settled = false;
+        assert_eq!(decide(&f), Status::Closed, "no dues left: Closed at once");
     }
 
     #[test]
