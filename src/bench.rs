@@ -256,7 +256,6 @@ async fn phases(args: &BenchArgs, dir: &Path) -> Result<Report, String> {
 }
 
 fn remove_state(path: &Path) {
-    let _ = std::fs::remove_file(crate::store::lock_path(path));
     for suffix in ["", "-wal", "-shm"] {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);

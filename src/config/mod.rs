@@ -132,6 +132,12 @@ pub struct RawCrego {
     pub connect_timeout_secs: u64,
     #[serde(default = "d_retries")]
     pub max_retries: u32,
+    #[serde(default = "d_max_response")]
+    pub max_response_bytes: u64,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    #[serde(default = "d_max_retry_after")]
+    pub max_retry_after_secs: u64,
     #[serde(default = "d_page_size")]
     pub page_size: u32,
     #[serde(default = "d_line_details_path")]
@@ -174,6 +180,12 @@ pub struct RawCredgenics {
     pub connect_timeout_secs: u64,
     #[serde(default = "d_retries")]
     pub max_retries: u32,
+    #[serde(default = "d_max_response")]
+    pub max_response_bytes: u64,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    #[serde(default = "d_max_retry_after")]
+    pub max_retry_after_secs: u64,
     #[serde(default = "d_amount_decimals")]
     pub amount_decimals: u32,
 }
@@ -237,6 +249,9 @@ pub struct RawWebhook {
     pub listen: String,
     pub token: Option<String>,
     pub token_file: Option<String>,
+    /// The largest recovery taken from Credgenics (webhook or poll), rupees.
+    #[serde(default = "d_max_amount")]
+    pub max_amount: u64,
 }
 
 impl Default for RawWebhook {
@@ -334,6 +349,18 @@ fn d_retry_max() -> u64 {
     3600
 }
 
+fn d_max_retry_after() -> u64 {
+    60
+}
+
+fn d_max_amount() -> u64 {
+    100_000_000
+}
+
+fn d_max_response() -> u64 {
+    16 << 20
+}
+
 fn d_line_wait() -> u64 {
     900
 }
@@ -374,6 +401,10 @@ pub struct ApiLimits {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub max_retries: usize,
+    /// The largest answer read; a larger one is an error, never held whole in memory.
+    pub max_response_bytes: u64,
+    /// The longest `Retry-After` honoured: a partner asking for an hour does not hang a run.
+    pub max_retry_after: Duration,
 }
 
 #[derive(Debug)]
@@ -425,6 +456,9 @@ pub struct SyncConfig {
 pub struct WebhookConfig {
     pub listen: SocketAddr,
     pub token: Option<SecretString>,
+    /// The largest recovery taken from Credgenics (webhook or poll): a larger one is a dead
+    /// letter, never written into the LMS.
+    pub max_amount: rust_decimal::Decimal,
 }
 
 #[derive(Debug)]
@@ -533,12 +567,32 @@ pub fn load_offline(path: Option<&Path>) -> Result<Config, ConfigError> {
         raw.credgenics.auth_token = Some("offline".into());
     }
     if raw.crego.base_url.is_empty() {
-        raw.crego.base_url = "http://offline.invalid".into();
+        raw.crego.base_url = "https://offline.invalid".into();
     }
     if raw.credgenics.base_url.is_empty() {
-        raw.credgenics.base_url = "http://offline.invalid/recovery".into();
+        raw.credgenics.base_url = "https://offline.invalid/recovery".into();
     }
     raw.validate()
+}
+
+/// The largest secret file read: a token or a password, never a disk image (`/dev/zero`).
+const SECRET_FILE_CAP: u64 = 64 * 1024;
+
+/// A secret file's text, read with a size cap; the error names why.
+fn read_secret_file(path: &str) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(SECRET_FILE_CAP + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > SECRET_FILE_CAP {
+        return Err(format!(
+            "it is larger than {} KiB: not a secret",
+            SECRET_FILE_CAP / 1024
+        ));
+    }
+    Ok(text)
 }
 
 /// Loads and validates in one step.
@@ -558,25 +612,54 @@ impl Checker {
         });
     }
 
-    fn url(&mut self, key: &str, value: &str) -> Option<url::Url> {
+    /// A partner's base URL: http(s) with a host, no credentials in it, and `https` unless the host
+    /// is loopback or `allow_insecure_http` says otherwise (a token must not cross a network in
+    /// clear text).
+    fn url(&mut self, key: &str, value: &str, allow_insecure_http: bool) -> Option<url::Url> {
         if value.trim().is_empty() {
-            self.problem(key, "is required (an http:// or https:// URL)");
+            self.problem(key, "is required (an https:// URL)");
             return None;
         }
-        match url::Url::parse(value) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+        let u = match url::Url::parse(value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
             Ok(u) => {
                 self.problem(
                     key,
                     format!("`{value}` is not an http(s) URL (scheme `{}`)", u.scheme()),
                 );
-                None
+                return None;
             }
             Err(e) => {
                 self.problem(key, format!("`{value}` is not a valid URL: {e}"));
-                None
+                return None;
             }
+        };
+        if !u.username().is_empty() || u.password().is_some() {
+            // Not echoed: the value holds a credential.
+            self.problem(
+                key,
+                "must not carry credentials (user:password@): use the section's token or credential keys",
+            );
+            return None;
         }
+        let loopback = match u.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        if u.scheme() == "http" && !loopback && !allow_insecure_http {
+            let section = key.split('.').next().unwrap_or_default();
+            self.problem(
+                key,
+                format!(
+                    "`{value}` is plain http to a host that is not loopback: use https (or set \
+                     {section}.allow_insecure_http = true if this network is trusted)"
+                ),
+            );
+            return None;
+        }
+        Some(u)
     }
 
     /// A secret from exactly one of `key` and `key_file`.
@@ -595,7 +678,7 @@ impl Checker {
                 None
             }
             (Some(v), None) if !v.trim().is_empty() => Some(SecretString::from(v.trim().to_string())),
-            (_, Some(path)) => match std::fs::read_to_string(path) {
+            (_, Some(path)) => match read_secret_file(path) {
                 Ok(s) if !s.trim().is_empty() => Some(SecretString::from(s.trim().to_string())),
                 Ok(_) => {
                     self.problem(&format!("{full}_file"), format!("file {path} is empty"));
@@ -631,6 +714,8 @@ impl Checker {
         timeout: u64,
         connect_timeout: u64,
         retries: u32,
+        max_response_bytes: u64,
+        max_retry_after_secs: u64,
     ) -> ApiLimits {
         let requests_per_second = NonZeroU32::new(rps).unwrap_or_else(|| {
             self.problem(&format!("{section}.requests_per_second"), "must be at least 1");
@@ -648,12 +733,23 @@ impl Checker {
         if retries > 100 {
             self.problem(&format!("{section}.max_retries"), "must be at most 100");
         }
+        if max_retry_after_secs > 3600 {
+            self.problem(&format!("{section}.max_retry_after_secs"), "must be at most 3600");
+        }
+        if !(1024..=1 << 30).contains(&max_response_bytes) {
+            self.problem(
+                &format!("{section}.max_response_bytes"),
+                "must be between 1024 and 1073741824 (1 GiB)",
+            );
+        }
         ApiLimits {
             requests_per_second,
             max_in_flight: in_flight.clamp(1, 256) as usize,
             timeout: Duration::from_secs(timeout.max(1)),
             connect_timeout: Duration::from_secs(connect_timeout.max(1)),
             max_retries: retries as usize,
+            max_response_bytes,
+            max_retry_after: Duration::from_secs(max_retry_after_secs),
         }
     }
 
@@ -662,7 +758,18 @@ impl Checker {
             .seconds(croner::parser::Seconds::Required)
             .build();
         match parser.parse(expr) {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                // A schedule that never fires (`0 0 0 30 2 *`) would stop its job in silence.
+                let now = jiff::Zoned::now();
+                let fires = c
+                    .find_next_occurrence(&now, false)
+                    .is_ok_and(|next| next.timestamp().duration_since(now.timestamp()).as_secs() <= 366 * 86400);
+                if !fires {
+                    self.problem(key, format!("`{expr}` does not fire in the next year"));
+                    return None;
+                }
+                Some(c)
+            }
             Err(e) => {
                 self.problem(key, format!("`{expr}` is not a cron expression with seconds: {e}"));
                 None
@@ -723,7 +830,7 @@ impl RawConfig {
             c.problem("state.path", "is required");
         }
 
-        let crego_url = c.url("crego.base_url", &crego.base_url);
+        let crego_url = c.url("crego.base_url", &crego.base_url, crego.allow_insecure_http);
         let crego_token = if let Some(user) = crego.username.clone().filter(|u| !u.trim().is_empty()) {
             if crego.bearer_token.is_some() || crego.bearer_token_file.is_some() {
                 c.problem(
@@ -757,6 +864,8 @@ impl RawConfig {
             crego.timeout_secs,
             crego.connect_timeout_secs,
             crego.max_retries,
+            crego.max_response_bytes,
+            crego.max_retry_after_secs,
         );
         if crego.page_size == 0 || crego.page_size > 1000 {
             c.problem("crego.page_size", "must be between 1 and 1000");
@@ -766,7 +875,11 @@ impl RawConfig {
         c.path_template("crego.programs_path", &crego.programs_path, Some("{lead_id}"));
         c.path_template("crego.records_path", &crego.records_path, None);
 
-        let cg_url = c.url("credgenics.base_url", &credgenics.base_url);
+        let cg_url = c.url(
+            "credgenics.base_url",
+            &credgenics.base_url,
+            credgenics.allow_insecure_http,
+        );
         let cg_token = if let Some(id) = credgenics.client_id.clone().filter(|u| !u.trim().is_empty()) {
             if credgenics.auth_token.is_some() || credgenics.auth_token_file.is_some() {
                 c.problem(
@@ -805,6 +918,8 @@ impl RawConfig {
             credgenics.timeout_secs,
             credgenics.connect_timeout_secs,
             credgenics.max_retries,
+            credgenics.max_response_bytes,
+            credgenics.max_retry_after_secs,
         );
         if credgenics.amount_decimals > 6 {
             c.problem("credgenics.amount_decimals", "must be between 0 and 6");
@@ -859,6 +974,9 @@ impl RawConfig {
             }
         };
         let webhook_token = c.secret("webhook", "token", &webhook.token, &webhook.token_file, false);
+        if webhook.max_amount == 0 {
+            c.problem("webhook.max_amount", "must be at least 1");
+        }
 
         let mapping = Mapping {
             loan: c.fieldset("loan", mapping::DEFAULT_LOAN, &raw_mapping.loan),
@@ -928,6 +1046,7 @@ impl RawConfig {
             webhook: WebhookConfig {
                 listen,
                 token: webhook_token,
+                max_amount: rust_decimal::Decimal::from(webhook.max_amount),
             },
             mapping,
             log: LogConfig {

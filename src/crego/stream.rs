@@ -75,6 +75,22 @@ impl<'a> StreamReader<'a> {
                 !(updated_at(item) == Some(self.from) && id(item).is_some_and(|id| self.returned_at_from.contains(id)))
             })
             .collect();
+        // A partner that answers a page it already gave (or items older than asked for) while
+        // saying there is more would keep the read going for ever: the read ends with an error
+        // naming the stream. (A first page at an instant may hold only items already returned at
+        // it; the next page of that instant must hold a new one.)
+        let fresh = items.iter().any(|i| updated_at(i).is_some_and(|at| at >= self.from));
+        if page.has_next && !fresh && self.page > 1 {
+            return Err(ApiError::BadBody {
+                api: crate::http::Api::Crego,
+                status: 200,
+                message: format!(
+                    "{:?} stream: page {} of updated_at__gte={} holds no item not read already, yet has_next \
+                     is true (a page seen twice); the read stops here",
+                    self.stream, self.page, self.from
+                ),
+            });
+        }
         match newest {
             Some(newest) if newest > self.from => {
                 self.from = newest;

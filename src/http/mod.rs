@@ -48,6 +48,13 @@ impl Api {
             Api::Credgenics => "credgenics.auth_token (or credgenics.client_id/client_secret)",
         }
     }
+
+    fn base_url_key(self) -> &'static str {
+        match self {
+            Api::Crego => "crego.base_url",
+            Api::Credgenics => "credgenics.base_url",
+        }
+    }
 }
 
 impl std::fmt::Display for Api {
@@ -89,6 +96,10 @@ pub enum ApiError {
     Transport { api: Api, message: String },
     #[error("{api} answered HTTP {status} with a body that could not be read: {message}")]
     BadBody { api: Api, status: u16, message: String },
+    /// A 3xx: redirects are never followed (a custom token header is not stripped on redirect,
+    /// and a 301/302 turns a POST into a GET whose 200 would look like success).
+    #[error("{api} answered HTTP {status} redirecting to {location}: redirects are not followed; check {key}", key = api.base_url_key())]
+    Redirected { api: Api, status: u16, location: String },
 }
 
 impl ApiError {
@@ -100,7 +111,10 @@ impl ApiError {
             | ApiError::Timeout { .. }
             | ApiError::Transport { .. }
             | ApiError::BadBody { .. } => safety == Safety::Idempotent,
-            ApiError::Unauthorized { .. } | ApiError::Rejected { .. } | ApiError::NotFound { .. } => false,
+            ApiError::Unauthorized { .. }
+            | ApiError::Rejected { .. }
+            | ApiError::NotFound { .. }
+            | ApiError::Redirected { .. } => false,
         }
     }
 
@@ -115,6 +129,12 @@ impl ApiError {
     /// A refused credential stops the run: nothing else will succeed.
     pub fn is_auth(&self) -> bool {
         matches!(self, ApiError::Unauthorized { .. })
+    }
+
+    /// Nothing else will succeed this run: a refused credential, or a redirect (the base URL
+    /// points somewhere else). The request was not acted on.
+    pub fn stops_run(&self) -> bool {
+        matches!(self, ApiError::Unauthorized { .. } | ApiError::Redirected { .. })
     }
 
     fn retry_after(&self) -> Option<Duration> {
@@ -191,6 +211,8 @@ pub struct ApiClient {
     limiter: DefaultDirectRateLimiter,
     in_flight: Semaphore,
     max_retries: usize,
+    max_response_bytes: u64,
+    max_retry_after: Duration,
     auth: Auth,
     extra_query: Vec<(String, String)>,
     pub stats: Arc<ApiStats>,
@@ -267,6 +289,8 @@ impl ApiClient {
             limiter: RateLimiter::direct(quota),
             in_flight: Semaphore::new(limits.max_in_flight),
             max_retries: limits.max_retries,
+            max_response_bytes: limits.max_response_bytes,
+            max_retry_after: limits.max_retry_after,
             auth,
             extra_query: Vec::new(),
             stats: Arc::new(ApiStats::default()),
@@ -330,7 +354,8 @@ impl ApiClient {
             .sleep(tokio::time::sleep)
             .when(|e: &ApiError| e.retryable(safety))
             .adjust(|e: &ApiError, d| match e.retry_after() {
-                Some(ra) => Some(ra),
+                // Honoured up to a cap: a partner asking for an hour must not hang a run.
+                Some(ra) => Some(ra.min(self.max_retry_after)),
                 None => d,
             })
             .notify(|e: &ApiError, d| {
@@ -391,25 +416,26 @@ impl ApiClient {
         };
         let status = resp.status();
         self.stats.count_status(api, status.as_str());
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = match resp.bytes().await {
+        let retry_after = retry_after(resp.headers());
+        let location = redirect_target(resp.headers());
+        let body = match read_capped(resp, self.max_response_bytes).await {
             Ok(b) => b,
-            Err(e) if status.is_success() => {
+            Err(message) if status.is_success() => {
                 return Err(ApiError::BadBody {
                     api,
                     status: status.as_u16(),
-                    message: e.to_string(),
+                    message,
                 });
             }
             Err(_) => bytes::Bytes::new(),
         };
         match status.as_u16() {
             200..=299 => Ok(Response { status, body }),
+            s @ 300..=399 => Err(ApiError::Redirected {
+                api,
+                status: s,
+                location,
+            }),
             401 | 403 => Err(ApiError::Unauthorized {
                 api,
                 status: status.as_u16(),
@@ -432,6 +458,7 @@ impl ApiClient {
 
 fn http_client(limits: &ApiLimits) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(limits.connect_timeout)
         .timeout(limits.timeout)
         .user_agent(concat!("crego-credgenics-sync/", env!("CARGO_PKG_VERSION")))
@@ -466,6 +493,52 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+/// Where a 3xx pointed, without credentials or query (it goes into logs): `scheme://host/path`.
+fn redirect_target(headers: &reqwest::header::HeaderMap) -> String {
+    let Some(text) = headers.get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()) else {
+        return "(no Location)".into();
+    };
+    match url::Url::parse(text) {
+        Ok(u) => format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or(""), u.path()),
+        Err(_) => text
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect(),
+    }
+}
+
+/// The answer's body, read chunk by chunk and refused past `cap` bytes: a partner's oversized
+/// page is an error, not a process grown to gigabytes.
+async fn read_capped(mut resp: reqwest::Response, cap: u64) -> Result<bytes::Bytes, String> {
+    if resp.content_length().is_some_and(|n| n > cap) {
+        return Err(format!(
+            "the answer is larger than the {cap}-byte limit (max_response_bytes)"
+        ));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Err(format!(
+                "the answer is larger than the {cap}-byte limit (max_response_bytes)"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// `Retry-After` in seconds, as both partners send it.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// A failure to get a token happened before the request was sent: whatever the token endpoint

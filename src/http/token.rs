@@ -160,12 +160,7 @@ impl TokenManager {
             }
         })?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = super::retry_after(resp.headers());
         let text = resp.text().await.unwrap_or_default();
         match status {
             200..=299 => {}

@@ -71,11 +71,19 @@ impl fmt::Display for MappingError {
 
 impl std::error::Error for MappingError {}
 
+/// Native filters a mapping may not call.
+const WALLED_OFF: &[&str] = &["env", "input", "inputs", "input_filename"];
+
 /// Compiles one expression, with the prelude, into a filter. The error text names what jaq found.
 pub fn compile(expr: &str) -> Result<JqFilterHandle, String> {
     let code = format!("{PRELUDE}\n{expr}");
     let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
-    let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
+    // A mapping sees its input document and nothing else: not the process environment (where the
+    // tokens are), not the process's input. (`halt` is only an error value to the library.)
+    let funs = jaq_core::funs()
+        .chain(jaq_std::funs())
+        .chain(jaq_json::funs())
+        .filter(|f| !WALLED_OFF.contains(&f.0));
     let loader = Loader::new(defs);
     let arena = Arena::default();
     let modules = loader
@@ -317,6 +325,16 @@ mod tests {
     #[test]
     fn more_than_one_value_is_an_error() {
         assert!(eval(".[]", json!([1, 2])).is_err());
+    }
+
+    /// Regression (issue 11): a mapping could read the environment
+    /// (`env.CCSYNC_CREDGENICS__AUTH_TOKEN`) and send the token to Credgenics.
+    #[test]
+    fn a_mapping_cannot_read_the_environment_or_the_process_input() {
+        for expr in ["env.HOME", "$ENV.HOME", "env | keys", "input", "[inputs]"] {
+            let e = compile(expr).err().unwrap_or_else(|| panic!("`{expr}` compiled"));
+            assert!(e.contains("undefined"), "{expr}: {e}");
+        }
     }
 
     #[test]

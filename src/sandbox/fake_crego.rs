@@ -82,14 +82,38 @@ async fn line_details(State(gate): State<Gate>, Query(q): Query<HashMap<String, 
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let mut s = gate.shared.lock();
-    s.touch_while_listing(Listed::LineDetails, &from, ((page - 1) * page_size) as usize);
-    let count = s.line_index.range(from.clone()..).count();
-    let all = s
-        .line_index
-        .range(from..)
-        .map(|(_, (lead, i))| &s.programs[lead][*i]["line_detail"]);
-    paged(count, all, page, page_size)
+    let (resp, padding) = {
+        let mut s = gate.shared.lock();
+        if s.endless_pages {
+            // Misbehaving: the filter ignored, the same first page, and always more to come.
+            let results: Vec<Value> = s
+                .line_index
+                .values()
+                .take(page_size as usize)
+                .map(|(lead, i)| s.programs[lead][*i]["line_detail"].clone())
+                .collect();
+            return Json(json!({"count": 1_000_000, "current_page": page, "page_size": page_size,
+                "total_pages": 1_000_000, "has_next": true, "results": results}))
+            .into_response();
+        }
+        s.touch_while_listing(Listed::LineDetails, &from, ((page - 1) * page_size) as usize);
+        let count = s.line_index.range(from.clone()..).count();
+        let all = s
+            .line_index
+            .range(from..)
+            .map(|(_, (lead, i))| &s.programs[lead][*i]["line_detail"]);
+        (paged(count, all, page, page_size), s.page_padding)
+    };
+    if padding == 0 {
+        return resp;
+    }
+    // Oversized: the same page with a padding member.
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    v["padding"] = Value::String("x".repeat(padding));
+    Json(v).into_response()
 }
 
 async fn lead(State(gate): State<Gate>, Path(id): Path<String>) -> Response {

@@ -4,6 +4,9 @@
 //! failures, and a record of every request. Used by `demo`, the tests and the benchmarks.
 //!
 //! - [`seed`]: deterministic books of leads, borrower-programs and line details.
+//! - [`realism`]: the realistic mode (design §7): a lagging LMS, shared dates, items changing while
+//!   a stream is paged, busy token endpoints.
+//! - [`checks`]: the fake Credgenics' validation, written from the API document on its own.
 //! - [`fake_crego`] / [`fake_credgenics`]: the two HTTP surfaces.
 
 pub mod checks;
@@ -223,6 +226,12 @@ pub struct SandboxState {
     windows: BTreeMap<&'static str, VecDeque<Instant>>,
     last_stamp: f64,
     pub(crate) realism: Option<realism::RealismState>,
+    /// Where injected 3xx answers point (`Sandbox::redirect_next`).
+    pub redirect_to: Option<String>,
+    /// A misbehaving line-details list: the first page again and again with `has_next: true`.
+    pub endless_pages: bool,
+    /// Bytes of padding added to every line-details page (an oversized answer).
+    pub page_padding: usize,
 }
 
 impl SandboxState {
@@ -306,7 +315,9 @@ impl SandboxState {
             && let (Some(account), Some(amount)) =
                 (record["account"].as_str(), crate::money::from_json(&record["amount"]))
         {
-            self.move_line_after_repayment(account, amount);
+            let id = record["id"].as_str().unwrap_or_default().to_string();
+            self.move_line_after_repayment(account, amount, &id);
+            return self.records[&id].clone();
         }
         record
     }
@@ -524,6 +535,13 @@ impl Sandbox {
         self.inject(api, path_prefix, n, status, retry_after, false);
     }
 
+    /// Answers the next `n` matching requests with a redirect (`status` 301, 302, 307 or 308) to
+    /// `location`, as a misconfigured or hijacked endpoint would.
+    pub fn redirect_next(&self, api: Api, path_prefix: Option<&str>, n: usize, status: u16, location: &str) {
+        self.state().redirect_to = Some(location.to_string());
+        self.inject(api, path_prefix, n, status, None, false);
+    }
+
     /// Serves the next `n` matching requests, then loses their answers behind `status`.
     pub fn lose_answer_of_next(&self, api: Api, path_prefix: Option<&str>, n: usize, status: u16) {
         self.inject(api, path_prefix, n, status, None, true);
@@ -699,6 +717,12 @@ pub(crate) async fn gatekeeper(
             .into_response();
         if let Some(s) = f.retry_after {
             r.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        if (300..400).contains(&f.status)
+            && let Some(to) = gate.shared.lock().redirect_to.clone()
+            && let Ok(v) = axum::http::HeaderValue::from_str(&to)
+        {
+            r.headers_mut().insert(axum::http::header::LOCATION, v);
         }
         r
     } else if let Some((status, retry_after)) = is_token_endpoint

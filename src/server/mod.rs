@@ -99,15 +99,26 @@ async fn webhook(
     let text = String::from_utf8_lossy(&body);
     match take_webhook_payment(&state.config, &state.store, &state.clock, &text, data) {
         Ok(fate) => {
-            metrics::counter!(crate::telemetry::metric::WEBHOOKS, "outcome" => format!("{fate:?}").to_lowercase())
-                .increment(1);
-            let status = match fate {
-                PaymentFate::Queued => "stored",
-                PaymentFate::HistoryRequested => "stored: no reference, the loan's payment history will be read",
-                PaymentFate::Echo => "ignored: pushed by this daemon",
-                PaymentFate::UnknownLoan => "ignored: loan not placed by this daemon",
+            let outcome = match &fate {
+                PaymentFate::Queued | PaymentFate::HistoryRequested => "stored",
+                PaymentFate::Rejected(_) => "rejected",
+                PaymentFate::Echo | PaymentFate::UnknownLoan => "ignored",
             };
-            answer(StatusCode::OK, json!({"status": status}))
+            metrics::counter!(crate::telemetry::metric::WEBHOOKS, "outcome" => outcome).increment(1);
+            let body = match fate {
+                PaymentFate::Queued => json!({"status": "stored"}),
+                PaymentFate::HistoryRequested => {
+                    json!({"status": "stored", "detail": "no reference: the loan's payment history will be read"})
+                }
+                PaymentFate::Rejected(reason) => {
+                    tracing::warn!(event = "webhook_rejected", reason = %crate::telemetry::mask_digits(&reason),
+                        "payment webhook kept as a dead letter");
+                    json!({"status": "rejected", "detail": crate::telemetry::mask_digits(&reason)})
+                }
+                PaymentFate::Echo => json!({"status": "ignored", "detail": "pushed by this daemon"}),
+                PaymentFate::UnknownLoan => json!({"status": "ignored", "detail": "loan not placed by this daemon"}),
+            };
+            answer(StatusCode::OK, body)
         }
         Err(e) => {
             // Not stored: answer 5xx so Credgenics delivers it again.

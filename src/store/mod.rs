@@ -2,7 +2,7 @@
 //! the crate lives here. The schema is `migrations/*.sql`, applied by refinery at open.
 //!
 //! The file is created with mode 0600, runs in WAL mode with `synchronous=FULL` (a committed row is
-//! on disk before the request it announces is sent), and a lock file keeps a second daemon off the
+//! on disk before the request it announces is sent), and a lock on the file itself (its inode) keeps a second daemon off the
 //! same state.
 
 use std::collections::BTreeMap;
@@ -71,8 +71,8 @@ pub enum StoreError {
     #[error("state file {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(
-        "state file {path} is in use by another crego-credgenics-sync process (lock {lock} is held); \
-         stop it first, or give this instance its own state.path"
+        "state file {path} is in use by another crego-credgenics-sync process (the lock on {lock} is \
+         held); stop it first, or give this instance its own state.path"
     )]
     Locked { path: PathBuf, lock: PathBuf },
     #[error("state database: {0}")]
@@ -192,29 +192,25 @@ impl Store {
         {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let lock_path = lock_path(path);
-        let lock = create_private(&lock_path).map_err(|source| StoreError::Io {
-            path: lock_path.clone(),
-            source,
-        })?;
-        match lock.try_lock() {
+        // Created here so it is 0600 from its first byte (SQLite gives the -wal and -shm files
+        // the same mode); an existing file readable by others is tightened.
+        let file = create_private(path).map_err(io)?;
+        tighten(&file, path).map_err(io)?;
+        // One instance per state file whatever the path it is named by: the lock is taken on the
+        // file itself (its inode), so a symlink or a hardlink to it meets the same lock. It is a
+        // BSD lock (flock), independent of the POSIX locks SQLite takes; the handle stays open for
+        // the life of the store (closing another descriptor of the file would drop SQLite's).
+        match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(StoreError::Locked {
                     path: path.to_path_buf(),
-                    lock: lock_path,
+                    lock: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
                 });
             }
-            Err(std::fs::TryLockError::Error(source)) => {
-                return Err(StoreError::Io {
-                    path: lock_path,
-                    source,
-                });
-            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
         }
-        // Create the database file ourselves so it is 0600 from its first byte; SQLite gives the
-        // -wal and -shm files the same mode.
-        create_private(path).map_err(io)?;
+        let lock = file;
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -840,10 +836,21 @@ impl Store {
     }
 }
 
-pub(crate) fn lock_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".lock");
-    PathBuf::from(s)
+/// Makes an existing state file private (0600) if it is not, saying so.
+fn tighten(file: &File, path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            tracing::warn!(event = "state_file_tightened", path = %path.display(), was = format!("{mode:o}"),
+                "the state file was readable by others: now 0600");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path);
+    Ok(())
 }
 
 fn create_private(path: &Path) -> std::io::Result<File> {

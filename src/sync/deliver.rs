@@ -96,7 +96,7 @@ async fn resolve_in_flight(ctx: &Context, rows: Vec<LedgerRow>, stats: &mut Deli
                 let outcome = send(ctx, &row).await?;
                 record(ctx, &row, outcome, stats)?;
             }
-            Err(e) if e.is_auth() => return Err(e.into()),
+            Err(e) if e.stops_run() => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(event = "ledger_lookup_failed", row = row.id, error = %e, "row stays in doubt");
                 stats.in_doubt += 1;
@@ -223,7 +223,7 @@ async fn send(ctx: &Context, row: &LedgerRow) -> Result<Sent, SyncError> {
     };
     Ok(match result {
         Ok(remote) => Sent::Done(remote),
-        Err(e) if e.is_auth() => {
+        Err(e) if e.stops_run() => {
             ctx.store.ledger_retry(row.id, &e.to_string(), 0.0, ctx.now_secs())?;
             return Err(e.into());
         }

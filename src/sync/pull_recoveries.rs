@@ -41,6 +41,8 @@ pub enum PaymentFate {
     Queued,
     /// No reference: stored, and the loan's payment history is read, which alone makes the row.
     HistoryRequested,
+    /// Stored as a dead letter (an amount or date that cannot be written, a conflict): the reason.
+    Rejected(String),
     /// Pushed by flow C: ignored.
     Echo,
     /// On a loan this daemon did not place: ignored.
@@ -96,10 +98,12 @@ pub fn payment_row(
     if !reference.is_empty() && store.wrote_reference(Direction::ToCredgenics, &loan.loan_id, &reference)? {
         return Ok(Recovery::Echo);
     }
-    let Some(key) = recovery_key(&loan.loan_id, payment) else {
+    let Some(mut key) = recovery_key(&loan.loan_id, payment) else {
         return Ok(Recovery::NeedsHistory);
     };
-    let amount = money::from_json(&payment["amount_recovered"]);
+    // Amounts come as JSON numbers: a string, even "250.50", is refused, not posted as text.
+    let raw_amount = &payment["amount_recovered"];
+    let amount = raw_amount.is_number().then(|| money::from_json(raw_amount)).flatten();
     // Documented history entries carry `created` only; the webhook carries `recovery_date`.
     let when_text = payment["recovery_date"]
         .as_str()
@@ -114,15 +118,24 @@ pub fn payment_row(
     let event_at = when
         .and_then(|w| w.to_zoned(clock.tz().clone()).ok())
         .map(|z| z.timestamp().as_millisecond() as f64 / 1000.0);
-    let mut dead_reason = None;
-    if amount.is_none_or(|a| a <= Decimal::ZERO) {
-        dead_reason = Some(format!(
-            "amount_recovered {} is not a positive amount",
-            payment["amount_recovered"]
-        ));
-    }
-    if event_at.is_none() {
-        dead_reason.get_or_insert(format!("recovery date `{when_text}` is not YYYY-MM-DD[ HH:MM:SS]"));
+    let mut dead_reason = recovery_problem(config, raw_amount, amount, event_at, when_text);
+    if dead_reason.is_none()
+        && let Some(known) = store.ledger_by_key(&key)?
+        && amount.is_some_and(|a| a.normalize() != known.amount.normalize())
+    {
+        // The same payment told again with another amount: a conflict for a person, never silence
+        // and never a second record.
+        let reason = format!(
+            "payment {} seen again with amount {} (first {}): not written; check it at Credgenics",
+            key.trim_start_matches("B:"),
+            raw_amount,
+            known.amount
+        );
+        tracing::warn!(event = "recovery_conflict", loan_id = %loan.loan_id, reason = %reason, "recovery conflict");
+        metrics::counter!(crate::telemetry::metric::WEBHOOKS, "outcome" => "conflict").increment(1);
+        let digest = &hex::encode(Sha256::digest(payment.to_string().as_bytes()))[..12];
+        key = format!("{key}:conflict:{digest}");
+        dead_reason = Some(reason);
     }
     let input = json!({
         "payment": payment,
@@ -167,6 +180,48 @@ pub fn payment_row(
         event_at: event_at.unwrap_or(0.0),
         dead_reason,
     })))
+}
+
+/// Why a recovery cannot be written into the LMS, if it cannot: its amount is not a JSON number
+/// above 0 with at most `credgenics.amount_decimals` decimals and at most `webhook.max_amount`, or
+/// its date is unreadable or outside the last ten years (or more than a day ahead).
+fn recovery_problem(
+    config: &Config,
+    raw: &Value,
+    amount: Option<Decimal>,
+    event_at: Option<f64>,
+    when_text: &str,
+) -> Option<String> {
+    let decimals = config.credgenics.amount_decimals;
+    let Some(a) = amount else {
+        let shown: String = raw.to_string().chars().take(40).collect();
+        return Some(if raw.is_number() {
+            format!("amount_recovered {shown}… is not an exact decimal amount (too many digits)")
+        } else {
+            format!("amount_recovered {shown} is not a JSON number")
+        });
+    };
+    if a <= Decimal::ZERO {
+        return Some(format!("amount_recovered {a} is not a positive amount"));
+    }
+    if a.normalize().scale() > decimals {
+        return Some(format!("amount_recovered {a} has more than {decimals} decimals"));
+    }
+    if a > config.webhook.max_amount {
+        return Some(format!(
+            "amount_recovered {a} is above webhook.max_amount ({})",
+            config.webhook.max_amount
+        ));
+    }
+    let Some(at) = event_at else {
+        return Some(format!("recovery date `{when_text}` is not YYYY-MM-DD[ HH:MM:SS]"));
+    };
+    // By the real clock: CCSYNC_NOW may set the daemon's in the past on purpose.
+    let now = crate::clock::wall_secs();
+    if at < now - 10.0 * 366.0 * 86400.0 || at > now + 86400.0 {
+        return Some(format!("recovery date `{when_text}` is outside the last ten years"));
+    }
+    None
 }
 
 /// Preflight of a Crego record: `type`, `account` and `utr` present, `amount` > 0, `date` epoch
@@ -226,7 +281,10 @@ pub fn take_webhook_payment(
     match payment_row(config, store, clock, &loan, data, "credgenics_webhook")? {
         Recovery::Row(row) => {
             store.record_webhook("payment", body, Some(&row), now)?;
-            Ok(PaymentFate::Queued)
+            Ok(match &row.dead_reason {
+                None => PaymentFate::Queued,
+                Some(reason) => PaymentFate::Rejected(reason.clone()),
+            })
         }
         Recovery::Echo => {
             store.record_webhook("payment", body, None, now)?;
@@ -309,7 +367,7 @@ async fn poll_batch(ctx: &Context, loans: Vec<crate::store::LoanRow>, stats: &mu
         let Some(r) = r else { continue };
         let history = match r {
             Ok(h) => h.unwrap_or_default(),
-            Err(e) if e.is_auth() => {
+            Err(e) if e.stops_run() => {
                 auth_error = Some(e);
                 continue;
             }

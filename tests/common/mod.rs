@@ -28,31 +28,29 @@ pub struct Harness {
 
 pub const WEBHOOK_TOKEN: &str = "sandbox-webhook-token";
 
+/// The tests' seeded book: `leads` leads, `overdue_pct` of their lines overdue.
+fn seeded(leads: usize, overdue_pct: u32) -> SandboxConfig {
+    SandboxConfig {
+        seed: SeedSpec {
+            leads,
+            overdue_pct,
+            rng_seed: 11,
+            ..SeedSpec::default()
+        },
+        ..SandboxConfig::default()
+    }
+}
+
 impl Harness {
     pub async fn new(leads: usize, overdue_pct: u32) -> Self {
-        Self::with(SandboxConfig {
-            seed: SeedSpec {
-                leads,
-                overdue_pct,
-                rng_seed: 11,
-                ..SeedSpec::default()
-            },
-            ..SandboxConfig::default()
-        })
-        .await
+        Self::with(seeded(leads, overdue_pct)).await
     }
 
     /// A harness on the realistic sandbox (design §7) with `realism`.
     pub async fn realistic(leads: usize, overdue_pct: u32, realism: Realism) -> Self {
         Self::with(SandboxConfig {
-            seed: SeedSpec {
-                leads,
-                overdue_pct,
-                rng_seed: 11,
-                ..SeedSpec::default()
-            },
             realism: Some(realism),
-            ..SandboxConfig::default()
+            ..seeded(leads, overdue_pct)
         })
         .await
     }
