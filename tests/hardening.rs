@@ -319,3 +319,48 @@ async fn a_retry_after_of_an_hour_is_capped() {
         started.elapsed()
     );
 }
+
+/// Regression: the webhook body was buffered before the token was checked (800 token-less partial
+/// 1 MiB bodies took the process from 48 to 883 MB), and a half-sent body held its connection
+/// open for good. The token is checked from the headers first; a body that does not arrive in time
+/// is answered 408.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_token_is_checked_before_the_body_and_a_trickling_body_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::new(2, 50).await;
+    let url = h.listen().await;
+    let addr = url.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let send_head = |token: Option<&str>| {
+        let addr = addr.clone();
+        let token = token.map(str::to_string);
+        async move {
+            let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let auth = token.map(|t| format!("X-Webhook-Token: {t}\r\n")).unwrap_or_default();
+            let head = format!(
+                "POST /webhooks/credgenics HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{{\"event\":"
+            );
+            conn.write_all(head.as_bytes()).await.unwrap();
+            conn
+        }
+    };
+    let read_status = |mut conn: tokio::net::TcpStream| async move {
+        let mut buf = vec![0u8; 256];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(15), conn.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Without the token: refused at once, the body never waited for.
+    let started = std::time::Instant::now();
+    let status = read_status(send_head(None).await).await;
+    assert!(status.contains("401"), "{status}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // With it, but the body stops coming: 408 after the body timeout, not a connection held open.
+    let status = read_status(send_head(Some(common::WEBHOOK_TOKEN)).await).await;
+    assert!(status.contains("408"), "{status}");
+}

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,7 +35,14 @@ pub struct ServerState {
 
 pub fn router(state: ServerState) -> Router {
     Router::new()
-        .route(WEBHOOK_PATH, post(webhook).layer(DefaultBodyLimit::max(BODY_LIMIT)))
+        .route(
+            WEBHOOK_PATH,
+            post(webhook)
+                .layer(DefaultBodyLimit::max(BODY_LIMIT))
+                // The token is checked from the headers and query before any byte of the body is
+                // read: a stranger cannot make the daemon buffer bodies.
+                .layer(axum::middleware::from_fn_with_state(state.clone(), require_token)),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -69,18 +75,47 @@ fn answer(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn webhook(
+/// How long a webhook's body may take to arrive once its headers have.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Refuses a webhook without the right token before its body is read.
+async fn require_token(
     State(state): State<ServerState>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
 ) -> Response {
-    if !authorised(&state.token, &headers, &query) {
+    if !authorised(&state.token, req.headers(), &query) {
+        tracing::warn!(
+            event = "webhook_unauthorised",
+            "webhook without the right token refused"
+        );
+        metrics::counter!(crate::telemetry::metric::WEBHOOKS, "outcome" => "unauthorised").increment(1);
         return answer(
             StatusCode::UNAUTHORIZED,
             json!({"error": "missing or wrong webhook token"}),
         );
     }
+    next.run(req).await
+}
+
+async fn webhook(State(state): State<ServerState>, body: axum::body::Body) -> Response {
+    // A body that trickles in (or never ends) is given up on, not waited for.
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "body over 1 MiB, or broken off"}),
+            );
+        }
+        Err(_) => {
+            return answer(
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": "the body did not arrive in time"}),
+            );
+        }
+    };
     let Ok(event) = serde_json::from_slice::<Value>(&body) else {
         return answer(StatusCode::BAD_REQUEST, json!({"error": "body is not JSON"}));
     };
