@@ -483,3 +483,32 @@ async fn a_repayment_on_a_loan_being_uploaded_waits_for_it_and_then_travels() {
     assert_eq!(h.once().await.exit_code, 0);
     assert_eq!(payments_at_credgenics(&h, loan_id).len(), 1, "never twice");
 }
+
+/// Regression: an agent collected part of a loan at Credgenics (its webhook stored, not yet
+/// written into the LMS) and the borrower paid the rest in the LMS; flow C ran before the
+/// collection reached the LMS, saw dues left on the line, and sent the pay-off as `Partially
+/// Recovered` — then the collection landed, the line reached 0, and no `Closed` ever went out.
+/// Dues at Credgenics are the line's less the recoveries it already holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pay_off_after_an_agent_collection_not_yet_in_the_lms_is_closed() {
+    let h = Harness::new(10, 50).await;
+    let loans = placed(&h).await;
+    h.listen().await;
+    let (loan_id, bp, due) = &loans[0];
+    let collected = dec("150");
+    h.sb.agent_collection(loan_id, collected, "AGENT-PART-1").await.unwrap();
+    h.sb.repayment(bp, *due - collected, "UTR-REST-1");
+    let report = h.once().await;
+    assert_eq!(report.exit_code, 0, "{report:?}");
+    let pushed: Vec<Value> = payments_at_credgenics(&h, loan_id)
+        .into_iter()
+        .filter(|p| p["payment_reference_number"] == "UTR-REST-1")
+        .collect();
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0]["final_status"], "Closed", "{pushed:?}");
+    assert_eq!(
+        records_with_utr(&h, "AGENT-PART-1").len(),
+        1,
+        "the collection reached the LMS"
+    );
+}

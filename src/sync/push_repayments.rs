@@ -312,11 +312,19 @@ pub(crate) async fn prepare(ctx: &Context, row: &LedgerRow) -> Result<Prepared, 
         Some(v) => (true, v.as_f64().unwrap_or(booked)),
         None => (true, booked),
     };
+    let recovered_not_in_lms: Decimal = ctx
+        .store
+        .ledger_for_loan(Direction::ToCrego, &row.loan_id)?
+        .iter()
+        .filter(|r| matches!(r.state, LedgerState::Pending | LedgerState::InFlight))
+        .map(|r| r.amount)
+        .sum();
     let now = ctx.now_secs();
     let mut facts = status::Facts {
         is_latest,
         closed_already,
         line: current_read(&loan),
+        recovered_not_in_lms,
         row_read_at: row.created_at,
         booked_at,
         settled,

@@ -10,10 +10,13 @@
 //! (`settled_at` null) or the line's `updated_at` is before the record was applied (`settled_at`,
 //! else `created_at`): the payment then waits for a newer read, at most `sync.line_wait_secs`.
 //! (The line's `updated_at` alone cannot tell: an earlier repayment's late move stamps the line
-//! after a later one was booked.) At most one `Closed` goes out per loan and allocation month.
+//! after a later one was booked.) Recoveries Credgenics already holds that are not yet written
+//! into the LMS (flow B's pending rows) count as paid: the claim's dues at Credgenics are the
+//! line's less those. At most one `Closed` goes out per loan and allocation month.
 
 use std::cmp::Ordering;
 
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::store::LineRead;
@@ -66,6 +69,9 @@ pub struct Facts {
     pub closed_already: bool,
     /// The newest read of the loan's line the state holds.
     pub line: Option<LineRead>,
+    /// Recoveries Credgenics already holds that the LMS line cannot reflect yet (flow B's rows
+    /// not yet written into the LMS): the claim's dues at Credgenics are the line's less these.
+    pub recovered_not_in_lms: Decimal,
     /// When the record was read (the ledger row written), by the daemon's clock.
     pub row_read_at: f64,
     /// When the LMS applied the record to the line (its `settled_at`; its `created_at` for an LMS
@@ -99,7 +105,7 @@ pub fn decide(f: &Facts) -> Status {
     let Some(line) = f.line.filter(|l| f.fresh || l.read_at >= f.row_read_at) else {
         return if f.fresh { Status::Wait } else { Status::ReadLine };
     };
-    if line.due_amount.is_zero() {
+    if line.due_amount - f.recovered_not_in_lms <= Decimal::ZERO {
         return Status::Closed;
     }
     if !f.settled || line.updated_at < f.booked_at {
@@ -116,7 +122,6 @@ pub fn decide(f: &Facts) -> Status {
 
 #[cfg(test)]
 mod tests {
-    use rust_decimal::Decimal;
     use serde_json::json;
 
     use super::*;
@@ -135,6 +140,7 @@ mod tests {
             is_latest: true,
             closed_already: false,
             line,
+            recovered_not_in_lms: Decimal::ZERO,
             row_read_at: 100.0,
             booked_at: 50.0,
             settled: true,
@@ -175,6 +181,17 @@ mod tests {
         assert_eq!(decide(&f), Status::PartiallyRecovered, "then the newest read decides");
         // No dues left decides at once, whatever the line's age.
         assert_eq!(decide(&facts(line(0, 40.0, 120.0), true)), Status::Closed);
+    }
+
+    #[test]
+    fn a_recovery_credgenics_holds_but_the_lms_does_not_yet_counts_as_paid() {
+        // An agent collected 40 (webhook stored, not yet written into the LMS); the LMS
+        // repayment paid the other 60: the line still shows 40 due.
+        let mut f = facts(line(40, 120.0, 130.0), true);
+        f.recovered_not_in_lms = Decimal::from(40);
+        assert_eq!(decide(&f), Status::Closed);
+        f.recovered_not_in_lms = Decimal::from(30);
+        assert_eq!(decide(&f), Status::PartiallyRecovered);
     }
 
     #[test]
