@@ -27,13 +27,20 @@ CREATE TABLE line_dead_letters (
 
 -- One identity per recovery (design §1B): the reference when present, else the `payment_id` of
 -- its payment_history entry. Rows of the poll keyed by amount + date move to their payment_id.
+-- Two old rows of one payment_id (the old key held amount and date, so a corrected amount made a
+-- second row) cannot share the new key: the first keeps it, the others keep a key of their own.
 UPDATE ledger
    SET source_key = 'B:' || loan_id || ':pid:' || json_extract(source, '$.payment_id')
  WHERE direction = 'crego'
    AND origin = 'credgenics_poll'
    AND trim(coalesce(json_extract(source, '$.payment_reference_number'),
                      json_extract(source, '$.reference_number'), '')) = ''
-   AND json_extract(source, '$.payment_id') IS NOT NULL;
+   AND json_extract(source, '$.payment_id') IS NOT NULL
+   AND id = (SELECT min(l2.id) FROM ledger l2
+              WHERE l2.direction = 'crego' AND l2.origin = 'credgenics_poll' AND l2.loan_id = ledger.loan_id
+                AND json_extract(l2.source, '$.payment_id') = json_extract(ledger.source, '$.payment_id')
+                AND trim(coalesce(json_extract(l2.source, '$.payment_reference_number'),
+                                  json_extract(l2.source, '$.reference_number'), '')) = '');
 -- Webhook rows without a reference carry no payment_id: they are set aside under a legacy key,
 -- and the poll that finds their payment_history entry claims them (same loan, same amount)
 -- instead of writing the recovery into the LMS a second time.

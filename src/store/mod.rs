@@ -932,6 +932,15 @@ mod tests {
             "500",
             "done",
         );
+        // The same payment 41 again under another old key (its amount corrected at Credgenics):
+        // the migration must not trip on the unique key.
+        insert(
+            "B:L1:501:2026-11-02T10:00:00",
+            "credgenics_poll",
+            r#"{"payment_id": 41, "amount_recovered": 501, "payment_reference_number": "", "created": "2026-11-02 10:00:00"}"#,
+            "501",
+            "done",
+        );
         insert(
             "B:L1:777:2026-11-03T09:00:00",
             "credgenics_webhook",
@@ -977,6 +986,6 @@ mod tests {
             LedgerState::Done,
             "the row already written, not a new one"
         );
-        assert_eq!(store.ledger_for_loan(Direction::ToCrego, "L1").unwrap().len(), 3);
+        assert_eq!(store.ledger_for_loan(Direction::ToCrego, "L1").unwrap().len(), 4);
     }
 }

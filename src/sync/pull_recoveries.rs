@@ -119,9 +119,11 @@ pub fn payment_row(
         .and_then(|w| w.to_zoned(clock.tz().clone()).ok())
         .map(|z| z.timestamp().as_millisecond() as f64 / 1000.0);
     let mut dead_reason = recovery_problem(config, raw_amount, amount, event_at, when_text);
+    // Compared as received (the row's own amount is the mapped one, as sent).
     if dead_reason.is_none()
         && let Some(known) = store.ledger_by_key(&key)?
-        && amount.is_some_and(|a| a.normalize() != known.amount.normalize())
+        && let Some(first) = money::from_json(&known.source["amount_recovered"])
+        && amount.is_some_and(|a| a.normalize() != first.normalize())
     {
         // The same payment told again with another amount: a conflict for a person, never silence
         // and never a second record.
@@ -129,7 +131,7 @@ pub fn payment_row(
             "payment {} seen again with amount {} (first {}): not written; check it at Credgenics",
             key.trim_start_matches("B:"),
             raw_amount,
-            known.amount
+            first
         );
         tracing::warn!(event = "recovery_conflict", loan_id = %loan.loan_id, reason = %reason, "recovery conflict");
         metrics::counter!(crate::telemetry::metric::WEBHOOKS, "outcome" => "conflict").increment(1);

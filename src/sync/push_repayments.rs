@@ -307,16 +307,19 @@ pub(crate) async fn prepare(ctx: &Context, row: &LedgerRow) -> Result<Prepared, 
         .as_f64()
         .or(row.source["updated_at"].as_f64())
         .unwrap_or(row.event_at);
+    // A back-dated record can carry a `settled_at` (its value date) before its booking: the line
+    // cannot reflect it before it was booked, so the later of the two counts.
     let (settled, booked_at) = match row.source.get("settled_at") {
         Some(Value::Null) => (false, booked),
-        Some(v) => (true, v.as_f64().unwrap_or(booked)),
+        Some(v) => (true, v.as_f64().map_or(booked, |s| s.max(booked))),
         None => (true, booked),
     };
     let recovered_not_in_lms: Decimal = ctx
         .store
         .ledger_for_loan(Direction::ToCrego, &row.loan_id)?
         .iter()
-        .filter(|r| matches!(r.state, LedgerState::Pending | LedgerState::InFlight))
+        // Pending only: a row in flight may already be written into the LMS (in doubt).
+        .filter(|r| r.state == LedgerState::Pending)
         .map(|r| r.amount)
         .sum();
     let now = ctx.now_secs();
@@ -346,6 +349,9 @@ pub(crate) async fn prepare(ctx: &Context, row: &LedgerRow) -> Result<Prepared, 
                 facts.line = current_read(&loan);
                 facts.fresh = true;
             }
+            // Not readable (its lead or program gone, a failed request): the newest read the
+            // state holds decides once the payment has waited long enough.
+            None if facts.waited >= ctx.config.sync.line_wait_secs => facts.fresh = true,
             None => return Ok(Prepared::Wait("its line could not be read this time".into())),
         }
         decision = status::decide(&facts);

@@ -103,7 +103,12 @@ pub fn decide(f: &Facts) -> Status {
         return Status::PartiallyRecovered;
     }
     let Some(line) = f.line.filter(|l| f.fresh || l.read_at >= f.row_read_at) else {
-        return if f.fresh { Status::Wait } else { Status::ReadLine };
+        return match (f.fresh, f.waited >= f.line_wait_secs) {
+            (false, _) => Status::ReadLine,
+            // Never read, and not readable for as long as a payment may wait.
+            (true, true) => Status::PartiallyRecovered,
+            (true, false) => Status::Wait,
+        };
     };
     if line.due_amount - f.recovered_not_in_lms <= Decimal::ZERO {
         return Status::Closed;
