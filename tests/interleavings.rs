@@ -210,21 +210,13 @@ async fn case(ops: Vec<Op>, seed: u64) {
     };
     place_loans::run(&w.ctx, None, &mut Default::default()).await.unwrap();
     {
-        let s = w.h.sb.state();
-        let mut lines: Vec<(String, String, Decimal)> = s
-            .overdue_programs(1)
-            .iter()
-            .map(|p| {
-                (
-                    p["ref_id"].as_str().unwrap().to_string(),
-                    p["id"].as_str().unwrap().to_string(),
-                    dec(&p["line_detail"]["due_amount"]),
-                )
-            })
-            .collect();
-        lines.sort();
+        let lines = common::overdue_lines(&w.h.sb);
         assert_eq!(lines.len(), LOANS);
-        assert_eq!(s.cg_loans.len(), LOANS, "all placed before the story starts");
+        assert_eq!(
+            w.h.sb.state().cg_loans.len(),
+            LOANS,
+            "all placed before the story starts"
+        );
         for (loan, bp, due) in lines {
             w.loans.push((loan, bp));
             w.due.push(due);

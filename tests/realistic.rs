@@ -36,20 +36,7 @@ type Line = (String, String, Decimal);
 
 /// Every overdue line, as the sandbox holds them now.
 fn overdue_lines(h: &Harness) -> Vec<Line> {
-    let s = h.sb.state();
-    let mut v: Vec<_> = s
-        .overdue_programs(1)
-        .iter()
-        .map(|p| {
-            (
-                p["ref_id"].as_str().unwrap().to_string(),
-                p["id"].as_str().unwrap().to_string(),
-                amount(&p["line_detail"]["due_amount"]),
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    common::overdue_lines(&h.sb)
 }
 
 fn cg_history(h: &Harness, loan_id: &str) -> Vec<Value> {

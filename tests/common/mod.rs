@@ -207,6 +207,26 @@ pub fn overdue_loan_ids(sb: &Sandbox) -> Vec<String> {
     ids
 }
 
+/// (loan id, borrower-program id, due) of every overdue line, as the sandbox holds them now,
+/// by loan id.
+pub fn overdue_lines(sb: &Sandbox) -> Vec<(String, String, rust_decimal::Decimal)> {
+    let s = sb.state();
+    let mut v: Vec<_> = s
+        .overdue_programs(1)
+        .iter()
+        .map(|p| {
+            let due = &p["line_detail"]["due_amount"];
+            (
+                p["ref_id"].as_str().unwrap().to_string(),
+                p["id"].as_str().unwrap().to_string(),
+                due.to_string().parse().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_crego-credgenics-sync")
 }
