@@ -175,7 +175,6 @@ impl SandboxState {
             return;
         }
         let pick = r.rng.random_range(0..offset.max(1));
-        r.touches += 1;
         match listed {
             Listed::LineDetails => {
                 let Some(bp) = self
@@ -208,6 +207,10 @@ impl SandboxState {
                     rec["updated_at"] = serde_json::json!(stamp);
                 }
             }
+        }
+        // Counted only when an item was actually updated: tests rely on it having happened.
+        if let Some(r) = self.realism.as_mut() {
+            r.touches += 1;
         }
     }
 

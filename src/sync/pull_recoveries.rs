@@ -196,9 +196,11 @@ fn recovery_problem(
 ) -> Option<String> {
     let decimals = config.credgenics.amount_decimals;
     let Some(a) = amount else {
-        let shown: String = raw.to_string().chars().take(40).collect();
+        let text = raw.to_string();
+        let shown: String = text.chars().take(40).collect();
+        let cut = if text.chars().count() > 40 { "…" } else { "" };
         return Some(if raw.is_number() {
-            format!("amount_recovered {shown}… is not an exact decimal amount (too many digits)")
+            format!("amount_recovered {shown}{cut} is not an exact decimal amount (too many digits)")
         } else {
             format!("amount_recovered {shown} is not a JSON number")
         });
