@@ -192,6 +192,8 @@ pub mod metric {
     pub const CURSOR_LAG: &str = "ccsync_cursor_lag_seconds";
     /// Counter, label `outcome`.
     pub const WEBHOOKS: &str = "ccsync_webhooks_total";
+    /// Mapping expressions that overran `mapping.budget_ms` (each holds a core until restart).
+    pub const MAPPING_RUNAWAYS: &str = "ccsync_mapping_runaways_total";
 }
 
 static PROMETHEUS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =

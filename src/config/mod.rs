@@ -260,9 +260,12 @@ impl Default for RawWebhook {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMapping {
+    /// Wall time one expression may take for one item before the item is a dead letter.
+    #[serde(default = "d_budget_ms")]
+    pub budget_ms: u64,
     #[serde(default)]
     pub loan: BTreeMap<String, String>,
     #[serde(default)]
@@ -271,6 +274,22 @@ pub struct RawMapping {
     pub payment: BTreeMap<String, String>,
     #[serde(default)]
     pub record: BTreeMap<String, String>,
+}
+
+fn d_budget_ms() -> u64 {
+    mapping::budget::DEFAULT_BUDGET.as_millis() as u64
+}
+
+impl Default for RawMapping {
+    fn default() -> Self {
+        Self {
+            budget_ms: d_budget_ms(),
+            loan: BTreeMap::new(),
+            default: BTreeMap::new(),
+            payment: BTreeMap::new(),
+            record: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -978,11 +997,19 @@ impl RawConfig {
             c.problem("webhook.max_amount", "must be at least 1");
         }
 
+        if !(10..=60_000).contains(&raw_mapping.budget_ms) {
+            c.problem("mapping.budget_ms", "must be between 10 and 60000 (milliseconds)");
+        }
+        let budget = Duration::from_millis(raw_mapping.budget_ms.clamp(10, 60_000));
         let mapping = Mapping {
-            loan: c.fieldset("loan", mapping::DEFAULT_LOAN, &raw_mapping.loan),
-            default: c.fieldset("default", mapping::DEFAULT_DEFAULT, &raw_mapping.default),
-            payment: c.fieldset("payment", mapping::DEFAULT_PAYMENT, &raw_mapping.payment),
-            record: c.fieldset("record", mapping::DEFAULT_RECORD, &raw_mapping.record),
+            loan: c.fieldset("loan", mapping::DEFAULT_LOAN, &raw_mapping.loan).with_budget(budget),
+            default: c
+                .fieldset("default", mapping::DEFAULT_DEFAULT, &raw_mapping.default)
+                .with_budget(budget),
+            payment: c
+                .fieldset("payment", mapping::DEFAULT_PAYMENT, &raw_mapping.payment)
+                .with_budget(budget),
+            record: c.fieldset("record", mapping::DEFAULT_RECORD, &raw_mapping.record).with_budget(budget),
         };
 
         let format = match log.format.as_str() {

@@ -6,10 +6,14 @@
 //! that errors or yields more than one value fails the whole payload for that one item, naming the
 //! field and its expression, so one odd loan never stops a run.
 
+pub mod budget;
+pub mod samples;
 mod defaults;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
@@ -45,10 +49,20 @@ impl fmt::Debug for Field {
     }
 }
 
-/// The fields of one payload kind, in key order.
-#[derive(Debug, Default)]
+/// The fields of one payload kind, in key order, and the wall time each may take per item.
+#[derive(Debug)]
 pub struct FieldSet {
-    pub fields: Vec<Field>,
+    fields: Arc<[Field]>,
+    budget: Duration,
+}
+
+impl Default for FieldSet {
+    fn default() -> Self {
+        Self {
+            fields: Arc::from(Vec::new()),
+            budget: budget::DEFAULT_BUDGET,
+        }
+    }
 }
 
 /// Why a field could not be mapped for one item.
@@ -166,26 +180,49 @@ impl FieldSet {
             }
         }
         if errors.is_empty() {
-            Ok(Self { fields })
+            Ok(Self {
+                fields: fields.into(),
+                budget: budget::DEFAULT_BUDGET,
+            })
         } else {
             Err(errors)
         }
     }
 
-    /// Evaluates every field over `input`. Fields yielding null are omitted.
+    /// The same set with `budget` of wall time per expression (`mapping.budget_ms`).
+    pub fn with_budget(self, budget: Duration) -> Self {
+        Self { budget, ..self }
+    }
+
+    /// `(key, expression)` of every field, in key order.
+    pub fn exprs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|f| (f.key.as_str(), f.expr.as_str()))
+    }
+
+    /// Evaluates every field over `input`, each within the budget. Fields yielding null are omitted.
     pub fn eval(&self, input: &Value, env: &EvalEnv) -> Result<Map<String, Value>, MappingError> {
         self.eval_prepared(&Input::new(input), env)
     }
 
     /// [`Self::eval`] on an input already converted, for field sets that share one input.
     pub fn eval_prepared(&self, input: &Input, env: &EvalEnv) -> Result<Map<String, Value>, MappingError> {
-        let mut out = Map::new();
-        for field in &self.fields {
-            if let Some(v) = eval_one(field, input.0.clone(), env)? {
-                out.insert(field.key.clone(), v);
+        budget::eval_fields(&self.fields, 0, input.0.clone(), env, self.budget).map_err(|f| f.error)
+    }
+
+    /// Evaluates every field on its own over `input` (a failing field does not hide the next):
+    /// each failure, and whether it was an overrun of the budget.
+    pub fn check_each(&self, input: &Value, env: &EvalEnv) -> Vec<(MappingError, bool)> {
+        let input = Input::new(input);
+        let mut found = Vec::new();
+        let mut start = 0;
+        while let Err(f) = budget::eval_fields(&self.fields, start, input.0.clone(), env, self.budget) {
+            found.push((f.error, f.overran));
+            if f.overran && budget::runaways() >= budget::MAX_RUNAWAYS {
+                break;
             }
+            start = f.at + 1;
         }
-        Ok(out)
+        found
     }
 }
 
