@@ -179,7 +179,7 @@ pub fn run(cli: Cli) -> i32 {
             return EXIT_ATTENTION;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         match cli.command {
             Some(Command::CheckConfig) => check_config(&cli.config),
             Some(Command::Demo) => crate::demo::run().await,
@@ -201,7 +201,11 @@ pub fn run(cli: Cli) -> i32 {
             }),
             None => sync_command(&cli).await,
         }
-    })
+    });
+    // Tasks still running here were abandoned on purpose (the shutdown grace ended): do not
+    // wait for them, or for a worker thread stuck in one.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 /// Runs an operator command on the configured state file. Only `state.path` is needed, so the
@@ -218,7 +222,30 @@ fn with_state_path(config: &Path, f: impl FnOnce(&Path) -> i32) -> i32 {
 
 fn check_config(path: &Path) -> i32 {
     match config::load(Some(path)) {
-        Ok(_) => {
+        Ok(config) => {
+            // Every expression once on the built-in samples, under the daemon's budget.
+            let m = &config.mapping;
+            let env = crate::mapping::EvalEnv {
+                tz_offset_secs: config.sync.timezone.to_offset(jiff::Timestamp::now()).seconds(),
+            };
+            let found = crate::mapping::samples::check(&m.loan, &m.default, &m.payment, &m.record, &env);
+            let refused = found.iter().filter(|f| f.overran).count();
+            for f in &found {
+                let e = &f.error;
+                if f.overran {
+                    eprintln!("{}: expression `{}` {} on the built-in sample input", f.key, e.expr, e.message);
+                } else {
+                    eprintln!(
+                        "warning: {}: expression `{}` fails on the built-in sample input: {} (real data may differ; \
+                         try `mapping test` with one of yours)",
+                        f.key, e.expr, e.message
+                    );
+                }
+            }
+            if refused > 0 {
+                eprintln!("config refused: {refused} mapping expression(s) never finished");
+                return EXIT_USAGE;
+            }
             println!("config OK: {}", path.display());
             EXIT_OK
         }
@@ -294,12 +321,24 @@ async fn sync_command(cli: &Cli) -> i32 {
             ctx.progress = Some(pb);
         }
         // SIGTERM/SIGINT: finish the page in hand and stop; the state stays consistent.
-        let stop = ctx.stop.clone();
-        tokio::spawn(async move {
+        // The grace is a hard bound: a request that never answers cannot hold the process.
+        let cancel = ctx.cancel.clone();
+        let grace = config.daemon.shutdown_grace;
+        let signalled = async move {
             shutdown_signal().await;
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        });
-        let report = sync::run_once(&ctx, &opts).await;
+            cancel.cancel();
+            tokio::time::sleep(grace).await;
+        };
+        let report = tokio::select! {
+            report = sync::run_once(&ctx, &opts) => report,
+            _ = signalled => {
+                eprintln!(
+                    "error: the run did not stop within daemon.shutdown_grace_secs = {}; unsent work stays in the state",
+                    grace.as_secs()
+                );
+                return EXIT_INCOMPLETE;
+            }
+        };
         if let Some(pb) = &ctx.progress {
             pb.finish_and_clear();
         }

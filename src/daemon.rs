@@ -52,10 +52,14 @@ pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future
         "shutdown requested: finishing the in-flight batch"
     );
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    ctx.stop.store(true, Ordering::Relaxed);
+    ctx.cancel.cancel();
     let _ = stop_tx.send(true);
+    // The grace is a hard bound on the whole stop, listener included: whatever still runs when
+    // it ends (a request that never answers, a mapping past its budget) is abandoned with the
+    // process; the state is consistent at every commit, so the next run resumes from it.
     let grace = ctx.config.daemon.shutdown_grace;
-    let drained = tokio::time::timeout(grace, futures::future::join_all(jobs))
+    let deadline = tokio::time::Instant::now() + grace;
+    let drained = tokio::time::timeout_at(deadline, futures::future::join_all(jobs))
         .await
         .is_ok();
     if !drained {
@@ -66,7 +70,8 @@ pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future
         );
     }
     let _ = close_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let close_by = deadline.max(tokio::time::Instant::now() + Duration::from_millis(300));
+    let _ = tokio::time::timeout_at(close_by, server).await;
     watchdog.abort();
     tracing::info!(event = "daemon_stopped", "daemon stopped");
     crate::cli::EXIT_OK

@@ -5,6 +5,7 @@
 pub mod rules;
 
 use std::collections::BTreeMap;
+use tokio_util::sync::CancellationToken;
 
 use reqwest::Method;
 use serde_json::Value;
@@ -20,12 +21,18 @@ pub struct CredgenicsClient {
 
 impl CredgenicsClient {
     pub fn new(cfg: &CredgenicsConfig) -> Result<Self, reqwest::Error> {
+        Self::with_cancel(cfg, CancellationToken::new())
+    }
+
+    /// A client whose waits (rate limit, retry pauses, token renewal) end when `cancel` fires.
+    pub fn with_cancel(cfg: &CredgenicsConfig, cancel: CancellationToken) -> Result<Self, reqwest::Error> {
         let mut http = ApiClient::with_credential(
             Api::Credgenics,
             &cfg.base_url,
             &cfg.limits,
             &cfg.credential,
             Some("authenticationtoken"),
+            cancel,
         )?;
         if let Some(company) = &cfg.company_id {
             http = http.with_query("company_id", company);

@@ -5,6 +5,7 @@
 pub mod stream;
 
 use reqwest::Method;
+use tokio_util::sync::CancellationToken;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -88,8 +89,13 @@ pub struct CregoClient {
 
 impl CregoClient {
     pub fn new(cfg: &CregoConfig) -> Result<Self, reqwest::Error> {
+        Self::with_cancel(cfg, CancellationToken::new())
+    }
+
+    /// A client whose waits (rate limit, retry pauses, token renewal) end when `cancel` fires.
+    pub fn with_cancel(cfg: &CregoConfig, cancel: CancellationToken) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            http: ApiClient::with_credential(Api::Crego, &cfg.base_url, &cfg.limits, &cfg.credential, None)?,
+            http: ApiClient::with_credential(Api::Crego, &cfg.base_url, &cfg.limits, &cfg.credential, None, cancel)?,
             page_size: cfg.page_size,
             line_details_path: cfg.line_details_path.clone(),
             lead_path: cfg.lead_path.clone(),

@@ -19,7 +19,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_util::sync::CancellationToken;
 
 pub mod token;
 
@@ -100,6 +101,10 @@ pub enum ApiError {
     /// and a 301/302 turns a POST into a GET whose 200 would look like success).
     #[error("{api} answered HTTP {status} redirecting to {location}: redirects are not followed; check {key}", key = api.base_url_key())]
     Redirected { api: Api, status: u16, location: String },
+    /// Shutting down: the request was not sent (a wait — rate limit, retry pause, `Retry-After`
+    /// — was cut short instead).
+    #[error("{api} request not sent: shutting down")]
+    Cancelled { api: Api },
 }
 
 impl ApiError {
@@ -114,7 +119,8 @@ impl ApiError {
             ApiError::Unauthorized { .. }
             | ApiError::Rejected { .. }
             | ApiError::NotFound { .. }
-            | ApiError::Redirected { .. } => false,
+            | ApiError::Redirected { .. }
+            | ApiError::Cancelled { .. } => false,
         }
     }
 
@@ -131,10 +137,18 @@ impl ApiError {
         matches!(self, ApiError::Unauthorized { .. })
     }
 
-    /// Nothing else will succeed this run: a refused credential, or a redirect (the base URL
-    /// points somewhere else). The request was not acted on.
+    /// Nothing else will succeed this run: a refused credential, a redirect (the base URL
+    /// points somewhere else), or a shutdown. The request was not acted on.
     pub fn stops_run(&self) -> bool {
-        matches!(self, ApiError::Unauthorized { .. } | ApiError::Redirected { .. })
+        matches!(
+            self,
+            ApiError::Unauthorized { .. } | ApiError::Redirected { .. } | ApiError::Cancelled { .. }
+        )
+    }
+
+    /// The run stopped because the process is shutting down, not because anything failed.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, ApiError::Cancelled { .. })
     }
 
     fn retry_after(&self) -> Option<Duration> {
@@ -203,13 +217,55 @@ impl Response {
     }
 }
 
+/// What every request to one API passes through, token exchanges included: the rate ceiling,
+/// the bound on concurrent requests, and the shutdown token that cuts every wait short.
+pub struct Gate {
+    api: Api,
+    limiter: DefaultDirectRateLimiter,
+    in_flight: Semaphore,
+    cancel: CancellationToken,
+}
+
+impl Gate {
+    /// Waits for a concurrency slot and the rate limiter; `Cancelled` if shutdown comes first.
+    pub async fn enter(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        let cancelled = || ApiError::Cancelled { api: self.api };
+        let permit = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return Err(cancelled()),
+            p = self.in_flight.acquire() => p.expect("semaphore never closed"),
+        };
+        if self.limiter.check().is_err() {
+            metrics::counter!(telemetry::metric::RATE_LIMIT_WAITS, "api" => self.api.name()).increment(1);
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Err(cancelled()),
+                _ = self.limiter.until_ready() => {}
+            }
+        }
+        Ok(permit)
+    }
+
+    /// Sleeps `d`, or less when shutdown comes: then `Cancelled`.
+    pub async fn pause(&self, d: Duration) -> Result<(), ApiError> {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(ApiError::Cancelled { api: self.api }),
+            _ = tokio::time::sleep(d) => Ok(()),
+        }
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
 /// A rate-limited, retrying HTTP client for one partner API.
 pub struct ApiClient {
     api: Api,
     base: String,
     http: reqwest::Client,
-    limiter: DefaultDirectRateLimiter,
-    in_flight: Semaphore,
+    gate: Arc<Gate>,
     max_retries: usize,
     max_response_bytes: u64,
     max_retry_after: Duration,
@@ -227,7 +283,9 @@ impl ApiClient {
         limits: &ApiLimits,
         credential: &crate::config::Credential,
         static_header: Option<&'static str>,
+        cancel: CancellationToken,
     ) -> Result<Self, reqwest::Error> {
+        let gate = Arc::new(Gate::new(api, limits, cancel));
         let auth = match credential {
             crate::config::Credential::Static(t) => match static_header {
                 Some(h) => Auth::Header(h, t.clone()),
@@ -253,14 +311,21 @@ impl ApiClient {
                         client_secret: secret.clone(),
                     },
                 };
-                let manager = token::TokenManager::new(api, exchange, http_client(limits)?);
+                let manager = token::TokenManager::new(
+                    api,
+                    exchange,
+                    http_client(limits)?,
+                    gate.clone(),
+                    limits.max_response_bytes,
+                    limits.max_retry_after,
+                );
                 Auth::Managed {
                     header: static_header,
                     manager: Arc::new(manager),
                 }
             }
         };
-        Self::new(api, base_url, limits, auth)
+        Self::new(api, base_url, limits, auth, gate)
     }
 
     /// Token exchanges made so far (0 for a static token).
@@ -271,8 +336,24 @@ impl ApiClient {
         }
     }
 
-    pub fn new(api: Api, base_url: &url::Url, limits: &ApiLimits, auth: Auth) -> Result<Self, reqwest::Error> {
-        let http = http_client(limits)?;
+    fn new(api: Api, base_url: &url::Url, limits: &ApiLimits, auth: Auth, gate: Arc<Gate>) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            api,
+            base: base_url.as_str().trim_end_matches('/').to_string(),
+            http: http_client(limits)?,
+            gate,
+            max_retries: limits.max_retries,
+            max_response_bytes: limits.max_response_bytes,
+            max_retry_after: limits.max_retry_after,
+            auth,
+            extra_query: Vec::new(),
+            stats: Arc::new(ApiStats::default()),
+        })
+    }
+}
+
+impl Gate {
+    fn new(api: Api, limits: &ApiLimits, cancel: CancellationToken) -> Self {
         // Burst 1: requests are spaced evenly, never bunched above the ceiling. Spaced 2 % wider
         // than the rate itself: a partner counting arrivals in a sliding second sees one request
         // more than the rate whenever the first of a second's worth travels a little slower than
@@ -282,21 +363,16 @@ impl ApiClient {
         let quota = Quota::with_period(interval)
             .unwrap_or_else(|| Quota::per_second(limits.requests_per_second))
             .allow_burst(std::num::NonZeroU32::MIN);
-        Ok(Self {
+        Self {
             api,
-            base: base_url.as_str().trim_end_matches('/').to_string(),
-            http,
             limiter: RateLimiter::direct(quota),
             in_flight: Semaphore::new(limits.max_in_flight),
-            max_retries: limits.max_retries,
-            max_response_bytes: limits.max_response_bytes,
-            max_retry_after: limits.max_retry_after,
-            auth,
-            extra_query: Vec::new(),
-            stats: Arc::new(ApiStats::default()),
-        })
+            cancel,
+        }
     }
+}
 
+impl ApiClient {
     /// Adds a query parameter to every request (Credgenics `company_id`).
     pub fn with_query(mut self, key: &str, value: &str) -> Self {
         self.extra_query.push((key.to_string(), value.to_string()));
@@ -343,7 +419,13 @@ impl ApiClient {
         safety: Safety,
         token: Option<&SecretString>,
     ) -> Result<Response, ApiError> {
-        let attempt = || self.attempt(method.clone(), path, query, body.clone(), token);
+        let attempt = || async {
+            // A retry after shutdown was asked for would be a request nobody waits for.
+            if self.gate.cancelled() {
+                return Err(ApiError::Cancelled { api: self.api });
+            }
+            self.attempt(method.clone(), path, query, body.clone(), token).await
+        };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(30))
@@ -351,7 +433,16 @@ impl ApiClient {
             .with_jitter();
         attempt
             .retry(backoff)
-            .sleep(tokio::time::sleep)
+            // Cut short by shutdown; the next attempt then refuses to start.
+            .sleep({
+                let gate = self.gate.clone();
+                move |d| {
+                    let gate = gate.clone();
+                    async move {
+                        let _ = gate.pause(d).await;
+                    }
+                }
+            })
             .when(|e: &ApiError| e.retryable(safety))
             .adjust(|e: &ApiError, d| match e.retry_after() {
                 // Honoured up to a cap: a partner asking for an hour must not hang a run.
@@ -378,11 +469,7 @@ impl ApiClient {
         token: Option<&SecretString>,
     ) -> Result<Response, ApiError> {
         let api = self.api;
-        let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
-        if self.limiter.check().is_err() {
-            metrics::counter!(telemetry::metric::RATE_LIMIT_WAITS, "api" => api.name()).increment(1);
-            self.limiter.until_ready().await;
-        }
+        let _permit = self.gate.enter().await?;
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         let mut q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         q.extend(self.extra_query.iter().map(|(k, v)| (k.as_str(), v.as_str())));

@@ -5,6 +5,7 @@
 //! once after a 401; concurrent requests share one renewal (a mutex around the exchange). Tokens
 //! and secrets are `SecretString`s and never logged.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::{Api, ApiError};
+use super::{Api, ApiError, Gate};
 
 /// How the credentials are exchanged.
 #[derive(Debug, Clone)]
@@ -46,17 +47,32 @@ pub struct TokenManager {
     api: Api,
     exchange: Exchange,
     http: reqwest::Client,
+    /// The API's own gate: an exchange counts against the rate ceiling like any request, and
+    /// its pauses end at shutdown.
+    gate: Arc<Gate>,
+    max_response_bytes: u64,
+    max_retry_after: Duration,
     current: Mutex<Option<Token>>,
     /// Exchanges made (log-free observability and tests).
     pub issued: AtomicU64,
 }
 
 impl TokenManager {
-    pub fn new(api: Api, exchange: Exchange, http: reqwest::Client) -> Self {
+    pub fn new(
+        api: Api,
+        exchange: Exchange,
+        http: reqwest::Client,
+        gate: Arc<Gate>,
+        max_response_bytes: u64,
+        max_retry_after: Duration,
+    ) -> Self {
         Self {
             api,
             exchange,
             http,
+            gate,
+            max_response_bytes,
+            max_retry_after,
             current: Mutex::new(None),
             issued: AtomicU64::new(0),
         }
@@ -112,7 +128,7 @@ impl TokenManager {
                         _ => pause,
                     };
                     tracing::warn!(event = "token_retry", api = %self.api, attempt, error = %e, "token endpoint busy; trying again");
-                    tokio::time::sleep(wait.min(RENEW_MAX_PAUSE)).await;
+                    self.gate.pause(wait.min(RENEW_MAX_PAUSE).min(self.max_retry_after)).await?;
                     pause = (pause * 2).min(RENEW_MAX_PAUSE);
                 }
                 other => return other,
@@ -149,6 +165,7 @@ impl TokenManager {
                 json!({"client_id": client_id, "client_secret": client_secret.expose_secret()}),
             ),
         };
+        let _permit = self.gate.enter().await?;
         let resp = self.http.post(url).json(&body).send().await.map_err(|e| {
             if e.is_timeout() {
                 ApiError::Timeout { api }
@@ -161,7 +178,10 @@ impl TokenManager {
         })?;
         let status = resp.status().as_u16();
         let retry_after = super::retry_after(resp.headers());
-        let text = resp.text().await.unwrap_or_default();
+        let text = super::read_capped(resp, self.max_response_bytes)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         match status {
             200..=299 => {}
             401 | 403 => return Err(ApiError::Unauthorized { api, status }),

@@ -78,6 +78,11 @@ pub async fn run_job(ctx: &Context, job: Job, slot: Timestamp) -> Result<(), Syn
     };
     let elapsed = started.elapsed();
     let now = ctx.now_secs();
+    if matches!(&result, Err(e) if e.is_cancelled()) {
+        // Shutdown cut it short: not a failure, and the slot is not recorded as run.
+        tracing::info!(event = "job_interrupted", job = job.name(), "job stopped for shutdown");
+        return result;
+    }
     let error = result.as_ref().err().map(|e| e.to_string());
     metrics::histogram!(metric::JOB_DURATION, "job" => job.name()).record(elapsed.as_secs_f64());
     let outcome = if error.is_none() { "ok" } else { "error" };

@@ -277,8 +277,15 @@ impl Store {
         &self.path
     }
 
+    /// The connection. A panic while it was held does not condemn every later call: each write
+    /// is its own transaction, which a panic unwinding through it rolls back (rusqlite's
+    /// `Transaction` drop), so the connection is sound to use again.
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().expect("state connection lock poisoned")
+        self.conn.lock().unwrap_or_else(|poisoned| {
+            tracing::error!(event = "state_lock_recovered", "a task panicked while using the state; carrying on");
+            self.conn.clear_poison();
+            poisoned.into_inner()
+        })
     }
 
     // --- cursors -------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ pub mod push_repayments;
 pub mod status;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio_util::sync::CancellationToken;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -46,8 +47,10 @@ pub struct Context {
     /// Serialises the runs that may not overlap: flow A (place loans and reconcile share it) and
     /// each delivery direction.
     pub locks: Locks,
-    /// Set by the shutdown path: flows stop between pages, unsent rows stay pending.
-    pub stop: Arc<AtomicBool>,
+    /// Fired by the shutdown path: flows stop between pages and items, every wait of both
+    /// clients (rate limit, retry pause, `Retry-After`, token renewal) ends at once, unsent rows
+    /// stay pending.
+    pub cancel: CancellationToken,
     /// Updated whenever a flow makes progress (the systemd watchdog is pinged only while it moves).
     pub heartbeat: Arc<AtomicU64>,
     /// The terminal progress bar of `--once`, when there is a terminal.
@@ -66,8 +69,11 @@ pub struct Locks {
 
 impl Context {
     pub fn new(config: Arc<Config>, store: Arc<Store>, clock: Clock) -> Result<Self, SyncError> {
-        let crego = CregoClient::new(&config.crego).map_err(|e| SyncError::Setup(e.to_string()))?;
-        let credgenics = CredgenicsClient::new(&config.credgenics).map_err(|e| SyncError::Setup(e.to_string()))?;
+        let cancel = CancellationToken::new();
+        let crego =
+            CregoClient::with_cancel(&config.crego, cancel.clone()).map_err(|e| SyncError::Setup(e.to_string()))?;
+        let credgenics = CredgenicsClient::with_cancel(&config.credgenics, cancel.clone())
+            .map_err(|e| SyncError::Setup(e.to_string()))?;
         Ok(Self {
             config,
             store,
@@ -77,7 +83,7 @@ impl Context {
             dry_run: false,
             reveal: false,
             locks: Locks::default(),
-            stop: Arc::new(AtomicBool::new(false)),
+            cancel,
             heartbeat: Arc::new(AtomicU64::new(0)),
             progress: None,
         })
@@ -85,7 +91,7 @@ impl Context {
 
     /// Whether a shutdown was asked for: stop at the next safe point.
     pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.cancel.is_cancelled()
     }
 
     /// Marks progress (watchdog) and shows `message` on the progress bar, if any.
@@ -126,6 +132,13 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("cannot set up the HTTP clients: {0}")]
     Setup(String),
+}
+
+impl SyncError {
+    /// The flow stopped because shutdown cut a wait short: nothing failed.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, SyncError::Api(e) if e.is_cancelled())
+    }
 }
 
 /// Options of one cycle.
@@ -185,7 +198,13 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
         pull_recoveries::run(ctx, poll, &mut b).await
     }
     .await;
-    let error = result.err().map(|e| e.to_string());
+    let error = match result {
+        Err(e) if e.is_cancelled() => {
+            tracing::info!(event = "run_interrupted", "shutdown: the run stopped early; unsent work stays pending");
+            None
+        }
+        r => r.err().map(|e| e.to_string()),
+    };
     if let Some(e) = &error {
         tracing::error!(event = "run_stopped", error = %e, "run stopped");
     }

@@ -901,6 +901,9 @@ fn reject_unmapped(
 /// retry, the same way.
 async fn resync_requested(ctx: &Context, stats: &mut FlowAStats) -> Result<(), SyncError> {
     for (loan_id, lead_id, bp) in ctx.store.loans_to_resync()? {
+        if ctx.stopping() {
+            return Ok(());
+        }
         let Some(outcome) = process_afresh(ctx, &lead_id, &bp, None).await? else {
             continue;
         };
@@ -911,6 +914,9 @@ async fn resync_requested(ctx: &Context, stats: &mut FlowAStats) -> Result<(), S
         stats.count(&outcome);
     }
     for letter in ctx.store.lines_to_retry()? {
+        if ctx.stopping() {
+            return Ok(());
+        }
         let Some(outcome) =
             process_afresh(ctx, &letter.lead_id, &letter.borrower_program_id, Some(&letter.line_id)).await?
         else {
@@ -969,6 +975,9 @@ async fn process_afresh(
 /// and send again only when the allocation month is not there.
 async fn resolve_in_doubt(ctx: &Context, stats: &mut FlowAStats) -> Result<(), SyncError> {
     for loan in ctx.store.loans_in_state(LoanState::Uploading)? {
+        if ctx.stopping() {
+            return Ok(());
+        }
         let Some(month) = loan.pending_month.clone() else {
             continue;
         };
