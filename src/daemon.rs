@@ -7,7 +7,6 @@
 //! write is its own transaction), the listener closes, and the process exits 0.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -77,7 +76,9 @@ pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future
     crate::cli::EXIT_OK
 }
 
-/// Pings the systemd watchdog at half its interval, but only while the loops show progress.
+/// Feeds the systemd watchdog at half its interval while every job's loop is alive and no
+/// running job has been silent for `daemon.job_stall_secs`; otherwise withholds it (and says
+/// why), so systemd restarts a daemon with a hung or dead job.
 async fn watchdog(ctx: Arc<Context>) {
     let mut usec = 0;
     if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
@@ -86,16 +87,11 @@ async fn watchdog(ctx: Arc<Context>) {
     let interval = Duration::from_micros(usec);
     loop {
         tokio::time::sleep(interval / 2).await;
-        let last = ctx.heartbeat.load(Ordering::Relaxed) as i64;
-        let now = ctx.clock.now().as_second();
-        if now - last <= interval.as_secs().max(1) as i64 {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-        } else {
-            tracing::error!(
-                event = "watchdog_withheld",
-                stalled_secs = now - last,
-                "no progress: watchdog not pinged"
-            );
+        match ctx.beats.verdict(ctx.config.daemon.job_stall) {
+            Ok(()) => {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+            Err(why) => tracing::error!(event = "watchdog_withheld", reason = %why, "watchdog not fed"),
         }
     }
 }

@@ -19,6 +19,7 @@
 //! - [`ops`]: operator commands on the state (`status`, `dead-letters`).
 //! - [`preview`]: what the mapping makes of live data, without writing.
 //! - [`schedule`]: the jobs and their cron loop (daemon mode).
+//! - [`heartbeat`]: which jobs are alive and moving, for the systemd watchdog.
 //! - [`server`]: the daemon's HTTP listener (Credgenics webhook, health).
 //! - [`sandbox`]: fake Crego and Credgenics servers for the demo, tests and benchmarks, with their
 //!   own checks written from the API documents and a realistic (untidy) mode.
@@ -34,6 +35,7 @@ pub mod credgenics;
 pub mod crego;
 pub mod daemon;
 pub mod demo;
+pub mod heartbeat;
 pub mod http;
 pub mod mapping;
 pub mod money;

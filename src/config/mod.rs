@@ -77,6 +77,13 @@ pub struct RawDaemon {
     pub shutdown_grace_secs: u64,
     #[serde(default = "d_stuck")]
     pub stuck_after_secs: u64,
+    /// A running job that has made no progress for this long stops the watchdog being fed.
+    #[serde(default = "d_job_stall")]
+    pub job_stall_secs: u64,
+}
+
+fn d_job_stall() -> u64 {
+    900
 }
 
 impl Default for RawDaemon {
@@ -252,6 +259,21 @@ pub struct RawWebhook {
     /// The largest recovery taken from Credgenics (webhook or poll), rupees.
     #[serde(default = "d_max_amount")]
     pub max_amount: u64,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[serde(default = "d_max_connections")]
+    pub max_connections: u32,
+    /// A connection on which nothing is read or written for this long is closed (idle
+    /// keep-alives, half-sent requests).
+    #[serde(default = "d_idle_timeout")]
+    pub idle_timeout_secs: u64,
+}
+
+fn d_max_connections() -> u32 {
+    512
+}
+
+fn d_idle_timeout() -> u64 {
+    15
 }
 
 impl Default for RawWebhook {
@@ -478,6 +500,8 @@ pub struct WebhookConfig {
     /// The largest recovery taken from Credgenics (webhook or poll): a larger one is a dead
     /// letter, never written into the LMS.
     pub max_amount: rust_decimal::Decimal,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -535,6 +559,8 @@ pub struct DaemonConfig {
     pub shutdown_grace: Duration,
     /// `/readyz` fails when a stream has not been read to its end for this long.
     pub stuck_after_secs: f64,
+    /// A running job silent for this long (no page, no item) withholds the watchdog.
+    pub job_stall: Duration,
 }
 
 /// Reads the file (if given) and the environment into the raw form. Errors name the key.
@@ -844,6 +870,9 @@ impl RawConfig {
         if daemon.stuck_after_secs < 60 {
             c.problem("daemon.stuck_after_secs", "must be at least 60");
         }
+        if daemon.job_stall_secs == 0 {
+            c.problem("daemon.job_stall_secs", "must be at least 1");
+        }
 
         if state.path.trim().is_empty() {
             c.problem("state.path", "is required");
@@ -996,6 +1025,13 @@ impl RawConfig {
         if webhook.max_amount == 0 {
             c.problem("webhook.max_amount", "must be at least 1");
         }
+        if !(1..=65_536).contains(&webhook.max_connections) {
+            c.problem("webhook.max_connections", "must be between 1 and 65536");
+        }
+        // Below the 10 s a webhook's body may take, a slow body is cut rather than answered 408.
+        if !(1..=3600).contains(&webhook.idle_timeout_secs) {
+            c.problem("webhook.idle_timeout_secs", "must be between 1 and 3600");
+        }
 
         if !(10..=60_000).contains(&raw_mapping.budget_ms) {
             c.problem("mapping.budget_ms", "must be between 10 and 60000 (milliseconds)");
@@ -1074,6 +1110,8 @@ impl RawConfig {
                 listen,
                 token: webhook_token,
                 max_amount: rust_decimal::Decimal::from(webhook.max_amount),
+                max_connections: webhook.max_connections as usize,
+                idle_timeout: Duration::from_secs(webhook.idle_timeout_secs),
             },
             mapping,
             log: LogConfig {
@@ -1083,6 +1121,7 @@ impl RawConfig {
             daemon: DaemonConfig {
                 shutdown_grace: Duration::from_secs(daemon.shutdown_grace_secs),
                 stuck_after_secs: daemon.stuck_after_secs as f64,
+                job_stall: Duration::from_secs(daemon.job_stall_secs),
             },
         })
     }

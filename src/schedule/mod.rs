@@ -107,6 +107,8 @@ pub async fn run_job(ctx: &Context, job: Job, slot: Timestamp) -> Result<(), Syn
 
 /// One job's loop, until `shutdown` turns true.
 pub async fn job_loop(ctx: Arc<Context>, job: Job, mut shutdown: watch::Receiver<bool>) {
+    let beat = ctx.beats.job(job.name());
+    let _alive = beat.alive_guard();
     let cron = job.cron(&ctx).clone();
     // Catch up the latest missed slot, once.
     if let Ok(Some(last)) = ctx.store.last_slot(job.name()) {
@@ -115,7 +117,7 @@ pub async fn job_loop(ctx: Arc<Context>, job: Job, mut shutdown: watch::Receiver
             && secs(prev.timestamp()) > last + 0.5
         {
             tracing::info!(event = "job_catch_up", job = job.name(), slot = %prev.timestamp(), "catching up a missed slot");
-            let _ = run_job(&ctx, job, prev.timestamp()).await;
+            let _ = beat.running(run_job(&ctx, job, prev.timestamp())).await;
         }
     }
     loop {
@@ -135,7 +137,6 @@ pub async fn job_loop(ctx: Arc<Context>, job: Job, mut shutdown: watch::Receiver
             if remaining.is_zero() || remaining.is_negative() {
                 break;
             }
-            ctx.progressed(String::new);
             let nap = remaining.unsigned_abs().min(Duration::from_secs(30));
             tokio::select! {
                 _ = tokio::time::sleep(nap) => {}
@@ -145,6 +146,6 @@ pub async fn job_loop(ctx: Arc<Context>, job: Job, mut shutdown: watch::Receiver
         if *shutdown.borrow() {
             return;
         }
-        let _ = run_job(&ctx, job, next).await;
+        let _ = beat.running(run_job(&ctx, job, next)).await;
     }
 }

@@ -1,6 +1,6 @@
 //! The daemon's HTTP listener: the Credgenics `payment` webhook (`POST /webhooks/credgenics`),
 //! `/healthz` (the process is up), `/readyz` (the state answers and no stream is stuck) and
-//! `/metrics` (Prometheus text). A webhook is authenticated by `X-Webhook-Token` or `?token=` (constant-time
+//! `/metrics` (Prometheus text), behind a connection cap and idle timeouts (`listener`). A webhook is authenticated by `X-Webhook-Token` or `?token=` (constant-time
 //! compare), limited to 1 MiB, and committed to the state before it is answered 200.
 
 use std::collections::HashMap;
@@ -14,6 +14,8 @@ use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
+
+mod listener;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -55,6 +57,8 @@ pub async fn serve(
     state: ServerState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let webhook = &state.config.webhook;
+    let listener = listener::Guarded::new(listener, webhook.max_connections, webhook.idle_timeout);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

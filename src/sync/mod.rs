@@ -17,7 +17,6 @@ pub mod status;
 
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -51,8 +50,8 @@ pub struct Context {
     /// clients (rate limit, retry pause, `Retry-After`, token renewal) ends at once, unsent rows
     /// stay pending.
     pub cancel: CancellationToken,
-    /// Updated whenever a flow makes progress (the systemd watchdog is pinged only while it moves).
-    pub heartbeat: Arc<AtomicU64>,
+    /// Each job's liveness (the systemd watchdog is fed only while every running job moves).
+    pub beats: Arc<crate::heartbeat::Beats>,
     /// The terminal progress bar of `--once`, when there is a terminal.
     pub progress: Option<indicatif::ProgressBar>,
 }
@@ -84,7 +83,7 @@ impl Context {
             reveal: false,
             locks: Locks::default(),
             cancel,
-            heartbeat: Arc::new(AtomicU64::new(0)),
+            beats: Default::default(),
             progress: None,
         })
     }
@@ -94,10 +93,10 @@ impl Context {
         self.cancel.is_cancelled()
     }
 
-    /// Marks progress (watchdog) and shows `message` on the progress bar, if any.
+    /// Marks progress of the job this runs under (watchdog) and shows `message` on the progress
+    /// bar, if any.
     pub fn progressed(&self, message: impl FnOnce() -> String) {
-        self.heartbeat
-            .store(self.clock.now().as_second().max(0) as u64, Ordering::Relaxed);
+        crate::heartbeat::progressed();
         if let Some(pb) = &self.progress {
             pb.set_message(message());
             pb.tick();

@@ -904,6 +904,7 @@ async fn resync_requested(ctx: &Context, stats: &mut FlowAStats) -> Result<(), S
         if ctx.stopping() {
             return Ok(());
         }
+        ctx.progressed(|| "A: resolving earlier work".into());
         let Some(outcome) = process_afresh(ctx, &lead_id, &bp, None).await? else {
             continue;
         };
@@ -917,6 +918,7 @@ async fn resync_requested(ctx: &Context, stats: &mut FlowAStats) -> Result<(), S
         if ctx.stopping() {
             return Ok(());
         }
+        ctx.progressed(|| "A: resolving earlier work".into());
         let Some(outcome) =
             process_afresh(ctx, &letter.lead_id, &letter.borrower_program_id, Some(&letter.line_id)).await?
         else {
@@ -978,6 +980,7 @@ async fn resolve_in_doubt(ctx: &Context, stats: &mut FlowAStats) -> Result<(), S
         if ctx.stopping() {
             return Ok(());
         }
+        ctx.progressed(|| "A: resolving earlier work".into());
         let Some(month) = loan.pending_month.clone() else {
             continue;
         };
