@@ -364,3 +364,35 @@ async fn the_webhook_token_is_checked_before_the_body_and_a_trickling_body_times
     let status = read_status(send_head(Some(common::WEBHOOK_TOKEN)).await).await;
     assert!(status.contains("408"), "{status}");
 }
+
+/// Regression (finding 8): masking went by field name, so a PAN or an Aadhaar number in `tags`,
+/// in a name, or quoted back in a rejection reached the logs and `dead-letters list` unmasked.
+/// Masking now goes by value as well: neither appears in debug logs or in either listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pans_and_aadhaar_numbers_are_masked_by_value_in_logs_and_dead_letters() {
+    let mut h = Harness::new(6, 50).await;
+    h.edit_append(concat!(
+        "[mapping.loan]\n",
+        "applicant_contact_number = '\"ABCDE1234F, 234567890123\"'\n",
+        "tags = '[\"pan ABCDE1234F\"]'\n",
+        "applicant_name = '.lead.name + \" 234567890123\"'\n",
+    ));
+    let config = h.write_config();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::binary())
+            .args(["--config", config.to_str().unwrap()])
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let logs = run(&["--once"]);
+    let list = run(&["dead-letters", "list"]);
+    let json = run(&["dead-letters", "list", "--json"]);
+    assert!(list.contains("Invalid Mobile numbers"), "the reason is kept: {list}");
+    for (what, text) in [("logs", &logs), ("list", &list), ("list --json", &json)] {
+        assert!(!text.contains("ABCDE1234F"), "PAN in {what}: {text}");
+        assert!(!text.contains("234567890123"), "Aadhaar in {what}: {text}");
+    }
+}
