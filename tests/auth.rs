@@ -189,3 +189,46 @@ async fn busy_token_endpoints_are_retried_and_the_cycle_completes() {
     let overdue = common::overdue_loan_ids(&h.sb).len();
     assert_eq!(h.sb.state().cg_loans.len(), overdue);
 }
+
+/// Regression (issue 11, finding 9): token renewal bypassed the rate limiter, so a renewal on top
+/// of a full second's worth of requests broke the partner's ceiling; and a token was taken before
+/// the request queued for its turn, so under load it expired while waiting. Exchanges now wait
+/// their turn and a request takes its token once it holds a concurrency slot: with tokens renewed
+/// every 1.6 s under a steady load at the ceiling, the partner (which answers 429 above it, token
+/// endpoint included) refuses nothing and no request meets an expired token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchanges_count_against_the_rate_ceiling() {
+    let h = Harness::with(SandboxConfig {
+        token_ttl_secs: 2.0,
+        credgenics_rps: Some(4),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let toml = h
+        .config_toml()
+        .replace(
+            "auth_token = \"sandbox-credgenics-token\"",
+            "client_id = \"sandbox-client\"\nclient_secret = \"sandbox-secret\"\ncompany_id = \"lender-7\"",
+        )
+        .replace("requests_per_second = 200", "requests_per_second = 4")
+        .replace("max_in_flight = 8", "max_in_flight = 1");
+    let config = RawConfig::from_toml_str(&toml).unwrap().validate().unwrap();
+    let cg = Arc::new(CredgenicsClient::new(&config.credgenics).unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let cg = cg.clone();
+        tasks.push(tokio::spawn(async move { cg.get_loan(&format!("NOPE{i}"), None).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert!(cg.http().tokens_issued() >= 2, "tokens were renewed under load");
+    let refused: Vec<_> = h
+        .sb
+        .requests()
+        .into_iter()
+        .filter(|r| r.api == "credgenics" && (r.status == 429 || r.status == 401))
+        .map(|r| (r.status, r.path))
+        .collect();
+    assert!(refused.is_empty(), "refused: {refused:?}");
+}

@@ -227,23 +227,27 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Waits for a concurrency slot and the rate limiter; `Cancelled` if shutdown comes first.
-    pub async fn enter(&self) -> Result<SemaphorePermit<'_>, ApiError> {
-        let cancelled = || ApiError::Cancelled { api: self.api };
-        let permit = tokio::select! {
+    /// Waits for a concurrency slot; `Cancelled` if shutdown comes first.
+    pub async fn permit(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        tokio::select! {
             biased;
-            _ = self.cancel.cancelled() => return Err(cancelled()),
-            p = self.in_flight.acquire() => p.expect("semaphore never closed"),
-        };
+            _ = self.cancel.cancelled() => Err(ApiError::Cancelled { api: self.api }),
+            p = self.in_flight.acquire() => Ok(p.expect("semaphore never closed")),
+        }
+    }
+
+    /// Waits for the rate limiter's next slot; `Cancelled` if shutdown comes first. Taken right
+    /// before a request leaves, so a request never goes out later than its slot.
+    pub async fn pace(&self) -> Result<(), ApiError> {
         if self.limiter.check().is_err() {
             metrics::counter!(telemetry::metric::RATE_LIMIT_WAITS, "api" => self.api.name()).increment(1);
             tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => return Err(cancelled()),
+                _ = self.cancel.cancelled() => return Err(ApiError::Cancelled { api: self.api }),
                 _ = self.limiter.until_ready() => {}
             }
         }
-        Ok(permit)
+        Ok(())
     }
 
     /// Sleeps `d`, or less when shutdown comes: then `Cancelled`.
@@ -393,21 +397,18 @@ impl ApiClient {
         safety: Safety,
     ) -> Result<Response, ApiError> {
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values serialise"));
-        match &self.auth {
-            Auth::Managed { manager, .. } => {
-                let token = manager.token().await.map_err(not_sent)?;
-                match self.send_with(&method, path, query, &body, safety, Some(&token)).await {
-                    // A 401 proves nothing was done: renew the token once and send again.
-                    Err(ApiError::Unauthorized { status: 401, .. }) => {
-                        manager.invalidate(&token).await;
-                        let token = manager.token().await.map_err(not_sent)?;
-                        self.send_with(&method, path, query, &body, safety, Some(&token)).await
-                    }
-                    other => other,
-                }
+        let used = Mutex::new(None);
+        let first = self.send_with(&method, path, query, &body, safety, &used).await;
+        // A 401 proves nothing was done: renew the token (once, however many requests saw it)
+        // and send again.
+        if let (Err(ApiError::Unauthorized { status: 401, .. }), Auth::Managed { manager, .. }) = (&first, &self.auth) {
+            let token = used.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(token) = token {
+                manager.invalidate(&token).await;
             }
-            _ => self.send_with(&method, path, query, &body, safety, None).await,
+            return self.send_with(&method, path, query, &body, safety, &used).await;
         }
+        first
     }
 
     async fn send_with(
@@ -417,14 +418,14 @@ impl ApiClient {
         query: &[(&str, String)],
         body: &Option<Vec<u8>>,
         safety: Safety,
-        token: Option<&SecretString>,
+        used: &Mutex<Option<SecretString>>,
     ) -> Result<Response, ApiError> {
         let attempt = || async {
             // A retry after shutdown was asked for would be a request nobody waits for.
             if self.gate.cancelled() {
                 return Err(ApiError::Cancelled { api: self.api });
             }
-            self.attempt(method.clone(), path, query, body.clone(), token).await
+            self.attempt(method.clone(), path, query, body.clone(), used).await
         };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
@@ -466,10 +467,23 @@ impl ApiClient {
         path: &str,
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
-        token: Option<&SecretString>,
+        used: &Mutex<Option<SecretString>>,
     ) -> Result<Response, ApiError> {
         let api = self.api;
-        let _permit = self.gate.enter().await?;
+        let _permit = self.gate.permit().await?;
+        // The token is taken once the request holds its slot — the wait for it is bounded by
+        // `max_in_flight` rate intervals, far inside a token's renewal margin — and before the
+        // limiter: an exchange paces itself, and the request then goes out at its own slot.
+        let token = match &self.auth {
+            Auth::Managed { manager, .. } => {
+                let t = manager.token().await.map_err(not_sent)?;
+                *used.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.clone());
+                Some(t)
+            }
+            _ => None,
+        };
+        let token = token.as_ref();
+        self.gate.pace().await?;
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         let mut q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         q.extend(self.extra_query.iter().map(|(k, v)| (k.as_str(), v.as_str())));

@@ -165,7 +165,8 @@ impl TokenManager {
                 json!({"client_id": client_id, "client_secret": client_secret.expose_secret()}),
             ),
         };
-        let _permit = self.gate.enter().await?;
+        // Paced like any request; no concurrency slot: the request needing the token holds one.
+        self.gate.pace().await?;
         let resp = self.http.post(url).json(&body).send().await.map_err(|e| {
             if e.is_timeout() {
                 ApiError::Timeout { api }
