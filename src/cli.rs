@@ -55,8 +55,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the configuration and report OK or every problem (exit 2).
-    CheckConfig,
+    /// Validate the configuration and report OK or every problem (exit 2); every mapping
+    /// expression is evaluated once on built-in samples under the daemon's budget.
+    CheckConfig {
+        /// Internal: the sample evaluation alone, in the child process check-config runs it in.
+        #[arg(long, hide = true)]
+        samples_only: bool,
+    },
     /// Run one full cycle against the bundled sandbox, on free ports with a temporary state.
     Demo,
     /// Serve the fake Crego and Credgenics APIs so a config can point at them.
@@ -181,7 +186,8 @@ pub fn run(cli: Cli) -> i32 {
     };
     let code = rt.block_on(async move {
         match cli.command {
-            Some(Command::CheckConfig) => check_config(&cli.config),
+            Some(Command::CheckConfig { samples_only: false }) => crate::ops::check_config::run(&cli.config),
+            Some(Command::CheckConfig { samples_only: true }) => crate::ops::check_config::samples_only(&cli.config),
             Some(Command::Demo) => crate::demo::run().await,
             Some(Command::Sandbox(args)) => serve_sandbox(args).await,
             Some(Command::Bench(args)) => crate::bench::run(args).await,
@@ -213,42 +219,6 @@ pub fn run(cli: Cli) -> i32 {
 fn with_state_path(config: &Path, f: impl FnOnce(&Path) -> i32) -> i32 {
     match config::load_raw(Some(config)) {
         Ok(raw) => f(Path::new(&raw.state.path)),
-        Err(e) => {
-            eprint!("{e}");
-            EXIT_USAGE
-        }
-    }
-}
-
-fn check_config(path: &Path) -> i32 {
-    match config::load(Some(path)) {
-        Ok(config) => {
-            // Every expression once on the built-in samples, under the daemon's budget.
-            let m = &config.mapping;
-            let env = crate::mapping::EvalEnv {
-                tz_offset_secs: config.sync.timezone.to_offset(jiff::Timestamp::now()).seconds(),
-            };
-            let found = crate::mapping::samples::check(&m.loan, &m.default, &m.payment, &m.record, &env);
-            let refused = found.iter().filter(|f| f.overran).count();
-            for f in &found {
-                let e = &f.error;
-                if f.overran {
-                    eprintln!("{}: expression `{}` {} on the built-in sample input", f.key, e.expr, e.message);
-                } else {
-                    eprintln!(
-                        "warning: {}: expression `{}` fails on the built-in sample input: {} (real data may differ; \
-                         try `mapping test` with one of yours)",
-                        f.key, e.expr, e.message
-                    );
-                }
-            }
-            if refused > 0 {
-                eprintln!("config refused: {refused} mapping expression(s) never finished");
-                return EXIT_USAGE;
-            }
-            println!("config OK: {}", path.display());
-            EXIT_OK
-        }
         Err(e) => {
             eprint!("{e}");
             EXIT_USAGE

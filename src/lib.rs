@@ -16,10 +16,10 @@
 //! - [`sync`]: the flows (A loans out, C repayments out, B recoveries in), the `final_status`
 //!   decided at send time ([`sync::status`]), ledger delivery, the `--once` cycle.
 //! - [`daemon`]: daemon mode — listener, jobs, watchdog, the one shutdown path.
-//! - [`ops`]: operator commands on the state (`status`, `dead-letters`).
+//! - [`ops`]: operator commands (`status`, `dead-letters`, `mapping test`, `check-config`).
 //! - [`preview`]: what the mapping makes of live data, without writing.
 //! - [`schedule`]: the jobs and their cron loop (daemon mode).
-//! - [`heartbeat`]: which jobs are alive and moving, for the systemd watchdog.
+//! - [`runtime`]: each job's heartbeat, for the systemd watchdog.
 //! - [`server`]: the daemon's HTTP listener (Credgenics webhook, health).
 //! - [`sandbox`]: fake Crego and Credgenics servers for the demo, tests and benchmarks, with their
 //!   own checks written from the API documents and a realistic (untidy) mode.
@@ -35,12 +35,12 @@ pub mod credgenics;
 pub mod crego;
 pub mod daemon;
 pub mod demo;
-pub mod heartbeat;
 pub mod http;
 pub mod mapping;
 pub mod money;
 pub mod ops;
 pub mod preview;
+pub mod runtime;
 pub mod sandbox;
 pub mod schedule;
 pub mod server;

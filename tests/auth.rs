@@ -217,18 +217,19 @@ async fn token_exchanges_count_against_the_rate_ceiling() {
     let mut tasks = Vec::new();
     for i in 0..20 {
         let cg = cg.clone();
-        tasks.push(tokio::spawn(async move { cg.get_loan(&format!("NOPE{i}"), None).await }));
+        tasks.push(tokio::spawn(
+            async move { cg.get_loan(&format!("NOPE{i}"), None).await },
+        ));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
     }
     assert!(cg.http().tokens_issued() >= 2, "tokens were renewed under load");
-    let refused: Vec<_> = h
-        .sb
-        .requests()
-        .into_iter()
-        .filter(|r| r.api == "credgenics" && (r.status == 429 || r.status == 401))
-        .map(|r| (r.status, r.path))
-        .collect();
+    let refused: Vec<_> =
+        h.sb.requests()
+            .into_iter()
+            .filter(|r| r.api == "credgenics" && (r.status == 429 || r.status == 401))
+            .map(|r| (r.status, r.path))
+            .collect();
     assert!(refused.is_empty(), "refused: {refused:?}");
 }

@@ -396,3 +396,52 @@ async fn pans_and_aadhaar_numbers_are_masked_by_value_in_logs_and_dead_letters()
         assert!(!text.contains("234567890123"), "Aadhaar in {what}: {text}");
     }
 }
+
+/// Regression (finding 2): `def f: f; f` and `last(range(1e12))` passed `check-config`, then froze
+/// the daemon. `check-config` now runs every expression on built-in samples under the budget and
+/// refuses those that never finish, naming each; one that overflows the evaluator's stack (which
+/// would abort any process) is caught in a child process and named too.
+#[test]
+fn check_config_refuses_mappings_that_never_end_or_crash_naming_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |mapping: &str| {
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[crego]\nbase_url = \"https://crego.example\"\nbearer_token = \"a\"\n\
+                 [credgenics]\nbase_url = \"https://cg.example/recovery\"\nauth_token = \"b\"\n\
+                 [mapping]\nbudget_ms = 200\n{mapping}"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let check = |path: &std::path::Path| {
+        let out = std::process::Command::new(common::binary())
+            .args(["--config", path.to_str().unwrap(), "check-config"])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = check(&write(
+        "[mapping.loan]\ntags = 'def f: f; f'\nloan_type = 'last(range(1e12))'\n",
+    ));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("mapping.loan.tags: expression `def f: f; f` did not finish"),
+        "{err}"
+    );
+    assert!(
+        err.contains("mapping.loan.loan_type: expression `last(range(1e12))` did not finish"),
+        "{err}"
+    );
+    let (code, err) = check(&write("[mapping.payment]\nnotes = 'def g: 1 + g; g'\n"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("mapping.payment.notes: expression `def g: 1 + g; g` crashed the evaluator"),
+        "{err}"
+    );
+    let (code, err) = check(&write(""));
+    assert_eq!(code, Some(0), "the built-in mapping passes: {err}");
+}

@@ -211,7 +211,11 @@ async fn a_runaway_mapping_is_a_dead_letter_naming_its_field_and_the_run_goes_on
     assert!(started.elapsed() < Duration::from_secs(30), "the run was not held");
     assert_eq!(report.exit_code, 1, "{report:?}");
     let s = h.sb.state();
-    assert_eq!(s.cg_loans.len(), s.overdue_programs(1).len() - 1, "every other loan placed");
+    assert_eq!(
+        s.cg_loans.len(),
+        s.overdue_programs(1).len() - 1,
+        "every other loan placed"
+    );
     assert!(!s.cg_loans.contains_key(&victim));
     drop(s);
     let rejected = h.store().loans_in_state(LoanState::Rejected).unwrap();
@@ -231,7 +235,10 @@ async fn idle_and_half_sent_connections_are_closed_and_cannot_exhaust_the_listen
     let mut h = Harness::new(2, 50).await;
     h.edit(
         "token",
-        &format!("\"{}\"\nmax_connections = 16\nidle_timeout_secs = 2", common::WEBHOOK_TOKEN),
+        &format!(
+            "\"{}\"\nmax_connections = 16\nidle_timeout_secs = 2",
+            common::WEBHOOK_TOKEN
+        ),
     );
     h.edit_append(&schedules(NEVER, NEVER, NEVER, NEVER));
     let d = h.start_daemon().await;
@@ -247,7 +254,10 @@ async fn idle_and_half_sent_connections_are_closed_and_cannot_exhaust_the_listen
         held.push(s);
     }
     // Health answers while they are held, once idle ones are closed to make room.
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let asked = Instant::now();
     let r = client.get(d.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);

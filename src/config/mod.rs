@@ -1038,14 +1038,18 @@ impl RawConfig {
         }
         let budget = Duration::from_millis(raw_mapping.budget_ms.clamp(10, 60_000));
         let mapping = Mapping {
-            loan: c.fieldset("loan", mapping::DEFAULT_LOAN, &raw_mapping.loan).with_budget(budget),
+            loan: c
+                .fieldset("loan", mapping::DEFAULT_LOAN, &raw_mapping.loan)
+                .with_budget(budget),
             default: c
                 .fieldset("default", mapping::DEFAULT_DEFAULT, &raw_mapping.default)
                 .with_budget(budget),
             payment: c
                 .fieldset("payment", mapping::DEFAULT_PAYMENT, &raw_mapping.payment)
                 .with_budget(budget),
-            record: c.fieldset("record", mapping::DEFAULT_RECORD, &raw_mapping.record).with_budget(budget),
+            record: c
+                .fieldset("record", mapping::DEFAULT_RECORD, &raw_mapping.record)
+                .with_budget(budget),
         };
 
         let format = match log.format.as_str() {

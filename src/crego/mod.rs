@@ -5,9 +5,9 @@
 pub mod stream;
 
 use reqwest::Method;
-use tokio_util::sync::CancellationToken;
 use rust_decimal::Decimal;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::CregoConfig;
 use crate::http::{Api, ApiClient, ApiError, Safety};

@@ -340,7 +340,13 @@ impl ApiClient {
         }
     }
 
-    fn new(api: Api, base_url: &url::Url, limits: &ApiLimits, auth: Auth, gate: Arc<Gate>) -> Result<Self, reqwest::Error> {
+    fn new(
+        api: Api,
+        base_url: &url::Url,
+        limits: &ApiLimits,
+        auth: Auth,
+        gate: Arc<Gate>,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             api,
             base: base_url.as_str().trim_end_matches('/').to_string(),

@@ -128,7 +128,9 @@ impl TokenManager {
                         _ => pause,
                     };
                     tracing::warn!(event = "token_retry", api = %self.api, attempt, error = %e, "token endpoint busy; trying again");
-                    self.gate.pause(wait.min(RENEW_MAX_PAUSE).min(self.max_retry_after)).await?;
+                    self.gate
+                        .pause(wait.min(RENEW_MAX_PAUSE).min(self.max_retry_after))
+                        .await?;
                     pause = (pause * 2).min(RENEW_MAX_PAUSE);
                 }
                 other => return other,

@@ -12,6 +12,7 @@
 //! worker's stack, which aborts the process (Rust cannot catch it). `check-config` evaluates every
 //! expression in a child process first, so that crash is found, and named, before go-live.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -33,7 +34,7 @@ type Outcome = Result<Option<Value>, MappingError>;
 
 struct Job {
     fields: Arc<[Field]>,
-    start: usize,
+    range: Range<usize>,
     input: Val,
     env: EvalEnv,
     results: mpsc::Sender<Outcome>,
@@ -58,7 +59,7 @@ fn spawn() -> std::io::Result<Worker> {
         .stack_size(WORKER_STACK)
         .spawn(move || {
             for job in inbox {
-                for field in &job.fields[job.start..] {
+                for field in &job.fields[job.range.clone()] {
                     let outcome = eval_one(field, job.input.clone(), &job.env);
                     let failed = outcome.is_err();
                     if job.results.send(outcome).is_err() || failed {
@@ -83,31 +84,28 @@ fn checkin(worker: Worker) {
     IDLE.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
 }
 
-/// Why evaluation stopped: the field at index `at` failed, or overran its budget.
+/// Why evaluation stopped: a field failed, or overran its budget.
 pub(super) struct Failure {
-    pub at: usize,
     pub error: MappingError,
     pub overran: bool,
 }
 
-/// Evaluates `fields[start..]` in order over `input`, each within `budget`. Fields yielding null
+/// Evaluates `fields[range]` in order over `input`, each within `budget`. Fields yielding null
 /// are omitted; the first failure (an error, several values, or an overrun) is returned.
 pub(super) fn eval_fields(
     fields: &Arc<[Field]>,
-    start: usize,
+    range: Range<usize>,
     input: Val,
     env: &EvalEnv,
     budget: Duration,
 ) -> Result<Map<String, Value>, Failure> {
     let mut out = Map::new();
-    let Some(first) = fields.get(start) else {
+    let range = range.start..range.end.min(fields.len());
+    let start = range.start;
+    let Some(first) = fields.get(start).filter(|_| !range.is_empty()) else {
         return Ok(out);
     };
-    let fail = |at: usize, error: MappingError| Failure {
-        at,
-        error,
-        overran: false,
-    };
+    let fail = |_at: usize, error: MappingError| Failure { error, overran: false };
     let refuse = |field: &Field, message: String| MappingError {
         field: field.key.clone(),
         expr: field.expr.clone(),
@@ -132,12 +130,17 @@ pub(super) fn eval_fields(
     let (results, replies) = mpsc::channel();
     let job = Job {
         fields: fields.clone(),
-        start,
+        range: range.clone(),
         input,
         env: *env,
         results,
     };
-    let no_thread = |e: std::io::Error| fail(start, refuse(first, format!("cannot start a mapping worker thread: {e}")));
+    let no_thread = |e: std::io::Error| {
+        fail(
+            start,
+            refuse(first, format!("cannot start a mapping worker thread: {e}")),
+        )
+    };
     let worker = checkout().map_err(no_thread)?;
     // A worker whose thread has died (a panic inside jaq) refuses the job: use a fresh one.
     let worker = match worker.jobs.send(job) {
@@ -151,7 +154,7 @@ pub(super) fn eval_fields(
             fresh
         }
     };
-    for (at, field) in fields.iter().enumerate().skip(start) {
+    for (at, field) in fields.iter().enumerate().take(range.end).skip(start) {
         match replies.recv_timeout(budget) {
             Ok(Ok(Some(v))) => {
                 out.insert(field.key.clone(), v);

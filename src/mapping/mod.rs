@@ -7,8 +7,8 @@
 //! field and its expression, so one odd loan never stops a run.
 
 pub mod budget;
-pub mod samples;
 mod defaults;
+pub mod samples;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -206,21 +206,19 @@ impl FieldSet {
 
     /// [`Self::eval`] on an input already converted, for field sets that share one input.
     pub fn eval_prepared(&self, input: &Input, env: &EvalEnv) -> Result<Map<String, Value>, MappingError> {
-        budget::eval_fields(&self.fields, 0, input.0.clone(), env, self.budget).map_err(|f| f.error)
+        budget::eval_fields(&self.fields, 0..self.fields.len(), input.0.clone(), env, self.budget).map_err(|f| f.error)
     }
 
-    /// Evaluates every field on its own over `input` (a failing field does not hide the next):
-    /// each failure, and whether it was an overrun of the budget.
-    pub fn check_each(&self, input: &Value, env: &EvalEnv) -> Vec<(MappingError, bool)> {
+    /// Evaluates every field on its own over `input` (a failing field does not hide the next),
+    /// calling `before` with each key first: each failure, and whether it overran the budget.
+    pub fn check_each(&self, input: &Value, env: &EvalEnv, mut before: impl FnMut(&str)) -> Vec<(MappingError, bool)> {
         let input = Input::new(input);
         let mut found = Vec::new();
-        let mut start = 0;
-        while let Err(f) = budget::eval_fields(&self.fields, start, input.0.clone(), env, self.budget) {
-            found.push((f.error, f.overran));
-            if f.overran && budget::runaways() >= budget::MAX_RUNAWAYS {
-                break;
+        for (i, field) in self.fields.iter().enumerate() {
+            before(&field.key);
+            if let Err(f) = budget::eval_fields(&self.fields, i..i + 1, input.0.clone(), env, self.budget) {
+                found.push((f.error, f.overran));
             }
-            start = f.at + 1;
         }
         found
     }

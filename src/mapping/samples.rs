@@ -21,8 +21,17 @@ pub struct Finding {
     pub overran: bool,
 }
 
-/// Evaluates the four field sets on their samples; every failure found.
-pub fn check(loan: &FieldSet, default: &FieldSet, payment: &FieldSet, record: &FieldSet, env: &EvalEnv) -> Vec<Finding> {
+/// Evaluates the four field sets on their samples, calling `before` with each field's config key
+/// first (a crash — a stack overflow cannot be caught — is then pinned on the last key named);
+/// every failure found.
+pub fn check(
+    loan: &FieldSet,
+    default: &FieldSet,
+    payment: &FieldSet,
+    record: &FieldSet,
+    env: &EvalEnv,
+    mut before: impl FnMut(&str),
+) -> Vec<Finding> {
     let parse = |text: &str| serde_json::from_str::<Value>(text).expect("built-in sample is JSON");
     let (loan_in, payment_in, record_in) = (parse(LOAN_INPUT), parse(PAYMENT_INPUT), parse(RECORD_INPUT));
     [
@@ -33,11 +42,14 @@ pub fn check(loan: &FieldSet, default: &FieldSet, payment: &FieldSet, record: &F
     ]
     .into_iter()
     .flat_map(|(section, set, input)| {
-        set.check_each(input, env).into_iter().map(move |(error, overran)| Finding {
-            key: format!("mapping.{section}.{}", error.field),
-            error,
-            overran,
-        })
+        set.check_each(input, env, |key| before(&format!("mapping.{section}.{key}")))
+            .into_iter()
+            .map(move |(error, overran)| Finding {
+                key: format!("mapping.{section}.{}", error.field),
+                error,
+                overran,
+            })
+            .collect::<Vec<_>>()
     })
     .collect()
 }
@@ -52,7 +64,9 @@ mod tests {
 
     fn set(defaults: &[(&str, &str)], overrides: &[(&str, &str)]) -> FieldSet {
         let o: BTreeMap<String, String> = overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        FieldSet::build(defaults, &o).unwrap().with_budget(Duration::from_millis(200))
+        FieldSet::build(defaults, &o)
+            .unwrap()
+            .with_budget(Duration::from_millis(200))
     }
 
     #[test]
@@ -63,6 +77,7 @@ mod tests {
             &set(super::super::DEFAULT_PAYMENT, &[]),
             &set(super::super::DEFAULT_RECORD, &[]),
             &ENV,
+            |_| {},
         );
         assert!(found.is_empty(), "{found:?}");
     }
@@ -71,14 +86,21 @@ mod tests {
     #[test]
     fn a_mapping_that_never_ends_is_found_and_named_and_the_next_field_still_checked() {
         let found = check(
-            &set(super::super::DEFAULT_LOAN, &[("loan_id", "def f: f; f"), ("tags", ".nope | tonumber")]),
+            &set(
+                super::super::DEFAULT_LOAN,
+                &[("loan_id", "def f: f; f"), ("tags", ".nope | tonumber")],
+            ),
             &FieldSet::default(),
             &FieldSet::default(),
             &FieldSet::default(),
             &ENV,
+            |_| {},
         );
         let runaway: Vec<_> = found.iter().filter(|f| f.overran).map(|f| f.key.as_str()).collect();
         assert_eq!(runaway, ["mapping.loan.loan_id"], "{found:?}");
-        assert!(found.iter().any(|f| !f.overran && f.key == "mapping.loan.tags"), "{found:?}");
+        assert!(
+            found.iter().any(|f| !f.overran && f.key == "mapping.loan.tags"),
+            "{found:?}"
+        );
     }
 }

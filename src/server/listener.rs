@@ -42,7 +42,12 @@ impl axum::serve::Listener for Guarded {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         // Wait for a free slot before accepting: past the cap, clients queue in the backlog.
-        let permit = self.permits.clone().acquire_owned().await.expect("semaphore never closed");
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         // axum's own accept loop: transient errors (EMFILE, aborted handshakes) are waited out.
         let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
         (GuardedIo::new(stream, permit, self.idle), addr)

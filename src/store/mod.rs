@@ -282,7 +282,10 @@ impl Store {
     /// `Transaction` drop), so the connection is sound to use again.
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|poisoned| {
-            tracing::error!(event = "state_lock_recovered", "a task panicked while using the state; carrying on");
+            tracing::error!(
+                event = "state_lock_recovered",
+                "a task panicked while using the state; carrying on"
+            );
             self.conn.clear_poison();
             poisoned.into_inner()
         })

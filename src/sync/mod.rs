@@ -51,7 +51,7 @@ pub struct Context {
     /// stay pending.
     pub cancel: CancellationToken,
     /// Each job's liveness (the systemd watchdog is fed only while every running job moves).
-    pub beats: Arc<crate::heartbeat::Beats>,
+    pub beats: Arc<crate::runtime::heartbeat::Beats>,
     /// The terminal progress bar of `--once`, when there is a terminal.
     pub progress: Option<indicatif::ProgressBar>,
 }
@@ -96,7 +96,7 @@ impl Context {
     /// Marks progress of the job this runs under (watchdog) and shows `message` on the progress
     /// bar, if any.
     pub fn progressed(&self, message: impl FnOnce() -> String) {
-        crate::heartbeat::progressed();
+        crate::runtime::heartbeat::progressed();
         if let Some(pb) = &self.progress {
             pb.set_message(message());
             pb.tick();
@@ -199,7 +199,10 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     .await;
     let error = match result {
         Err(e) if e.is_cancelled() => {
-            tracing::info!(event = "run_interrupted", "shutdown: the run stopped early; unsent work stays pending");
+            tracing::info!(
+                event = "run_interrupted",
+                "shutdown: the run stopped early; unsent work stays pending"
+            );
             None
         }
         r => r.err().map(|e| e.to_string()),

@@ -2,6 +2,8 @@
 //! `dead-letters list | retry | ignore`. They open the file without the daemon's lock; SQLite (WAL)
 //! serialises their few writes with the daemon's.
 
+pub mod check_config;
+
 use std::path::Path;
 
 use serde_json::{Value, json};

@@ -1,0 +1,180 @@
+//! `check-config`: the config's own checks, then every mapping expression once on the built-in
+//! samples under the daemon's budget — in a child process of this binary, so an expression that
+//! crashes the evaluator (a recursion without end outside tail position overflows the stack, which
+//! no Rust code can catch) is reported naming its key instead of killing the check.
+//!
+//! The child (`check-config --samples-only`) prints one line per step on stdout: `eval\t<key>`
+//! before each expression, `fail\t<key>\t<0|1 overran>\t<message>` for each failure, `done` at
+//! the end. A child that ends without `done` crashed on the last key it named.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::cli::{EXIT_OK, EXIT_USAGE};
+use crate::config::{self, Config};
+use crate::mapping::samples;
+
+fn env_of(config: &Config) -> crate::mapping::EvalEnv {
+    crate::mapping::EvalEnv {
+        tz_offset_secs: config.sync.timezone.to_offset(jiff::Timestamp::now()).seconds(),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r', '\t'], " ")
+}
+
+/// The child's side: evaluate and report in the line protocol.
+pub fn samples_only(path: &Path) -> i32 {
+    let config = match config::load(Some(path)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return EXIT_USAGE;
+        }
+    };
+    let m = &config.mapping;
+    let mut out = std::io::stdout().lock();
+    let found = samples::check(&m.loan, &m.default, &m.payment, &m.record, &env_of(&config), |key| {
+        // Flushed before evaluating: the last line out names the culprit of a crash.
+        let _ = writeln!(out, "eval\t{key}");
+        let _ = out.flush();
+    });
+    for f in found {
+        let _ = writeln!(
+            out,
+            "fail\t{}\t{}\t{}",
+            f.key,
+            u8::from(f.overran),
+            one_line(&f.error.message)
+        );
+    }
+    let _ = writeln!(out, "done");
+    let _ = out.flush();
+    // Runaway evaluations, if any, end with the process.
+    EXIT_OK
+}
+
+/// One expression's verdict on its sample.
+struct Verdict {
+    key: String,
+    overran: bool,
+    message: String,
+}
+
+/// The child ended without finishing: the key it was evaluating (if any) and how it ended.
+struct Crash {
+    key: Option<String>,
+    how: String,
+}
+
+/// Runs the child and reads its lines.
+fn in_child(path: &Path) -> std::io::Result<Result<Vec<Verdict>, Crash>> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg("--config")
+        .arg(path)
+        .args(["check-config", "--samples-only"])
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut last = None;
+    let mut found = Vec::new();
+    let mut done = false;
+    for line in text.lines() {
+        let parts: Vec<&str> = line.splitn(4, '\t').collect();
+        match parts.as_slice() {
+            ["eval", key] => last = Some(key.to_string()),
+            ["fail", key, overran, message] => found.push(Verdict {
+                key: key.to_string(),
+                overran: *overran == "1",
+                message: message.to_string(),
+            }),
+            ["done"] => done = true,
+            _ => {}
+        }
+    }
+    if done && out.status.success() {
+        return Ok(Ok(found));
+    }
+    let how = match std::os::unix::process::ExitStatusExt::signal(&out.status) {
+        Some(6) => "aborted (a stack overflow: a recursion without end outside tail position?)".to_string(),
+        Some(sig) => format!("killed by signal {sig}"),
+        None => format!("exited {}", out.status.code().unwrap_or(-1)),
+    };
+    Ok(Err(Crash { key: last, how }))
+}
+
+fn expr_of<'a>(config: &'a Config, key: &str) -> &'a str {
+    let m = &config.mapping;
+    let (section, field) = key
+        .strip_prefix("mapping.")
+        .and_then(|k| k.split_once('.'))
+        .unwrap_or_default();
+    let set = match section {
+        "loan" => &m.loan,
+        "default" => &m.default,
+        "payment" => &m.payment,
+        "record" => &m.record,
+        _ => return "",
+    };
+    set.exprs().find(|(k, _)| *k == field).map(|(_, e)| e).unwrap_or("")
+}
+
+/// `check-config`: exit 0 with `config OK`, or 2 naming every problem.
+pub fn run(path: &Path) -> i32 {
+    let config = match config::load(Some(path)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return EXIT_USAGE;
+        }
+    };
+    let verdicts = match in_child(path) {
+        Ok(Ok(v)) => v,
+        Ok(Err(Crash { key, how })) => {
+            match key {
+                Some(key) => eprintln!(
+                    "{key}: expression `{}` crashed the evaluator on the built-in sample input: {how}",
+                    expr_of(&config, &key)
+                ),
+                None => eprintln!("error: the mapping check could not run: {how}"),
+            }
+            eprintln!("config refused: a mapping expression crashed the evaluator");
+            return EXIT_USAGE;
+        }
+        // No child (no /proc, a sandboxed exec): check in this process, without the crash guard.
+        Err(_) => {
+            let m = &config.mapping;
+            samples::check(&m.loan, &m.default, &m.payment, &m.record, &env_of(&config), |_| {})
+                .into_iter()
+                .map(|f| Verdict {
+                    key: f.key,
+                    overran: f.overran,
+                    message: f.error.message,
+                })
+                .collect()
+        }
+    };
+    let refused = verdicts.iter().filter(|v| v.overran).count();
+    for v in &verdicts {
+        let expr = expr_of(&config, &v.key);
+        if v.overran {
+            eprintln!(
+                "{}: expression `{expr}` {} on the built-in sample input",
+                v.key, v.message
+            );
+        } else {
+            eprintln!(
+                "warning: {}: expression `{expr}` fails on the built-in sample input: {} (real data may differ; \
+                 try `mapping test` with one of yours)",
+                v.key, v.message
+            );
+        }
+    }
+    if refused > 0 {
+        eprintln!("config refused: {refused} mapping expression(s) never finished");
+        return EXIT_USAGE;
+    }
+    println!("config OK: {}", path.display());
+    EXIT_OK
+}
