@@ -901,6 +901,43 @@ mod tests {
         assert_eq!(mode, 0o600);
     }
 
+    /// Regression (issue 11, finding 7): an existing state file at 0644 stayed so, and a
+    /// permission error did not name the file.
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_open_state_file_is_tightened_and_errors_name_the_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        drop(Store::open(&path).unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(Store::open(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A folder the process may not write into (skipped as root, who may).
+        let locked = dir.path().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let inside = locked.join("state.db");
+        if std::fs::File::create(locked.join("probe")).is_err() {
+            let err = Store::open(&inside)
+                .err()
+                .expect("cannot create the state there")
+                .to_string();
+            assert!(err.contains(&inside.display().to_string()), "{err}");
+        }
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // Under a path that is not a folder (fails for root too).
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "x").unwrap();
+        let under = plain.join("state.db");
+        let err = Store::open(&under).err().expect("not a folder").to_string();
+        assert!(
+            err.contains(&under.display().to_string()) || err.contains(&plain.display().to_string()),
+            "{err}"
+        );
+    }
+
     #[test]
     fn cursor_never_moves_backwards_and_prunes_seen() {
         let s = Store::in_memory().unwrap();
