@@ -299,8 +299,20 @@ async fn sync_command(cli: &Cli) -> i32 {
             cancel.cancel();
             tokio::time::sleep(grace).await;
         };
+        // The run is a task of its own, so this select (and the signal) is never held up by it.
+        let ctx = Arc::new(ctx);
+        let run = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { sync::run_once(&ctx, &opts).await }
+        });
         let report = tokio::select! {
-            report = sync::run_once(&ctx, &opts) => report,
+            report = run => match report {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: the run failed: {e}");
+                    return EXIT_INCOMPLETE;
+                }
+            },
             _ = signalled => {
                 eprintln!(
                     "error: the run did not stop within daemon.shutdown_grace_secs = {}; unsent work stays in the state",
@@ -320,7 +332,7 @@ async fn sync_command(cli: &Cli) -> i32 {
         }
         return report.exit_code;
     }
-    if opts.since.is_some() {
+    if since.is_some() {
         eprintln!("error: --since needs --once (a backfill is one cycle) or --dry-run");
         return EXIT_USAGE;
     }

@@ -233,3 +233,54 @@ async fn token_exchanges_count_against_the_rate_ceiling() {
             .collect();
     assert!(refused.is_empty(), "refused: {refused:?}");
 }
+
+/// Regression (issue 11, finding 9): a token endpoint that kept failing made writes *in doubt*,
+/// and one answering 400 made them *rejected*, though nothing was sent. Now a write without a
+/// token is "not sent": with the Credgenics token endpoint down (503) or refusing (400) for a
+/// whole run, no loan is left in doubt or rejected (a 400 stops the run as a refused credential);
+/// once it is back, the next run places every loan once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_that_fails_leaves_nothing_in_doubt_or_rejected() {
+    use crego_credgenics_sync::store::LoanState;
+    for status in [503u16, 400] {
+        let h = harness(600.0).await;
+        let config = exchanged(&h, "sandbox-secret");
+        h.sb.fail_next_on(
+            Api::Credgenics,
+            Some("POST /recovery/user/public/access-token"),
+            10_000,
+            status,
+            None,
+        );
+        let clock = crego_credgenics_sync::clock::Clock::system(config.sync.timezone.clone());
+        let ctx = crego_credgenics_sync::sync::Context::new(config.clone(), h.live_store(), clock.clone()).unwrap();
+        let report = crego_credgenics_sync::sync::run_once(&ctx, &Default::default()).await;
+        assert!(h.sb.state().cg_loans.is_empty(), "{status}: nothing reached Credgenics");
+        let store = h.live_store();
+        for state in [LoanState::Uploading, LoanState::Rejected, LoanState::Placed] {
+            assert!(
+                store.loans_in_state(state).unwrap().is_empty(),
+                "{status}: {state:?}: {report:?}"
+            );
+        }
+        if status == 400 {
+            assert_eq!(report.exit_code, 3, "{report:?}");
+            assert!(
+                report.error.as_deref().unwrap_or("").contains("refused the credential"),
+                "{report:?}"
+            );
+        }
+        h.sb.state().fail_next.clear();
+        let ctx = crego_credgenics_sync::sync::Context::new(config, h.live_store(), clock).unwrap();
+        let report = crego_credgenics_sync::sync::run_once(&ctx, &Default::default()).await;
+        assert_eq!(report.exit_code, 0, "{status}: {report:?}");
+        let overdue = common::overdue_loan_ids(&h.sb).len();
+        let s = h.sb.state();
+        assert_eq!(s.cg_loans.len(), overdue);
+        assert!(
+            s.cg_loans
+                .values()
+                .all(|l| l.uploads_per_month.values().all(|n| *n == 1))
+        );
+    }
+}

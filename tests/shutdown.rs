@@ -305,3 +305,36 @@ async fn once_stops_at_sigterm_by_cutting_its_waits_short() {
     assert_eq!(once(&config), Some(0), "the next run completes");
     assert_no_duplicate(&h);
 }
+
+/// A client trickling its request one byte a second is never idle; it is cut once its request
+/// has taken longer than the idle timeout plus the time a body may take (2 s + 10 s here), so
+/// 512 of them cannot hold the listener for the connections' whole lifetime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_request_is_cut_after_the_idle_timeout_plus_the_body_time() {
+    let mut h = Harness::new(2, 50).await;
+    h.edit(
+        "token",
+        &format!("\"{}\"\nidle_timeout_secs = 2", common::WEBHOOK_TOKEN),
+    );
+    h.edit_append(&schedules(NEVER, NEVER, NEVER, NEVER));
+    let d = h.start_daemon().await;
+    let mut s = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    let started = Instant::now();
+    let request = b"POST /webhooks/credgenics HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut cut_at = None;
+    for byte in request.iter().cycle() {
+        if s.write_all(&[*byte]).await.is_err() {
+            cut_at = Some(started.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+            cut_at = Some(started.elapsed());
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never cut");
+    }
+    let cut_at = cut_at.unwrap();
+    assert!(cut_at >= Duration::from_secs(11), "cut early at {cut_at:?}");
+    assert_eq!(d.stop().await, 0);
+}

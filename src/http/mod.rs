@@ -105,6 +105,11 @@ pub enum ApiError {
     /// — was cut short instead).
     #[error("{api} request not sent: shutting down")]
     Cancelled { api: Api },
+    /// No token could be had (the token endpoint failed after its own retries): the request was
+    /// not sent, so it is neither in doubt nor rejected, and it is not retried here (the token
+    /// manager has retried the exchange already).
+    #[error("{api} request not sent: no token: {message}")]
+    NoToken { api: Api, message: String },
 }
 
 impl ApiError {
@@ -120,7 +125,8 @@ impl ApiError {
             | ApiError::Rejected { .. }
             | ApiError::NotFound { .. }
             | ApiError::Redirected { .. }
-            | ApiError::Cancelled { .. } => false,
+            | ApiError::Cancelled { .. }
+            | ApiError::NoToken { .. } => false,
         }
     }
 
@@ -144,6 +150,24 @@ impl ApiError {
             self,
             ApiError::Unauthorized { .. } | ApiError::Redirected { .. } | ApiError::Cancelled { .. }
         )
+    }
+
+    /// Which partner it concerns.
+    pub fn api(&self) -> Api {
+        match self {
+            ApiError::Unauthorized { api, .. }
+            | ApiError::Rejected { api, .. }
+            | ApiError::NotFound { api }
+            | ApiError::RateLimited { api, .. }
+            | ApiError::Server { api, .. }
+            | ApiError::Timeout { api }
+            | ApiError::Connect { api, .. }
+            | ApiError::Transport { api, .. }
+            | ApiError::BadBody { api, .. }
+            | ApiError::Redirected { api, .. }
+            | ApiError::Cancelled { api }
+            | ApiError::NoToken { api, .. } => *api,
+        }
     }
 
     /// The run stopped because the process is shutting down, not because anything failed.
@@ -649,21 +673,16 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
 }
 
 /// A failure to get a token happened before the request was sent: whatever the token endpoint
-/// answered (5xx, timeout), the write itself is provably not made, never "in doubt".
+/// answered (5xx, timeout, a 200 without a token), the write itself is provably not made — never
+/// "in doubt", never "rejected". A refused credential, a redirect and a shutdown keep their own
+/// meaning (each stops the run).
 fn not_sent(e: ApiError) -> ApiError {
-    if e.is_auth() || !e.in_doubt() {
+    if e.stops_run() {
         return e;
     }
-    let api = match &e {
-        ApiError::Server { api, .. }
-        | ApiError::Timeout { api }
-        | ApiError::Transport { api, .. }
-        | ApiError::BadBody { api, .. } => *api,
-        _ => return e,
-    };
-    ApiError::Connect {
-        api,
-        message: format!("no token, request not sent: {e}"),
+    ApiError::NoToken {
+        api: e.api(),
+        message: e.to_string(),
     }
 }
 

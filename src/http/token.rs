@@ -181,6 +181,7 @@ impl TokenManager {
         })?;
         let status = resp.status().as_u16();
         let retry_after = super::retry_after(resp.headers());
+        let location = super::redirect_target(resp.headers());
         let text = super::read_capped(resp, self.max_response_bytes)
             .await
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -196,13 +197,9 @@ impl TokenManager {
                     retry_after,
                 });
             }
-            _ => {
-                return Err(ApiError::Rejected {
-                    api,
-                    status,
-                    body: "token request refused".into(),
-                });
-            }
+            300..=399 => return Err(ApiError::Redirected { api, status, location }),
+            // Any other refusal of the exchange is a refusal of the credentials as configured.
+            _ => return Err(ApiError::Unauthorized { api, status }),
         }
         let v: Value = serde_json::from_str(&text).map_err(|e| ApiError::BadBody {
             api,

@@ -4,9 +4,11 @@
 //! `next()`), so a field set is evaluated on a worker thread of a small pool while the caller
 //! waits at most `budget` for each field's result. An expression that overruns names its field in
 //! a [`MappingError`] (the item becomes a dead letter like any other mapping failure); its worker
-//! is abandoned — it cannot be stopped, it dies with the process — and a fresh one serves the next
-//! item. After [`MAX_RUNAWAYS`] abandoned workers the evaluator refuses further work instead of
-//! spending more cores, until a restart with a mended mapping.
+//! is abandoned — it cannot be stopped; it ends when its evaluation does, or with the process —
+//! and a fresh one serves the next item. While [`MAX_RUNAWAYS`] abandoned workers are still
+//! running the evaluator refuses further work instead of spending more cores (a restart with a
+//! mended mapping ends them). The caller's wait is `block_in_place` on a multi-threaded runtime,
+//! so the listener and the other jobs keep their threads meanwhile.
 //!
 //! Not bounded: an expression that recurses without end *outside* tail position overflows its
 //! worker's stack, which aborts the process (Rust cannot catch it). `check-config` evaluates every
@@ -47,7 +49,7 @@ struct Worker {
 static IDLE: Mutex<Vec<Worker>> = Mutex::new(Vec::new());
 static RUNAWAYS: AtomicUsize = AtomicUsize::new(0);
 
-/// How many expressions overran their budget in this process (their workers still spin).
+/// How many expressions overran their budget and are still running (each holds a thread).
 pub fn runaways() -> usize {
     RUNAWAYS.load(Ordering::Relaxed)
 }
@@ -62,13 +64,28 @@ fn spawn() -> std::io::Result<Worker> {
                 for field in &job.fields[job.range.clone()] {
                     let outcome = eval_one(field, job.input.clone(), &job.env);
                     let failed = outcome.is_err();
-                    if job.results.send(outcome).is_err() || failed {
+                    if job.results.send(outcome).is_err() {
+                        // Abandoned after an overrun, and only now done: no longer a runaway.
+                        // This worker was never handed back to the pool; it ends here.
+                        RUNAWAYS.fetch_sub(1, Ordering::Relaxed);
+                        return;
+                    }
+                    if failed {
                         break;
                     }
                 }
             }
         })?;
     Ok(Worker { jobs })
+}
+
+/// Runs `wait` without holding up the async runtime: on a multi-threaded runtime its other tasks
+/// (the listener, the other jobs) move to another thread meanwhile.
+fn blocking<R>(wait: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(wait),
+        _ => wait(),
+    }
 }
 
 fn checkout() -> std::io::Result<Worker> {
@@ -155,7 +172,7 @@ pub(super) fn eval_fields(
         }
     };
     for (at, field) in fields.iter().enumerate().take(range.end).skip(start) {
-        match replies.recv_timeout(budget) {
+        match blocking(|| replies.recv_timeout(budget)) {
             Ok(Ok(Some(v))) => {
                 out.insert(field.key.clone(), v);
             }

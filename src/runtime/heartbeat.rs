@@ -128,6 +128,15 @@ pub fn progressed() {
     let _ = CURRENT.try_with(|b| b.touch());
 }
 
+/// Awaits `wait` — another job's lock — as idle time: a job queued behind the nightly poll is
+/// not hung, however long the poll takes. Its silence is measured again from when it gets in.
+pub async fn waiting<T>(wait: impl Future<Output = T>) -> T {
+    let _ = CURRENT.try_with(|b| b.moved_at.store(0, Ordering::Relaxed));
+    let out = wait.await;
+    progressed();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

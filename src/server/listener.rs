@@ -1,8 +1,9 @@
 //! The listener's guard against clients that hold connections: at most `webhook.max_connections`
 //! served at once (the rest wait in the kernel's backlog, costing no descriptor of ours), and a
 //! connection on which nothing moves for `webhook.idle_timeout_secs` — an idle keep-alive, a
-//! request whose headers or body stopped half-way — is closed, as is any connection older than
-//! [`MAX_LIFETIME`] (a client trickling one byte at a time is not idle, only slow).
+//! request whose headers or body stopped half-way — is closed; so is one whose request has not
+//! been answered within the idle timeout plus [`BODY_TIME`] of its first byte (a client trickling
+//! one byte at a time is never idle, only slow), and any connection older than [`MAX_LIFETIME`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,6 +19,9 @@ use tokio::time::{Instant, Sleep};
 
 /// The longest a connection is kept, however busy.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(300);
+/// Beyond the idle timeout, how long a request may take from its first byte to its answer: the
+/// time its body may take to arrive (the webhook answers 408 past it).
+pub const BODY_TIME: Duration = super::BODY_READ_TIMEOUT;
 
 /// A TCP listener handing out at most `max` connections at a time, each watched for idleness.
 pub struct Guarded {
@@ -65,6 +69,8 @@ pub struct GuardedIo {
     idle: Duration,
     idle_timer: Pin<Box<Sleep>>,
     end_of_life: Pin<Box<Sleep>>,
+    /// When the request being read began (its first byte since the last answer was written).
+    request_began: Option<Instant>,
 }
 
 impl GuardedIo {
@@ -76,7 +82,14 @@ impl GuardedIo {
             idle,
             idle_timer: Box::pin(tokio::time::sleep_until(now + idle)),
             end_of_life: Box::pin(tokio::time::sleep_until(now + MAX_LIFETIME)),
+            request_began: None,
         }
+    }
+
+    /// Whether the request being read has taken longer than a request may.
+    fn request_overdue(&self) -> bool {
+        self.request_began
+            .is_some_and(|at| at.elapsed() > self.idle + BODY_TIME)
     }
 
     fn touched(&mut self) {
@@ -104,6 +117,13 @@ impl AsyncRead for GuardedIo {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     this.touched();
+                    this.request_began.get_or_insert_with(Instant::now);
+                    if this.request_overdue() {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "request not complete in time",
+                        )));
+                    }
                 }
                 Poll::Ready(Ok(()))
             }
@@ -123,6 +143,8 @@ impl AsyncWrite for GuardedIo {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
                     this.touched();
+                    // Answering: the next byte read begins the next request.
+                    this.request_began = None;
                 }
                 Poll::Ready(Ok(n))
             }

@@ -4,6 +4,7 @@
 //! leaves it in doubt. An in-doubt row is never resent blindly: the other side is looked at first
 //! (Crego records by `utr`; the loan's Credgenics `payment_history` by reference).
 
+use crate::runtime::heartbeat::waiting;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -53,8 +54,8 @@ pub async fn deliver(ctx: &Context, direction: Direction, stats: &mut DeliverySt
     // One delivery per direction at a time, whichever job asks: a row is never sent twice by
     // two runs reading it as pending together.
     let _one = match direction {
-        Direction::ToCredgenics => ctx.locks.deliver_credgenics.lock().await,
-        Direction::ToCrego => ctx.locks.deliver_crego.lock().await,
+        Direction::ToCredgenics => waiting(ctx.locks.deliver_credgenics.lock()).await,
+        Direction::ToCrego => waiting(ctx.locks.deliver_crego.lock()).await,
     };
     let now = ctx.now_secs();
     let mut after = 0;
@@ -87,6 +88,10 @@ const BATCH: u32 = 500;
 /// Rows left in flight by an earlier run: looked up on the other side first, sent only if absent.
 async fn resolve_in_flight(ctx: &Context, rows: Vec<LedgerRow>, stats: &mut DeliveryStats) -> Result<(), SyncError> {
     for row in rows {
+        if ctx.stopping() {
+            return Ok(());
+        }
+        ctx.progressed(|| format!("resolving {} in doubt", row.direction.as_str()));
         match lookup(ctx, &row).await {
             Ok(Some(remote_id)) => {
                 ctx.store.ledger_done(row.id, remote_id.as_deref(), ctx.now_secs())?;

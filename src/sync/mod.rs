@@ -9,6 +9,7 @@
 //! [`Context`] carries what every flow needs (config, state, both clients, the clock, and whether
 //! this is a dry run); [`run_once`] is the `--once` cycle and decides its exit code.
 
+pub mod decide;
 pub mod deliver;
 pub mod place_loans;
 pub mod pull_recoveries;

@@ -10,11 +10,14 @@
 //! An upload is recorded as `uploading` before it is sent; one whose outcome is unknown stays so
 //! and is resolved at the start of the next run by looking at `GET /loan/{id}` first.
 
+use crate::runtime::heartbeat::waiting;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+pub use super::decide::{CLAIM_KEY, changed_keys, frozen_claim_changes};
+use super::decide::{Decision, Line, decide};
 use super::{Context, SyncError};
 use crate::clock;
 use crate::credgenics::{describe_rejection, round_amounts};
@@ -112,7 +115,7 @@ impl FlowAStats {
 /// `since`). A refused credential stops it with an error; everything else is counted.
 pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> Result<(), SyncError> {
     // Place-loans and reconcile both run this flow: never at the same time.
-    let _flow = ctx.locks.flow_a.lock().await;
+    let _flow = waiting(ctx.locks.flow_a.lock()).await;
     if !ctx.dry_run {
         resolve_in_doubt(ctx, stats).await?;
         resync_requested(ctx, stats).await?;
@@ -373,19 +376,23 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
         loan.line_updated_at = Some(read.updated_at);
         loan.line_read_at = Some(read.read_at);
     }
-    if let Some(loan) = existing.as_ref().filter(|l| l.state == LoanState::Uploading) {
-        // Its last upload is in doubt: the look-up at the start of a run settles it, and the
-        // line is then read afresh from the lead's programs. The stream moves on meanwhile.
-        if !ctx.dry_run {
-            ctx.store.request_resync(&loan.loan_id)?;
+    let line = line_of(item);
+    let min_dpd = ctx.config.sync.min_dpd;
+    let month = clock::allocation_month(ctx.clock.today());
+    match decide(&line, min_dpd, existing.as_ref(), &month, None, preflight) {
+        Decision::Map => {}
+        Decision::Defer => {
+            // Its last upload is in doubt: the look-up at the start of a run settles it, and the
+            // line is then read afresh from the lead's programs. The stream moves on meanwhile.
+            if !ctx.dry_run
+                && let Some(loan) = &existing
+            {
+                ctx.store.request_resync(&loan.loan_id)?;
+            }
+            return Ok(Outcome::Deferred);
         }
-        return Ok(Outcome::Deferred);
-    }
-    if !is_overdue(ctx, item) {
-        let Some(loan) = existing else {
-            return Ok(Outcome::Skipped);
-        };
-        return settle(ctx, loan, item);
+        Decision::Settle(state) => return settle(ctx, existing.expect("a settled loan exists"), state),
+        _ => return Ok(Outcome::Skipped),
     }
 
     let fetched = tokio::try_join!(ctx.crego.programs(&item.lead_id), ctx.crego.lead(&item.lead_id));
@@ -411,58 +418,91 @@ async fn process_line(ctx: &Context, item: &LineItem, backfill: bool) -> Result<
         );
     };
 
-    let month = clock::allocation_month(ctx.clock.today());
-    let mapped = map_loan(ctx, &lead, &program, item, &month);
-    let payload = match mapped {
-        Ok(p) => p,
-        Err(reason) => {
-            let loan_id = program["ref_id"]
-                .as_str()
-                .unwrap_or(&item.borrower_program_id)
-                .to_string();
-            let reason = format!(
-                "{reason} (input: lead {}, borrower-program {}, line {})",
-                item.lead_id, item.borrower_program_id, item.id
-            );
-            return reject_unmapped(ctx, existing, item, &program, &loan_id, reason);
+    let mapped = map_loan(ctx, &lead, &program, item, &month).map_err(|reason| {
+        format!(
+            "{reason} (input: lead {}, borrower-program {}, line {})",
+            item.lead_id, item.borrower_program_id, item.id
+        )
+    });
+    let hash = mapped.as_ref().map(payload_hash).unwrap_or_default();
+    let decision = decide(
+        &line,
+        min_dpd,
+        existing.as_ref(),
+        &month,
+        Some((&mapped, &hash)),
+        preflight,
+    );
+    let payload = mapped.unwrap_or_default();
+    match decision {
+        Decision::Reject(reason) => {
+            // Recorded against the loan already placed, else the id the mapping gave, else the
+            // borrower-program's own.
+            let loan_id = existing
+                .as_ref()
+                .map(|l| l.loan_id.clone())
+                .or_else(|| {
+                    payload["loan_id"]
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                })
+                .or_else(|| program["ref_id"].as_str().map(str::to_string))
+                .unwrap_or_else(|| item.borrower_program_id.clone());
+            reject_unmapped(ctx, existing, item, &program, &loan_id, reason)
         }
-    };
-    let loan_id = payload["loan_id"].as_str().unwrap_or_default().to_string();
-    if let Some(loan) = &existing
-        && loan.loan_id != loan_id
-    {
-        let reason = format!(
-            "mapped loan_id `{loan_id}` differs from `{}` already placed for this borrower-program; \
-             the mapping of loan_id must not change for placed loans",
-            loan.loan_id
-        );
-        return reject_unmapped(ctx, existing.clone(), item, &program, &loan.loan_id.clone(), reason);
-    }
-    if let Some(reason) = crate::credgenics::preflight(crate::credgenics::rules::check_upload(&loan_id, &payload)) {
-        // Never sent: the documented rules already refuse it (a valid whole payload makes every
-        // PATCH of its keys valid too).
-        return reject_unmapped(ctx, existing, item, &program, &loan_id, reason);
-    }
-    let hash = payload_hash(&payload);
-    if existing
-        .as_ref()
-        .is_some_and(|l| l.rejected_hash.as_deref() == Some(hash.as_str()))
-    {
-        // The very payload Credgenics already refused: sending it again cannot help.
-        return Ok(Outcome::Unchanged);
-    }
-    match existing {
-        Some(loan) if loan.allocation_month.as_deref() == Some(month.as_str()) => {
-            update(ctx, loan, payload, hash).await
+        Decision::AlreadyRefused => Ok(Outcome::Unchanged),
+        Decision::Unchanged { reactivate } => {
+            if let Some(mut loan) = existing.filter(|_| reactivate && !ctx.dry_run) {
+                loan.state = LoanState::Placed;
+                loan.last_error = None;
+                loan.updated_at = ctx.now_secs();
+                ctx.store.save_loan(&loan, false)?;
+            }
+            Ok(Outcome::Unchanged)
         }
-        other => upload(ctx, other, item, &program, &loan_id, &month, payload, hash).await,
+        Decision::Remember => {
+            // Only keys dropped by the mapping: Credgenics has no way to unset them.
+            if let Some(mut loan) = existing.filter(|_| !ctx.dry_run) {
+                loan.payload = Some(payload);
+                loan.payload_hash = Some(hash);
+                loan.state = LoanState::Placed;
+                loan.updated_at = ctx.now_secs();
+                ctx.store.save_loan(&loan, false)?;
+            }
+            Ok(Outcome::Unchanged)
+        }
+        Decision::Patch(patch) => {
+            let loan = existing.expect("a patched loan exists");
+            update(ctx, loan, payload, hash, patch).await
+        }
+        Decision::Upload { .. } => {
+            let loan_id = payload["loan_id"].as_str().unwrap_or_default().to_string();
+            upload(ctx, existing, item, &program, &loan_id, &month, payload, hash).await
+        }
+        Decision::Map | Decision::Defer | Decision::Skip | Decision::Settle(_) => {
+            unreachable!("decided before mapping")
+        }
     }
 }
 
-/// Whether a line is overdue (design §1A): `dpd >= sync.min_dpd` and dues left. The one place
-/// this is decided, for the flow and for `preview`.
+/// The numbers [`decide`] reads from a line item.
+pub fn line_of(item: &LineItem) -> Line {
+    Line {
+        dpd: item.dpd,
+        due_amount: item.due_amount,
+        total_outstanding: item.total_outstanding,
+    }
+}
+
+/// The documented rules of an Upload Loan payload, as `decide` asks them.
+fn preflight(loan_id: &str, payload: &Value) -> Option<String> {
+    crate::credgenics::preflight(crate::credgenics::rules::check_upload(loan_id, payload))
+}
+
+/// Whether a line is overdue (design §1A), for the flow and for `preview`: [`Line::is_overdue`].
 pub fn is_overdue(ctx: &Context, item: &LineItem) -> bool {
-    item.dpd >= ctx.config.sync.min_dpd && item.due_amount > rust_decimal::Decimal::ZERO
+    line_of(item).is_overdue(ctx.config.sync.min_dpd)
 }
 
 /// A line that cannot be processed for a reason of its own: a dead letter (listed, retryable,
@@ -578,58 +618,13 @@ pub fn payload_hash(v: &Value) -> String {
     hex::encode(Sha256::digest(v.to_string().as_bytes()))
 }
 
-/// The loan-level keys of `new` that differ from `old`. The allocation's claim — its
-/// `defaults[]` entry — is a snapshot taken when the allocation is created and is never PATCHed
-/// within the month (design §1A): repayments reach Credgenics as payments, never also as a lower
-/// claim, or a recovery would count twice.
-pub fn changed_keys(old: &Value, new: &Value) -> Map<String, Value> {
-    let mut patch = Map::new();
-    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
-        return patch;
-    };
-    for (k, v) in new {
-        if k == "loan_id" || k == CLAIM_KEY {
-            continue;
-        }
-        if old.get(k) != Some(v) {
-            patch.insert(k.clone(), v.clone());
-        }
-    }
-    patch
-}
-
-/// The payload key holding the allocation's claim (frozen within its month).
-pub const CLAIM_KEY: &str = "defaults";
-
-/// The claim keys whose value differs between two payloads of one month: what a PATCH would have
-/// carried if the claim were not a snapshot (`preview` shows them as frozen).
-pub fn frozen_claim_changes(old: &Value, new: &Value) -> Vec<String> {
-    let first = |v: &Value| {
-        v.get(CLAIM_KEY)
-            .and_then(|d| d.get(0))
-            .and_then(Value::as_object)
-            .cloned()
-    };
-    let (Some(od), Some(nd)) = (first(old), first(new)) else {
-        return Vec::new();
-    };
-    nd.iter()
-        .filter(|(k, v)| od.get(*k) != Some(*v))
-        .map(|(k, _)| k.clone())
-        .collect()
-}
-
 /// A placed loan whose line is no longer overdue: cured, or closed at zero outstanding. No call.
-fn settle(ctx: &Context, mut loan: LoanRow, item: &LineItem) -> Result<Outcome, SyncError> {
-    let (state, outcome) = if item.total_outstanding.is_zero() {
-        (LoanState::Closed, Outcome::Closed)
+fn settle(ctx: &Context, mut loan: LoanRow, state: LoanState) -> Result<Outcome, SyncError> {
+    let outcome = if state == LoanState::Closed {
+        Outcome::Closed
     } else {
-        (LoanState::Cured, Outcome::Cured)
+        Outcome::Cured
     };
-    if loan.state == state || loan.allocation_month.is_none() || loan.state == LoanState::Uploading {
-        // Never placed (rejected first upload) or still being resolved: nothing to settle.
-        return Ok(Outcome::Skipped);
-    }
     if !ctx.dry_run {
         loan.state = state;
         loan.updated_at = ctx.now_secs();
@@ -639,31 +634,15 @@ fn settle(ctx: &Context, mut loan: LoanRow, item: &LineItem) -> Result<Outcome, 
     Ok(outcome)
 }
 
-/// Same allocation month: PATCH the changed keys, or nothing when the payload is unchanged.
-async fn update(ctx: &Context, mut loan: LoanRow, payload: Value, hash: String) -> Result<Outcome, SyncError> {
-    let reactivated = loan.state != LoanState::Placed;
-    if loan.payload_hash.as_deref() == Some(hash.as_str()) {
-        if reactivated && !ctx.dry_run {
-            loan.state = LoanState::Placed;
-            loan.last_error = None;
-            loan.updated_at = ctx.now_secs();
-            ctx.store.save_loan(&loan, false)?;
-        }
-        return Ok(Outcome::Unchanged);
-    }
-    let patch = changed_keys(loan.payload.as_ref().unwrap_or(&Value::Null), &payload);
+/// Same allocation month, changed loan-level keys: PATCH them.
+async fn update(
+    ctx: &Context,
+    mut loan: LoanRow,
+    payload: Value,
+    hash: String,
+    patch: Map<String, Value>,
+) -> Result<Outcome, SyncError> {
     let keys: Vec<String> = patch.keys().cloned().collect();
-    if patch.is_empty() {
-        // Only keys dropped by the mapping: Credgenics has no way to unset them.
-        if !ctx.dry_run {
-            loan.payload = Some(payload);
-            loan.payload_hash = Some(hash);
-            loan.state = LoanState::Placed;
-            loan.updated_at = ctx.now_secs();
-            ctx.store.save_loan(&loan, false)?;
-        }
-        return Ok(Outcome::Unchanged);
-    }
     let patch = Value::Object(patch);
     if ctx.dry_run {
         ctx.print_dry_run("PATCH", &format!("/loan/{}", loan.loan_id), &patch);

@@ -6,6 +6,7 @@
 //! flow C pushed (Credgenics reports those too) is recognised by its reference and never comes
 //! back. Each row becomes one `POST /v1/lms/records/`.
 
+use crate::runtime::heartbeat::waiting;
 use futures::StreamExt;
 use jiff::civil::DateTime;
 use rust_decimal::Decimal;
@@ -322,7 +323,7 @@ pub async fn run(ctx: &Context, poll: Poll, stats: &mut FlowBStats) -> Result<()
         Poll::All => Some(f64::INFINITY),
     };
     {
-        let _poll = ctx.locks.poll.lock().await;
+        let _poll = waiting(ctx.locks.poll.lock()).await;
         let mut after = String::new();
         loop {
             let loans = ctx.store.loans_poll_requested(&after, POLL_BATCH)?;
@@ -335,7 +336,7 @@ pub async fn run(ctx: &Context, poll: Poll, stats: &mut FlowBStats) -> Result<()
         }
     }
     if let Some(since) = since {
-        let _poll = ctx.locks.poll.lock().await;
+        let _poll = waiting(ctx.locks.poll.lock()).await;
         let mut after = String::new();
         loop {
             let loans = ctx.store.loans_to_poll(since, &after, POLL_BATCH)?;

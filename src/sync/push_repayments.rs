@@ -7,6 +7,7 @@
 //! `PATCH /payments/{loan_id}?allocation_month=<the loan's latest month>` with a `final_status`
 //! decided when it is sent ([`prepare`], design §1C), never when it is read.
 
+use crate::runtime::heartbeat::waiting;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -45,7 +46,7 @@ pub struct FlowCStats {
 
 /// One run of flow C: read the stream into the ledger, then deliver.
 pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> Result<(), SyncError> {
-    let flow = ctx.locks.flow_c.lock().await;
+    let flow = waiting(ctx.locks.flow_c.lock()).await;
     let overlap = ctx.config.sync.cursor_overlap_secs;
     let (from, covers_window) = super::read_start(ctx, STREAM, since)?;
     let read_started = crate::clock::wall_secs();
