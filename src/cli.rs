@@ -14,12 +14,7 @@ use crate::store::Store;
 use crate::sync::{self, Context, RunOptions};
 use crate::telemetry;
 
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_ATTENTION: i32 = 1;
-pub const EXIT_USAGE: i32 = 2;
-/// The run could not complete: a refused credential, a partner unreachable after its retries, the
-/// state file locked by another instance (design §3).
-pub const EXIT_INCOMPLETE: i32 = 3;
+pub use crate::exit::{EXIT_ATTENTION, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -20,7 +20,7 @@ use crate::sync::Context;
 pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> i32 {
     let Some(token) = ctx.config.webhook.token.clone() else {
         eprintln!("error: webhook.token (or webhook.token_file) is required to run the daemon's webhook listener");
-        return crate::cli::EXIT_USAGE;
+        return crate::exit::EXIT_USAGE;
     };
     crate::telemetry::prometheus();
     let ctx = Arc::new(ctx);
@@ -73,7 +73,7 @@ pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future
     let _ = tokio::time::timeout_at(close_by, server).await;
     watchdog.abort();
     tracing::info!(event = "daemon_stopped", "daemon stopped");
-    crate::cli::EXIT_OK
+    crate::exit::EXIT_OK
 }
 
 /// Feeds the systemd watchdog at half its interval while every job's loop is alive and no

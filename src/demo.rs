@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use crate::cli::{EXIT_ATTENTION, EXIT_OK};
+use crate::exit::{EXIT_ATTENTION, EXIT_OK};
 use crate::clock::{self, Clock};
 use crate::config::{self, LogFormat};
 use crate::money;

@@ -23,6 +23,7 @@
 //! - [`server`]: the daemon's HTTP listener (Credgenics webhook, health).
 //! - [`sandbox`]: fake Crego and Credgenics servers for the demo, tests and benchmarks, with their
 //!   own checks written from the API documents and a realistic (untidy) mode.
+//! - [`exit`]: the exit codes.
 //! - [`cli`]: the command line and the entry point `run`; [`demo`]: the guided sandbox run.
 //! - [`bench`]: the lender-scale benchmark against a sandbox in its own process.
 //! - [`telemetry`]: log events and personal-data masking.
@@ -35,6 +36,7 @@ pub mod credgenics;
 pub mod crego;
 pub mod daemon;
 pub mod demo;
+pub mod exit;
 pub mod http;
 pub mod mapping;
 pub mod money;

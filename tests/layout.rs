@@ -443,10 +443,11 @@ fn module_refs(src: &str, module: &[String], nodes: &BTreeSet<String>) -> Vec<(S
     let no_bindings = HashMap::new();
     let mut bindings = HashMap::new();
     for p in &paths {
-        if let (Some(name), Some(abs)) = (&p.binding, absolute(&p.segs, &p.scope, &no_bindings, nodes)) {
-            if name != "_" && nodes.contains(&abs.join("::")) {
-                bindings.insert(name.clone(), abs);
-            }
+        if let (Some(name), Some(abs)) = (&p.binding, absolute(&p.segs, &p.scope, &no_bindings, nodes))
+            && name != "_"
+            && nodes.contains(&abs.join("::"))
+        {
+            bindings.insert(name.clone(), abs);
         }
     }
 
@@ -595,11 +596,10 @@ fn parse_use_tree(
             tok: Tok::Ident(name), ..
         }),
     ) = (toks.get(*j).map(|t| &t.tok), toks.get(*j + 1))
+        && a == "as"
     {
-        if a == "as" {
-            binding = Some(name.clone());
-            *j += 2;
-        }
+        binding = Some(name.clone());
+        *j += 2;
     }
     leaves.push((segs, binding, line));
 }
@@ -727,7 +727,10 @@ fn strongly_connected<'a>(
 }
 
 /// A shortest cycle from `start` back to itself over `edges` (breadth-first), for the report.
-fn shortest_cycle(start: &str, edges: &[(&(String, String), &(String, usize))]) -> Vec<String> {
+/// An edge (from, to) with its first site (file, line).
+type SitedEdge<'a> = (&'a (String, String), &'a (String, usize));
+
+fn shortest_cycle(start: &str, edges: &[SitedEdge<'_>]) -> Vec<String> {
     let mut prev: HashMap<&str, &str> = HashMap::new();
     let mut queue = VecDeque::from([start]);
     while let Some(v) = queue.pop_front() {

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::cli::{EXIT_OK, EXIT_USAGE};
+use crate::exit::{EXIT_OK, EXIT_USAGE};
 use crate::config::{self, Config};
 use crate::mapping::samples;
 

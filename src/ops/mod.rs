@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::cli::{EXIT_ATTENTION, EXIT_OK, EXIT_USAGE};
+use crate::exit::{EXIT_ATTENTION, EXIT_OK, EXIT_USAGE};
 use crate::store::{LedgerRow, Store};
 
 fn open(path: &Path) -> Result<Store, i32> {

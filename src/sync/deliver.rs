@@ -11,9 +11,7 @@ use serde_json::Value;
 
 use rust_decimal::Decimal;
 
-use super::pull_recoveries::Recovery;
-use super::push_repayments::Prepared;
-use super::{Context, SyncError};
+use super::context::{Context, SyncError};
 use crate::credgenics::describe_rejection;
 use crate::http::ApiError;
 use crate::store::{Direction, LedgerRow, LedgerState, Sending};
@@ -46,8 +44,48 @@ enum Sent {
     Taken,
 }
 
-/// Resolves in-doubt rows of `direction`, then sends every due pending one.
-pub async fn deliver(ctx: &Context, direction: Direction, stats: &mut DeliveryStats) -> Result<(), SyncError> {
+/// What travels in one direction, as delivery needs it. The flows implement it (flow C for
+/// payments to Credgenics, flow B for records to the LMS), so delivery depends on no flow.
+pub trait Outbound: Sync {
+    const DIRECTION: Direction;
+
+    /// A pending row made ready to send — its status decided, mapped (again) from its source —
+    /// or why not yet, or never.
+    fn prepare(&self, ctx: &Context, row: &LedgerRow) -> impl Future<Output = Result<Prepared, SyncError>> + Send;
+}
+
+/// What a pending row comes to at send time.
+pub enum Prepared {
+    Send(Ready),
+    /// Not yet: looked at again on a later pass.
+    Wait(String),
+    /// Never: a dead letter with this reason.
+    Dead(String),
+}
+
+/// What a row is sent as.
+pub struct Ready {
+    pub payload: Value,
+    pub reference: String,
+    pub month: Option<String>,
+    pub amount: Decimal,
+}
+
+impl Ready {
+    /// The row as stored: what was (or is to be) sent.
+    pub fn stored(row: &LedgerRow, payload: &Value) -> Self {
+        Self {
+            payload: payload.clone(),
+            reference: row.reference.clone(),
+            month: row.allocation_month.clone(),
+            amount: row.amount,
+        }
+    }
+}
+
+/// Resolves in-doubt rows of `out`'s direction, then sends every due pending one.
+pub async fn deliver<O: Outbound>(ctx: &Context, out: &O, stats: &mut DeliveryStats) -> Result<(), SyncError> {
+    let direction = O::DIRECTION;
     if ctx.dry_run {
         return Ok(());
     }
@@ -65,7 +103,7 @@ pub async fn deliver(ctx: &Context, direction: Direction, stats: &mut DeliverySt
             .ledger_in_state(direction, LedgerState::InFlight, now, after, BATCH)?;
         let Some(last) = rows.last() else { break };
         after = last.id;
-        resolve_in_flight(ctx, rows, stats).await?;
+        resolve_in_flight(ctx, out, rows, stats).await?;
     }
     let mut after = 0;
     loop {
@@ -74,7 +112,7 @@ pub async fn deliver(ctx: &Context, direction: Direction, stats: &mut DeliverySt
             .ledger_in_state(direction, LedgerState::Pending, now, after, BATCH)?;
         let Some(last) = rows.last() else { break };
         after = last.id;
-        deliver_pending(ctx, direction, rows, stats).await?;
+        deliver_pending(ctx, out, rows, stats).await?;
         if ctx.stopping() {
             break;
         }
@@ -86,7 +124,12 @@ pub async fn deliver(ctx: &Context, direction: Direction, stats: &mut DeliverySt
 const BATCH: u32 = 500;
 
 /// Rows left in flight by an earlier run: looked up on the other side first, sent only if absent.
-async fn resolve_in_flight(ctx: &Context, rows: Vec<LedgerRow>, stats: &mut DeliveryStats) -> Result<(), SyncError> {
+async fn resolve_in_flight<O: Outbound>(
+    ctx: &Context,
+    out: &O,
+    rows: Vec<LedgerRow>,
+    stats: &mut DeliveryStats,
+) -> Result<(), SyncError> {
     for row in rows {
         if ctx.stopping() {
             return Ok(());
@@ -98,7 +141,7 @@ async fn resolve_in_flight(ctx: &Context, rows: Vec<LedgerRow>, stats: &mut Deli
                 stats.confirmed += 1;
             }
             Ok(None) => {
-                let outcome = send(ctx, &row).await?;
+                let outcome = send(ctx, out, &row).await?;
                 record(ctx, &row, outcome, stats)?;
             }
             Err(e) if e.stops_run() => return Err(e.into()),
@@ -112,12 +155,13 @@ async fn resolve_in_flight(ctx: &Context, rows: Vec<LedgerRow>, stats: &mut Deli
 }
 
 /// Sends a batch of pending rows, recording each outcome as soon as it is known.
-async fn deliver_pending(
+async fn deliver_pending<O: Outbound>(
     ctx: &Context,
-    direction: Direction,
+    out: &O,
     pending: Vec<LedgerRow>,
     stats: &mut DeliveryStats,
 ) -> Result<(), SyncError> {
+    let direction = O::DIRECTION;
     let concurrency = match direction {
         Direction::ToCredgenics => ctx.config.credgenics.limits.max_in_flight,
         Direction::ToCrego => ctx.config.crego.limits.max_in_flight,
@@ -128,7 +172,7 @@ async fn deliver_pending(
                 // Shutting down: unsent rows simply stay pending.
                 return (row, None);
             }
-            let r = send(ctx, &row).await;
+            let r = send(ctx, out, &row).await;
             (row, Some(r))
         })
         .buffer_unordered(concurrency);
@@ -153,40 +197,14 @@ async fn deliver_pending(
 /// Makes the row ready (a repayment's status is decided now), marks it in flight with what is
 /// sent, sends it, and classifies the answer. A refused credential is an error (the row goes back
 /// to pending: a 401 proves nothing was written).
-async fn send(ctx: &Context, row: &LedgerRow) -> Result<Sent, SyncError> {
-    let prepared = match (row.state, row.direction, &row.payload) {
+async fn send<O: Outbound>(ctx: &Context, out: &O, row: &LedgerRow) -> Result<Sent, SyncError> {
+    let prepared = match (row.state, &row.payload) {
         // In doubt and absent on the other side: the very request is sent again.
-        (LedgerState::InFlight, _, Some(p)) => Ready {
-            payload: p.clone(),
-            reference: row.reference.clone(),
-            month: row.allocation_month.clone(),
-            amount: row.amount,
-        },
-        (_, Direction::ToCredgenics, _) => match super::push_repayments::prepare(ctx, row).await? {
-            Prepared::Send {
-                payload,
-                reference,
-                month,
-                amount,
-            } => Ready {
-                payload,
-                reference,
-                month: Some(month),
-                amount,
-            },
+        (LedgerState::InFlight, Some(p)) => Ready::stored(row, p),
+        _ => match out.prepare(ctx, row).await? {
+            Prepared::Send(ready) => ready,
             Prepared::Wait(why) => return Ok(Sent::Wait(why)),
             Prepared::Dead(reason) => return Ok(Sent::Dead(reason)),
-        },
-        (_, Direction::ToCrego, Some(p)) => Ready {
-            payload: p.clone(),
-            reference: row.reference.clone(),
-            month: row.allocation_month.clone(),
-            amount: row.amount,
-        },
-        // An operator's retry: mapped again from the source with the current mapping.
-        (_, Direction::ToCrego, None) => match remap_recovery(ctx, row)? {
-            Ok(r) => r,
-            Err(reason) => return Ok(Sent::Dead(reason)),
         },
     };
     let sending = Sending {
@@ -248,14 +266,6 @@ async fn send(ctx: &Context, row: &LedgerRow) -> Result<Sent, SyncError> {
     })
 }
 
-/// What a row is sent as.
-struct Ready {
-    payload: Value,
-    reference: String,
-    month: Option<String>,
-    amount: Decimal,
-}
-
 fn record(ctx: &Context, row: &LedgerRow, outcome: Sent, stats: &mut DeliveryStats) -> Result<(), SyncError> {
     let now = ctx.now_secs();
     match outcome {
@@ -290,33 +300,6 @@ fn record(ctx: &Context, row: &LedgerRow, outcome: Sent, stats: &mut DeliverySta
         Sent::Taken => {}
     }
     Ok(())
-}
-
-/// Maps a recovery again from its source (an operator's retry), or says why it cannot be.
-fn remap_recovery(ctx: &Context, row: &LedgerRow) -> Result<Result<Ready, String>, SyncError> {
-    let Some(loan) = ctx.store.loan(&row.loan_id)? else {
-        return Ok(Err(format!("loan {} is not in the state", row.loan_id)));
-    };
-    let origin = if row.origin == "credgenics_webhook" {
-        "credgenics_webhook"
-    } else {
-        "credgenics_poll"
-    };
-    let fresh = super::pull_recoveries::payment_row(&ctx.config, &ctx.store, &ctx.clock, &loan, &row.source, origin)?;
-    Ok(match fresh {
-        Recovery::Echo => Err("the payment is now recognised as one this daemon wrote (an echo)".into()),
-        Recovery::NeedsHistory => Err("the payment has neither a reference nor a payment_id".into()),
-        Recovery::Row(r) => match (r.payload, r.dead_reason) {
-            (Some(payload), None) => Ok(Ready {
-                payload,
-                reference: r.reference,
-                month: r.allocation_month,
-                amount: r.amount,
-            }),
-            (_, Some(reason)) => Err(reason),
-            (None, None) => Err("the mapping produced no payload".into()),
-        },
-    })
 }
 
 /// Growing delay between attempts of a row, capped.

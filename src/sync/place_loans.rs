@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 pub use super::decide::{CLAIM_KEY, changed_keys, frozen_claim_changes};
 use super::decide::{Decision, Line, decide};
-use super::{Context, SyncError};
+use super::context::{Context, SyncError};
 use crate::clock;
 use crate::credgenics::{describe_rejection, round_amounts};
 use crate::crego::LineItem;
@@ -121,7 +121,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
         resync_requested(ctx, stats).await?;
     }
     let overlap = ctx.config.sync.cursor_overlap_secs;
-    let (from, covers_window) = super::read_start(ctx, STREAM, since)?;
+    let (from, covers_window) = super::context::read_start(ctx, STREAM, since)?;
     let read_started = crate::clock::wall_secs();
     let backfill = since.is_some();
     let concurrency = ctx

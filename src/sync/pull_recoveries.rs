@@ -14,13 +14,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::deliver::{DeliveryStats, deliver};
-use super::{Context, SyncError};
+use super::deliver::{DeliveryStats, Outbound, Prepared, Ready, deliver};
+use super::context::{Context, SyncError};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::mapping::EvalEnv;
 use crate::money;
-use crate::store::{Direction, LoanRow, NewLedgerRow, Store, StoreError};
+use crate::store::{Direction, LoanRow, NewLedgerRow, Store, StoreError, LedgerRow};
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct FlowBStats {
@@ -348,7 +348,7 @@ pub async fn run(ctx: &Context, poll: Poll, stats: &mut FlowBStats) -> Result<()
             }
         }
     }
-    deliver(ctx, Direction::ToCrego, &mut stats.delivery).await
+    deliver(ctx, &Records, &mut stats.delivery).await
 }
 
 /// Loans read per batch of the poll (and per transaction recording what it found).
@@ -403,6 +403,48 @@ async fn poll_batch(ctx: &Context, loans: Vec<crate::store::LoanRow>, stats: &mu
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
+}
+
+/// Flow B's side of delivery: recoveries to the LMS as records.
+pub struct Records;
+
+impl Outbound for Records {
+    const DIRECTION: Direction = Direction::ToCrego;
+
+    async fn prepare(&self, ctx: &Context, row: &LedgerRow) -> Result<Prepared, SyncError> {
+        Ok(match &row.payload {
+            Some(p) => Prepared::Send(Ready::stored(row, p)),
+            // An operator's retry: mapped again from the source with the current mapping.
+            None => remap(ctx, row)?,
+        })
+    }
+}
+
+/// Maps a recovery again from its source (an operator's retry), or says why it cannot be.
+fn remap(ctx: &Context, row: &LedgerRow) -> Result<Prepared, SyncError> {
+    let Some(loan) = ctx.store.loan(&row.loan_id)? else {
+        return Ok(Prepared::Dead(format!("loan {} is not in the state", row.loan_id)));
+    };
+    let origin = if row.origin == "credgenics_webhook" {
+        "credgenics_webhook"
+    } else {
+        "credgenics_poll"
+    };
+    let fresh = payment_row(&ctx.config, &ctx.store, &ctx.clock, &loan, &row.source, origin)?;
+    Ok(match fresh {
+        Recovery::Echo => Prepared::Dead("the payment is now recognised as one this daemon wrote (an echo)".into()),
+        Recovery::NeedsHistory => Prepared::Dead("the payment has neither a reference nor a payment_id".into()),
+        Recovery::Row(r) => match (r.payload, r.dead_reason) {
+            (Some(payload), None) => Prepared::Send(Ready {
+                payload,
+                reference: r.reference,
+                month: r.allocation_month,
+                amount: r.amount,
+            }),
+            (_, Some(reason)) => Prepared::Dead(reason),
+            (None, None) => Prepared::Dead("the mapping produced no payload".into()),
+        },
+    })
 }
 
 #[cfg(test)]

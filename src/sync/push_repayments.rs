@@ -12,8 +12,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::deliver::{DeliveryStats, deliver};
-use super::{Context, SyncError, status};
+use super::deliver::{DeliveryStats, Outbound, Prepared, Ready, deliver};
+use super::context::{Context, SyncError};
+use super::status;
 use crate::credgenics::round_amounts;
 use crate::crego::stream::{Stream, StreamReader};
 use crate::mapping::EvalEnv;
@@ -48,7 +49,7 @@ pub struct FlowCStats {
 pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> Result<(), SyncError> {
     let flow = waiting(ctx.locks.flow_c.lock()).await;
     let overlap = ctx.config.sync.cursor_overlap_secs;
-    let (from, covers_window) = super::read_start(ctx, STREAM, since)?;
+    let (from, covers_window) = super::context::read_start(ctx, STREAM, since)?;
     let read_started = crate::clock::wall_secs();
     let mut reader = StreamReader::new(&ctx.crego, Stream::Repayments, from);
     while let Some(records) = reader.next_page().await? {
@@ -90,7 +91,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
         ctx.store.mark_stream_checked(STREAM, ctx.now_secs(), read_started)?;
     }
     drop(flow);
-    deliver(ctx, Direction::ToCredgenics, &mut stats.delivery).await
+    deliver(ctx, &Payments, &mut stats.delivery).await
 }
 
 /// What a dry run would send for a new row: its payload with the status decided from the line
@@ -259,17 +260,15 @@ pub fn repayment_key(record_id: &str) -> String {
     format!("C:{record_id}")
 }
 
-/// What a pending repayment row comes to at send time.
-pub(crate) enum Prepared {
-    Send {
-        payload: Value,
-        reference: String,
-        month: String,
-        amount: Decimal,
-    },
-    /// Not yet: looked at again on a later pass.
-    Wait(String),
-    Dead(String),
+/// Flow C's side of delivery: repayments to Credgenics as payments.
+pub struct Payments;
+
+impl Outbound for Payments {
+    const DIRECTION: Direction = Direction::ToCredgenics;
+
+    async fn prepare(&self, ctx: &Context, row: &LedgerRow) -> Result<Prepared, SyncError> {
+        prepare(ctx, row).await
+    }
 }
 
 /// Decides a pending repayment's `final_status` now (design §1C) and maps its payload.
@@ -373,12 +372,12 @@ pub(crate) async fn prepare(ctx: &Context, row: &LedgerRow) -> Result<Prepared, 
                 .unwrap_or_default()
                 .to_string();
             let amount = money::from_json(&payload["amount_recovered"]).unwrap_or(row.amount);
-            Ok(Prepared::Send {
+            Ok(Prepared::Send(Ready {
                 payload,
                 reference,
-                month,
+                month: Some(month),
                 amount,
-            })
+            }))
         }
         Err(reason) => Ok(Prepared::Dead(reason)),
     }

@@ -1,0 +1,146 @@
+//! The `--once` cycle: every flow once, in order A, C, B, and the exit code it comes to.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::context::Context;
+use super::place_loans::{self, FlowAStats};
+use super::pull_recoveries::{self, FlowBStats, Poll};
+use super::push_repayments::{self, FlowCStats};
+use crate::http::ApiClient;
+use crate::store::{Store, StoreError};
+
+/// Options of one cycle.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--since`: read the change streams from this instant (epoch seconds) instead of the cursors.
+    pub since: Option<f64>,
+    /// Which loans the recoveries poll reads; `None`: those not read since the poll schedule's
+    /// last slot (so a second `--once` right after the first polls nothing).
+    pub poll: Option<Poll>,
+}
+
+/// What one cycle did.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub place_loans: FlowAStats,
+    pub push_repayments: FlowCStats,
+    pub pull_recoveries: FlowBStats,
+    /// Requests made per API (including retries).
+    pub requests: serde_json::Map<String, Value>,
+    /// Why the cycle stopped early, if it did.
+    pub error: Option<String>,
+    /// What needs attention after the run: loans in doubt or rejected, payments pending, in doubt
+    /// or dead (and not ignored).
+    pub unresolved: u64,
+    pub exit_code: i32,
+}
+
+/// The `--once` cycle: every job once, in order A, C, B, then the exit code (design §3): 0 when
+/// nothing is pending, in doubt, rejected or dead, 1 otherwise, 3 when the run could not complete.
+pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
+    let started = ctx.now_secs();
+    let run_id = if ctx.dry_run {
+        None
+    } else {
+        ctx.store.start_run("once", started).ok()
+    };
+    let mut a = FlowAStats::default();
+    let mut c = FlowCStats::default();
+    let mut b = FlowBStats::default();
+    let poll = opts.poll.unwrap_or_else(|| {
+        if opts.since.is_some() {
+            Poll::All
+        } else {
+            last_poll_slot(ctx)
+        }
+    });
+    let result = async {
+        place_loans::run(ctx, opts.since, &mut a).await?;
+        if ctx.stopping() {
+            return Ok(());
+        }
+        push_repayments::run(ctx, opts.since, &mut c).await?;
+        if ctx.stopping() {
+            return Ok(());
+        }
+        pull_recoveries::run(ctx, poll, &mut b).await
+    }
+    .await;
+    let error = match result {
+        Err(e) if e.is_cancelled() => {
+            tracing::info!(
+                event = "run_interrupted",
+                "shutdown: the run stopped early; unsent work stays pending"
+            );
+            None
+        }
+        r => r.err().map(|e| e.to_string()),
+    };
+    if let Some(e) = &error {
+        tracing::error!(event = "run_stopped", error = %e, "run stopped");
+    }
+    let unresolved = unresolved(&ctx.store).unwrap_or(u64::MAX);
+    let exit_code = if error.is_some() {
+        crate::exit::EXIT_INCOMPLETE
+    } else if unresolved > 0 {
+        crate::exit::EXIT_ATTENTION
+    } else {
+        crate::exit::EXIT_OK
+    };
+    let report = RunReport {
+        place_loans: a,
+        push_repayments: c,
+        pull_recoveries: b,
+        requests: request_counts([ctx.crego.http(), ctx.credgenics.http()]),
+        error,
+        unresolved,
+        exit_code,
+    };
+    if let Some(id) = run_id {
+        let outcome = if report.exit_code == 0 { "ok" } else { "attention" };
+        let summary = serde_json::to_value(&report).unwrap_or(Value::Null);
+        if let Err(e) = ctx.store.finish_run(id, ctx.now_secs(), outcome, &summary) {
+            tracing::error!(event = "run_not_recorded", error = %e, "could not record the run");
+        }
+    }
+    report
+}
+
+/// Loans whose last write is in doubt or was rejected, plus payments still owed.
+pub fn unresolved(store: &Store) -> Result<u64, StoreError> {
+    Ok(store.loans_unresolved()? + store.ledger_unresolved()?)
+}
+
+/// The poll reads loans not read since the poll schedule's last slot.
+fn last_poll_slot(ctx: &Context) -> Poll {
+    let now = ctx.clock.now_zoned();
+    match ctx
+        .config
+        .sync
+        .schedules
+        .poll_recoveries
+        .find_previous_occurrence(&now, true)
+    {
+        Ok(slot) => Poll::NotSince(slot.timestamp().as_millisecond() as f64 / 1000.0),
+        Err(_) => Poll::All,
+    }
+}
+
+fn request_counts<'a>(clients: impl IntoIterator<Item = &'a ApiClient>) -> serde_json::Map<String, Value> {
+    clients
+        .into_iter()
+        .map(|c| {
+            let by_status = c.stats.by_status();
+            (
+                c.api().name().to_string(),
+                json!({
+                    "requests": c.stats.requests(),
+                    "retries": c.stats.retries.load(std::sync::atomic::Ordering::Relaxed),
+                    "rate_limited": c.stats.rate_limited.load(std::sync::atomic::Ordering::Relaxed),
+                    "by_status": by_status,
+                }),
+            )
+        })
+        .collect()
+}
