@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use crate::exit::{EXIT_ATTENTION, EXIT_OK};
 use crate::clock::{self, Clock};
 use crate::config::{self, LogFormat};
+use crate::exit::{EXIT_ATTENTION, EXIT_OK};
 use crate::money;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::server::{self, ServerState};

@@ -9,10 +9,17 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
-
 /// Installs the global subscriber: JSON lines when stdout is not a terminal (journald), human
 /// text on a terminal. `RUST_LOG` wins over the configured level.
+/// How log lines are written (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal (journald), human-readable on one.
+    Auto,
+    Json,
+    Human,
+}
+
 pub fn init_logging(level: &str, format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{level},refinery_core=warn")));

@@ -518,12 +518,7 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Auto,
-    Json,
-    Human,
-}
+pub use crate::telemetry::LogFormat;
 
 /// How a client authenticates.
 #[derive(Debug, Clone)]

@@ -13,7 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::{Api, ApiError, Gate};
+use super::error::{Api, ApiError, read_capped, redirect_target, retry_after};
+use super::gate::Gate;
 
 /// How the credentials are exchanged.
 #[derive(Debug, Clone)]
@@ -180,9 +181,9 @@ impl TokenManager {
             }
         })?;
         let status = resp.status().as_u16();
-        let retry_after = super::retry_after(resp.headers());
-        let location = super::redirect_target(resp.headers());
-        let text = super::read_capped(resp, self.max_response_bytes)
+        let retry_after = retry_after(resp.headers());
+        let location = redirect_target(resp.headers());
+        let text = read_capped(resp, self.max_response_bytes)
             .await
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();

@@ -23,7 +23,7 @@ use std::time::Duration;
 use jaq_json::Val;
 use serde_json::{Map, Value};
 
-use super::{EvalEnv, Field, MappingError, eval_one};
+use super::jq::{EvalEnv, Field, MappingError, eval_one};
 
 /// Budget per expression when the config does not set `mapping.budget_ms`.
 pub const DEFAULT_BUDGET: Duration = Duration::from_millis(1000);

@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 
-use super::{EvalEnv, FieldSet, MappingError};
+use super::FieldSet;
+use super::jq::{EvalEnv, MappingError};
 
 const LOAN_INPUT: &str = include_str!("../../fixtures/mapping/loan_input.json");
 const PAYMENT_INPUT: &str = include_str!("../../fixtures/mapping/payment_input.json");

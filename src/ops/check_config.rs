@@ -10,8 +10,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::exit::{EXIT_OK, EXIT_USAGE};
 use crate::config::{self, Config};
+use crate::exit::{EXIT_OK, EXIT_USAGE};
 use crate::mapping::samples;
 
 fn env_of(config: &Config) -> crate::mapping::EvalEnv {

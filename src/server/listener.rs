@@ -20,8 +20,8 @@ use tokio::time::{Instant, Sleep};
 /// The longest a connection is kept, however busy.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(300);
 /// Beyond the idle timeout, how long a request may take from its first byte to its answer: the
-/// time its body may take to arrive (the webhook answers 408 past it).
-pub const BODY_TIME: Duration = super::BODY_READ_TIMEOUT;
+/// time a webhook's body may take to arrive once its headers have (answered 408 past it).
+pub const BODY_TIME: Duration = Duration::from_secs(10);
 
 /// A TCP listener handing out at most `max` connections at a time, each watched for idleness.
 pub struct Guarded {

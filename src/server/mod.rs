@@ -80,7 +80,7 @@ fn answer(status: StatusCode, body: Value) -> Response {
 }
 
 /// How long a webhook's body may take to arrive once its headers have.
-pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const BODY_READ_TIMEOUT: std::time::Duration = listener::BODY_TIME;
 
 /// Refuses a webhook without the right token before its body is read.
 async fn require_token(

@@ -151,4 +151,3 @@ pub(crate) fn incremental_start(ctx: &Context, stream: &str) -> Result<f64, Stor
     };
     Ok(from.max(0.0))
 }
-

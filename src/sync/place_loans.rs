@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use super::context::{Context, SyncError};
 pub use super::decide::{CLAIM_KEY, changed_keys, frozen_claim_changes};
 use super::decide::{Decision, Line, decide};
-use super::context::{Context, SyncError};
 use crate::clock;
 use crate::credgenics::{describe_rejection, round_amounts};
 use crate::crego::LineItem;

@@ -14,13 +14,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::deliver::{DeliveryStats, Outbound, Prepared, Ready, deliver};
 use super::context::{Context, SyncError};
+use super::deliver::{DeliveryStats, Outbound, Prepared, Ready, deliver};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::mapping::EvalEnv;
 use crate::money;
-use crate::store::{Direction, LoanRow, NewLedgerRow, Store, StoreError, LedgerRow};
+use crate::store::{Direction, LedgerRow, LoanRow, NewLedgerRow, Store, StoreError};
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct FlowBStats {

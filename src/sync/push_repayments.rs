@@ -12,8 +12,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::deliver::{DeliveryStats, Outbound, Prepared, Ready, deliver};
 use super::context::{Context, SyncError};
+use super::deliver::{DeliveryStats, Outbound, Prepared, Ready, deliver};
 use super::status;
 use crate::credgenics::round_amounts;
 use crate::crego::stream::{Stream, StreamReader};
