@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::{Cached, Store, StoreError};
+use super::db::{Cached, Store, StoreError};
 
 /// Where a payment goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

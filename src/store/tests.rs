@@ -1,0 +1,165 @@
+use std::path::PathBuf;
+
+use rusqlite::{Connection, params};
+use rust_decimal::Decimal;
+
+use super::db::{embedded, migrate};
+use super::*;
+
+#[test]
+fn second_open_is_refused_while_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let first = Store::open(&path).unwrap();
+    let err = Store::open(&path).err().expect("second open must fail");
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("in use by another"));
+    drop(first);
+    Store::open(&path).expect("lock released with the first store");
+}
+
+#[cfg(unix)]
+#[test]
+fn state_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let _s = Store::open(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+/// Regression (issue 11, finding 7): an existing state file at 0644 stayed so, and a
+/// permission error did not name the file.
+#[cfg(unix)]
+#[test]
+fn an_existing_open_state_file_is_tightened_and_errors_name_the_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(Store::open(&path).unwrap());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(Store::open(&path).unwrap());
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A folder the process may not write into (skipped as root, who may).
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let inside = locked.join("state.db");
+    if std::fs::File::create(locked.join("probe")).is_err() {
+        let err = Store::open(&inside)
+            .err()
+            .expect("cannot create the state there")
+            .to_string();
+        assert!(err.contains(&inside.display().to_string()), "{err}");
+    }
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Under a path that is not a folder (fails for root too).
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "x").unwrap();
+    let under = plain.join("state.db");
+    let err = Store::open(&under).err().expect("not a folder").to_string();
+    assert!(
+        err.contains(&under.display().to_string()) || err.contains(&plain.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn cursor_never_moves_backwards_and_prunes_seen() {
+    let s = Store::in_memory().unwrap();
+    s.commit_page("ld", Some(100.0), &[("a".into(), 100.0)], 10.0, 1.0)
+        .unwrap();
+    s.commit_page("ld", Some(50.0), &[("b".into(), 50.0)], 10.0, 2.0)
+        .unwrap();
+    assert_eq!(s.cursor("ld").unwrap(), Some(100.0));
+    assert_eq!(s.seen("ld", "a").unwrap(), Some(100.0));
+    assert_eq!(s.seen("ld", "b").unwrap(), None, "older than the overlap window");
+}
+
+/// Regression (issue 10): a recovery without a reference was keyed by its webhook's
+/// `recovery_date` and by the poll's `created`, and became two LMS records. Migration V5 moves
+/// existing rows to the new identity, and a webhook row stored before it is claimed by the
+/// poll that finds its payment, instead of a second record.
+#[test]
+fn v5_moves_recoveries_to_one_identity_and_the_poll_claims_legacy_webhook_rows() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    embedded::migrations::runner()
+        .set_grouped(true)
+        .set_target(refinery::Target::Version(4))
+        .run(&mut conn)
+        .unwrap();
+    let insert = |key: &str, origin: &str, source: &str, amount: &str, state: &str| {
+        conn.execute(
+            "INSERT INTO ledger (direction, source_key, loan_id, amount, reference, state, origin, source,
+                                 event_at, created_at, updated_at)
+             VALUES ('crego', ?1, 'L1', ?2, 'CG-' || ?1, ?3, ?4, ?5, 1, 1, 1)",
+            params![key, amount, state, origin, source],
+        )
+        .unwrap();
+    };
+    // Found by the poll (payment 41), and one only a webhook told of (₹777, sent already).
+    insert(
+        "B:L1:500:2026-11-02T10:00:00",
+        "credgenics_poll",
+        r#"{"payment_id": 41, "amount_recovered": 500, "payment_reference_number": "", "created": "2026-11-02 10:00:00"}"#,
+        "500",
+        "done",
+    );
+    // The same payment 41 again under another old key (its amount corrected at Credgenics):
+    // the migration must not trip on the unique key.
+    insert(
+        "B:L1:501:2026-11-02T10:00:00",
+        "credgenics_poll",
+        r#"{"payment_id": 41, "amount_recovered": 501, "payment_reference_number": "", "created": "2026-11-02 10:00:00"}"#,
+        "501",
+        "done",
+    );
+    insert(
+        "B:L1:777:2026-11-03T09:00:00",
+        "credgenics_webhook",
+        r#"{"loan_id": "L1", "amount_recovered": 777, "reference_number": "", "recovery_date": "2026-11-03 09:00:00"}"#,
+        "777",
+        "done",
+    );
+    insert(
+        "B:L1:REF-9",
+        "credgenics_webhook",
+        r#"{"loan_id": "L1", "amount_recovered": 10, "reference_number": "REF-9"}"#,
+        "10",
+        "done",
+    );
+    migrate(&mut conn).unwrap();
+    let store = Store::wrap(conn, PathBuf::from(":memory:"), None);
+    assert!(
+        store.ledger_by_key("B:L1:pid:41").unwrap().is_some(),
+        "poll row keyed by payment_id"
+    );
+    assert!(
+        store.ledger_by_key("B:L1:REF-9").unwrap().is_some(),
+        "reference keys unchanged"
+    );
+    // The poll now finds the ₹777 payment (payment 42, no reference): it is that webhook row.
+    let row = NewLedgerRow {
+        direction: Direction::ToCrego,
+        source_key: "B:L1:pid:42".into(),
+        loan_id: "L1".into(),
+        amount: Decimal::from(777),
+        reference: "CG-new".into(),
+        allocation_month: None,
+        payload: None,
+        origin: "credgenics_poll",
+        source: serde_json::json!({"payment_id": 42}),
+        event_at: 2.0,
+        dead_reason: None,
+    };
+    assert_eq!(store.record_poll(&[row], &[], 3.0).unwrap(), 0, "no second row");
+    let claimed = store.ledger_by_key("B:L1:pid:42").unwrap().unwrap();
+    assert_eq!(
+        claimed.state,
+        LedgerState::Done,
+        "the row already written, not a new one"
+    );
+    assert_eq!(store.ledger_for_loan(Direction::ToCrego, "L1").unwrap().len(), 4);
+}
