@@ -13,7 +13,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use super::{CgLoan, Gate, Shared, checks, gatekeeper, json_error, requests_handler, stats_handler};
+use super::checks;
+use super::gate::{Gate, Shared, gatekeeper, json_error, requests_handler, stats_handler};
+use super::state::CgLoan;
 use crate::http::Api;
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -238,8 +240,8 @@ async fn add_payment(
         s.record_payment(&loan_id, entry)
     };
     let shared = gate.shared.clone();
-    let hook = super::payment_webhook(&loan_id, &payment);
-    tokio::spawn(async move { super::emit_webhook(&shared, hook).await });
+    let hook = super::gate::payment_webhook(&loan_id, &payment);
+    tokio::spawn(async move { super::gate::emit_webhook(&shared, hook).await });
     Json(json!({"output": "Data updated successfully", "message": "success", "headers": {"Content-Type": "application/json"}}))
         .into_response()
 }

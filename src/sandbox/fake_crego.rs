@@ -13,8 +13,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::gate::{Gate, Shared, gatekeeper, json_error, requests_handler, stats_handler};
 use super::realism::Listed;
-use super::{Gate, Shared, gatekeeper, json_error, requests_handler, stats_handler};
 use crate::http::Api;
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -186,7 +186,7 @@ async fn create_record(State(gate): State<Gate>, body: Bytes) -> Response {
     if !errors.is_empty() {
         return json_error(StatusCode::BAD_REQUEST, Value::Object(errors));
     }
-    let mut record: Value = serde_json::from_str(super::RECORD_EXAMPLE).expect("record fixture parses");
+    let mut record: Value = serde_json::from_str(super::spec::RECORD_EXAMPLE).expect("record fixture parses");
     for (k, v) in ["id", "ref_id"].iter().map(|k| (*k, Value::Null)) {
         record[k] = v;
     }

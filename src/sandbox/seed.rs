@@ -6,32 +6,11 @@ use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use super::SandboxState;
+use super::spec::SeedSpec;
+use super::state::SandboxState;
 
 /// The documented `GET /v1/crm/leads/{id}/programs/` example, used as the template of every seed.
 pub const PROGRAMS_EXAMPLE: &str = include_str!("../../fixtures/crego_programs_response.json");
-
-#[derive(Debug, Clone)]
-pub struct SeedSpec {
-    pub leads: usize,
-    /// Share of lines overdue, in percent.
-    pub overdue_pct: u32,
-    pub rng_seed: u64,
-    /// Share of overdue lines, in percent, on which a part repayment is already booked in the LMS
-    /// (flow C's input).
-    pub repay_pct: u32,
-}
-
-impl Default for SeedSpec {
-    fn default() -> Self {
-        Self {
-            leads: 30,
-            overdue_pct: 30,
-            rng_seed: 7,
-            repay_pct: 0,
-        }
-    }
-}
 
 const FIRST: &[&str] = &[
     "Aarav", "Priya", "Rohan", "Ananya", "Vikram", "Meera", "Arjun", "Kavya", "Sanjay", "Lakshmi",
