@@ -1,0 +1,135 @@
+//! The checked form every other module reads: URLs parsed, cron compiled, secrets read, the
+//! mapping compiled.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::mapping::FieldSet;
+
+/// Rate, concurrency, timeout and retry settings of one partner API.
+#[derive(Debug, Clone)]
+pub struct ApiLimits {
+    pub requests_per_second: NonZeroU32,
+    pub max_in_flight: usize,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_retries: usize,
+    /// The largest answer read; a larger one is an error, never held whole in memory.
+    pub max_response_bytes: u64,
+    /// The longest `Retry-After` honoured: a partner asking for an hour does not hang a run.
+    pub max_retry_after: Duration,
+}
+
+#[derive(Debug)]
+pub struct CregoConfig {
+    pub base_url: url::Url,
+    pub credential: Credential,
+    pub limits: ApiLimits,
+    pub page_size: u32,
+    pub line_details_path: String,
+    pub lead_path: String,
+    pub programs_path: String,
+    pub records_path: String,
+}
+
+#[derive(Debug)]
+pub struct CredgenicsConfig {
+    pub base_url: url::Url,
+    pub credential: Credential,
+    pub company_id: Option<String>,
+    pub limits: ApiLimits,
+    pub amount_decimals: u32,
+}
+
+#[derive(Debug)]
+pub struct Schedules {
+    pub place_loans: croner::Cron,
+    pub push_repayments: croner::Cron,
+    pub poll_recoveries: croner::Cron,
+    pub reconcile: croner::Cron,
+}
+
+#[derive(Debug)]
+pub struct SyncConfig {
+    pub timezone: jiff::tz::TimeZone,
+    pub min_dpd: i64,
+    pub cursor_overlap_secs: f64,
+    /// Delay before a payment that failed unsent is tried again, doubling per attempt up to max.
+    pub retry_base_secs: f64,
+    pub retry_max_secs: f64,
+    /// How long a repayment that may pay a loan off waits for a read of its line that reflects it
+    /// (design §1C), seconds.
+    pub line_wait_secs: f64,
+    /// Failed look-ups of an in-doubt upload before it becomes a dead letter (design §2.7).
+    pub max_lookups: u32,
+    pub schedules: Schedules,
+}
+
+#[derive(Debug)]
+pub struct WebhookConfig {
+    pub listen: SocketAddr,
+    pub token: Option<SecretString>,
+    /// The largest recovery taken from Credgenics (webhook or poll): a larger one is a dead
+    /// letter, never written into the LMS.
+    pub max_amount: rust_decimal::Decimal,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct Mapping {
+    pub loan: FieldSet,
+    pub default: FieldSet,
+    pub payment: FieldSet,
+    pub record: FieldSet,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+pub use crate::telemetry::LogFormat;
+
+/// How a client authenticates.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A token issued once (Crego bearer token, Credgenics `authenticationtoken`).
+    Static(SecretString),
+    /// An id and a secret exchanged for expiring tokens at `token_path` (refreshed at
+    /// `refresh_path` when the partner issues refresh tokens).
+    Exchange {
+        id: String,
+        secret: SecretString,
+        token_path: String,
+        refresh_path: Option<String>,
+    },
+}
+
+/// The validated configuration the daemon runs on.
+#[derive(Debug)]
+pub struct Config {
+    pub state_path: PathBuf,
+    pub crego: CregoConfig,
+    pub credgenics: CredgenicsConfig,
+    pub sync: SyncConfig,
+    pub webhook: WebhookConfig,
+    pub mapping: Mapping,
+    pub log: LogConfig,
+    pub daemon: DaemonConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// How long SIGTERM waits for the in-flight batch before exiting anyway.
+    pub shutdown_grace: Duration,
+    /// `/readyz` fails when a stream has not been read to its end for this long.
+    pub stuck_after_secs: f64,
+    /// A running job silent for this long (no page, no item) withholds the watchdog.
+    pub job_stall: Duration,
+}

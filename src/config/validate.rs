@@ -1,0 +1,293 @@
+//! From the raw form to the checked one, collecting every problem (each naming its key).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::mapping::{self};
+
+use super::checked::*;
+use super::checker::Checker;
+use super::error::ConfigError;
+use super::raw::*;
+
+impl RawConfig {
+    /// Checks everything and produces the runnable form, or every problem found.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let mut c = Checker { problems: Vec::new() };
+        let RawConfig {
+            state,
+            crego,
+            credgenics,
+            sync,
+            webhook,
+            mapping: raw_mapping,
+            log,
+            daemon,
+        } = self;
+        if daemon.shutdown_grace_secs == 0 || daemon.shutdown_grace_secs > 3600 {
+            c.problem("daemon.shutdown_grace_secs", "must be between 1 and 3600");
+        }
+        if daemon.stuck_after_secs < 60 {
+            c.problem("daemon.stuck_after_secs", "must be at least 60");
+        }
+        if daemon.job_stall_secs == 0 {
+            c.problem("daemon.job_stall_secs", "must be at least 1");
+        }
+
+        if state.path.trim().is_empty() {
+            c.problem("state.path", "is required");
+        }
+
+        let crego_url = c.url("crego.base_url", &crego.base_url, crego.allow_insecure_http);
+        let crego_token = if let Some(user) = crego.username.clone().filter(|u| !u.trim().is_empty()) {
+            if crego.bearer_token.is_some() || crego.bearer_token_file.is_some() {
+                c.problem(
+                    "crego.username",
+                    "set either bearer_token or username/password, not both",
+                );
+            }
+            c.path_template("crego.token_path", &crego.token_path, None);
+            c.path_template("crego.refresh_path", &crego.refresh_path, None);
+            c.secret("crego", "password", &crego.password, &crego.password_file, true)
+                .map(|secret| Credential::Exchange {
+                    id: user,
+                    secret,
+                    token_path: crego.token_path.clone(),
+                    refresh_path: Some(crego.refresh_path.clone()),
+                })
+        } else {
+            c.secret(
+                "crego",
+                "bearer_token",
+                &crego.bearer_token,
+                &crego.bearer_token_file,
+                true,
+            )
+            .map(Credential::Static)
+        };
+        let crego_limits = c.limits(
+            "crego",
+            crego.requests_per_second,
+            crego.max_in_flight,
+            crego.timeout_secs,
+            crego.connect_timeout_secs,
+            crego.max_retries,
+            crego.max_response_bytes,
+            crego.max_retry_after_secs,
+        );
+        if crego.page_size == 0 || crego.page_size > 1000 {
+            c.problem("crego.page_size", "must be between 1 and 1000");
+        }
+        c.path_template("crego.line_details_path", &crego.line_details_path, None);
+        c.path_template("crego.lead_path", &crego.lead_path, Some("{lead_id}"));
+        c.path_template("crego.programs_path", &crego.programs_path, Some("{lead_id}"));
+        c.path_template("crego.records_path", &crego.records_path, None);
+
+        let cg_url = c.url(
+            "credgenics.base_url",
+            &credgenics.base_url,
+            credgenics.allow_insecure_http,
+        );
+        let cg_token = if let Some(id) = credgenics.client_id.clone().filter(|u| !u.trim().is_empty()) {
+            if credgenics.auth_token.is_some() || credgenics.auth_token_file.is_some() {
+                c.problem(
+                    "credgenics.client_id",
+                    "set either auth_token or client_id/client_secret, not both",
+                );
+            }
+            c.path_template("credgenics.token_path", &credgenics.token_path, None);
+            c.secret(
+                "credgenics",
+                "client_secret",
+                &credgenics.client_secret,
+                &credgenics.client_secret_file,
+                true,
+            )
+            .map(|secret| Credential::Exchange {
+                id,
+                secret,
+                token_path: credgenics.token_path.clone(),
+                refresh_path: None,
+            })
+        } else {
+            c.secret(
+                "credgenics",
+                "auth_token",
+                &credgenics.auth_token,
+                &credgenics.auth_token_file,
+                true,
+            )
+            .map(Credential::Static)
+        };
+        let cg_limits = c.limits(
+            "credgenics",
+            credgenics.requests_per_second,
+            credgenics.max_in_flight,
+            credgenics.timeout_secs,
+            credgenics.connect_timeout_secs,
+            credgenics.max_retries,
+            credgenics.max_response_bytes,
+            credgenics.max_retry_after_secs,
+        );
+        if credgenics.amount_decimals > 6 {
+            c.problem("credgenics.amount_decimals", "must be between 0 and 6");
+        }
+        if let Some(id) = &credgenics.company_id
+            && id.trim().is_empty()
+        {
+            c.problem("credgenics.company_id", "is empty: remove the key or give the id");
+        }
+
+        let tz = match jiff::tz::TimeZone::get(&sync.timezone) {
+            Ok(tz) => Some(tz),
+            Err(e) => {
+                c.problem(
+                    "sync.timezone",
+                    format!("`{}` is not a known time zone: {e}", sync.timezone),
+                );
+                None
+            }
+        };
+        if sync.min_dpd < 1 {
+            c.problem("sync.min_dpd", "must be at least 1");
+        }
+        if sync.cursor_overlap_secs > 7 * 86400 {
+            c.problem("sync.cursor_overlap_secs", "must be at most 604800 (7 days)");
+        }
+        if sync.retry_base_secs > sync.retry_max_secs {
+            c.problem("sync.retry_base_secs", "must not exceed sync.retry_max_secs");
+        }
+        if sync.line_wait_secs > 86400 {
+            c.problem("sync.line_wait_secs", "must be at most 86400 (a day)");
+        }
+        if sync.max_lookups == 0 {
+            c.problem("sync.max_lookups", "must be at least 1");
+        }
+        let s = &sync.schedules;
+        let schedules = (
+            c.cron("sync.schedules.place_loans", &s.place_loans),
+            c.cron("sync.schedules.push_repayments", &s.push_repayments),
+            c.cron("sync.schedules.poll_recoveries", &s.poll_recoveries),
+            c.cron("sync.schedules.reconcile", &s.reconcile),
+        );
+
+        let listen = match webhook.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                c.problem(
+                    "webhook.listen",
+                    format!("`{}` is not an address:port: {e}", webhook.listen),
+                );
+                None
+            }
+        };
+        let webhook_token = c.secret("webhook", "token", &webhook.token, &webhook.token_file, false);
+        if webhook.max_amount == 0 {
+            c.problem("webhook.max_amount", "must be at least 1");
+        }
+        if !(1..=65_536).contains(&webhook.max_connections) {
+            c.problem("webhook.max_connections", "must be between 1 and 65536");
+        }
+        // Below the 10 s a webhook's body may take, a slow body is cut rather than answered 408.
+        if !(1..=3600).contains(&webhook.idle_timeout_secs) {
+            c.problem("webhook.idle_timeout_secs", "must be between 1 and 3600");
+        }
+
+        if !(10..=60_000).contains(&raw_mapping.budget_ms) {
+            c.problem("mapping.budget_ms", "must be between 10 and 60000 (milliseconds)");
+        }
+        let budget = Duration::from_millis(raw_mapping.budget_ms.clamp(10, 60_000));
+        let mapping = Mapping {
+            loan: c
+                .fieldset("loan", mapping::DEFAULT_LOAN, &raw_mapping.loan)
+                .with_budget(budget),
+            default: c
+                .fieldset("default", mapping::DEFAULT_DEFAULT, &raw_mapping.default)
+                .with_budget(budget),
+            payment: c
+                .fieldset("payment", mapping::DEFAULT_PAYMENT, &raw_mapping.payment)
+                .with_budget(budget),
+            record: c
+                .fieldset("record", mapping::DEFAULT_RECORD, &raw_mapping.record)
+                .with_budget(budget),
+        };
+
+        let format = match log.format.as_str() {
+            "auto" => LogFormat::Auto,
+            "json" => LogFormat::Json,
+            "human" => LogFormat::Human,
+            other => {
+                c.problem("log.format", format!("`{other}` is not one of auto, json, human"));
+                LogFormat::Auto
+            }
+        };
+        if tracing_subscriber::EnvFilter::try_new(&log.level).is_err() {
+            c.problem("log.level", format!("`{}` is not a log level or filter", log.level));
+        }
+
+        if !c.problems.is_empty() {
+            return Err(ConfigError(c.problems));
+        }
+        let (Some(crego_url), Some(crego_token), Some(cg_url), Some(cg_token), Some(tz), Some(listen)) =
+            (crego_url, crego_token, cg_url, cg_token, tz, listen)
+        else {
+            unreachable!("every None above recorded a problem");
+        };
+        let (Some(place_loans), Some(push_repayments), Some(poll_recoveries), Some(reconcile)) = schedules else {
+            unreachable!("every None above recorded a problem");
+        };
+        Ok(Config {
+            state_path: PathBuf::from(state.path),
+            crego: CregoConfig {
+                base_url: crego_url,
+                credential: crego_token,
+                limits: crego_limits,
+                page_size: crego.page_size,
+                line_details_path: crego.line_details_path,
+                lead_path: crego.lead_path,
+                programs_path: crego.programs_path,
+                records_path: crego.records_path,
+            },
+            credgenics: CredgenicsConfig {
+                base_url: cg_url,
+                credential: cg_token,
+                company_id: credgenics.company_id,
+                limits: cg_limits,
+                amount_decimals: credgenics.amount_decimals,
+            },
+            sync: SyncConfig {
+                timezone: tz,
+                min_dpd: sync.min_dpd,
+                cursor_overlap_secs: sync.cursor_overlap_secs as f64,
+                retry_base_secs: sync.retry_base_secs as f64,
+                retry_max_secs: sync.retry_max_secs as f64,
+                line_wait_secs: sync.line_wait_secs as f64,
+                max_lookups: sync.max_lookups,
+                schedules: Schedules {
+                    place_loans,
+                    push_repayments,
+                    poll_recoveries,
+                    reconcile,
+                },
+            },
+            webhook: WebhookConfig {
+                listen,
+                token: webhook_token,
+                max_amount: rust_decimal::Decimal::from(webhook.max_amount),
+                max_connections: webhook.max_connections as usize,
+                idle_timeout: Duration::from_secs(webhook.idle_timeout_secs),
+            },
+            mapping,
+            log: LogConfig {
+                level: log.level,
+                format,
+            },
+            daemon: DaemonConfig {
+                shutdown_grace: Duration::from_secs(daemon.shutdown_grace_secs),
+                stuck_after_secs: daemon.stuck_after_secs as f64,
+                job_stall: Duration::from_secs(daemon.job_stall_secs),
+            },
+        })
+    }
+}
