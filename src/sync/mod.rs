@@ -1,8 +1,8 @@
 //! The sync flows and the cycle that runs them.
 //!
 //! - [`context`]: what every flow is handed, and why a flow stops.
-//! - [`place_loans`]: flow A, overdue Crego lines placed in Credgenics; [`decide`]: its choice
-//!   per line, as a value.
+//! - [`place_loans`]: flow A, overdue Crego lines placed in Credgenics (its choice per line a
+//!   pure value: [`place_loans::decide`]).
 //! - [`push_repayments`]: flow C, LMS repayments pushed as Credgenics payments.
 //! - [`pull_recoveries`]: flow B, Credgenics recoveries (webhook and poll) written as LMS records.
 //! - [`deliver`]: effectively-once delivery of the payment ledger, generic over the two
@@ -13,7 +13,6 @@
 //! This file only declares and re-exports: a child never imports it back.
 
 pub mod context;
-pub mod decide;
 pub mod deliver;
 pub mod once;
 pub mod place_loans;
