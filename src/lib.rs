@@ -2,31 +2,37 @@
 //!
 //! # Layout
 //!
-//! The folders follow the data flow:
+//! The folders follow the data flow, and no module imports one that imports it back
+//! (`tests/layout.rs` checks that, and that no file passes 500 lines):
 //!
-//! - [`config`]: the TOML + env configuration, validated into its checked form.
+//! - [`config`]: `raw` (serde form, defaults) → `validate` → `checked` (what everyone reads);
+//!   `load` reads the file and the environment.
 //! - [`clock`]: "now" (with the `CCSYNC_NOW` override), dates in the configured time zone.
-//! - [`http`]: the HTTP discipline both partner clients share (rate, concurrency, retries).
-//! - [`crego`]: the Crego client (line details, leads, programs, records) and the keyset reader
-//!   of its change streams ([`crego::stream`]).
-//! - [`credgenics`]: the Credgenics client and its documented field rules.
-//! - [`mapping`]: jq field mapping (jaq), built-in defaults.
+//! - [`http`]: what both partner clients share — `error` (the one retry classification), `gate`
+//!   (rate ceiling, concurrency, the shutdown token), `client` (retries honouring `Retry-After`),
+//!   `token` (exchanged tokens, renewed through the same gate).
+//! - [`crego`]: the Crego client and the keyset reader of its change streams ([`crego::stream`]).
+//! - [`credgenics`]: the Credgenics client and its documented field rules (the preflight).
+//! - [`mapping`]: jq field mapping — `jq` (jaq compile/eval), `budget` (a wall-time budget per
+//!   expression), built-in defaults, `samples` (what `check-config` evaluates them on).
 //! - [`money`]: exact decimal amounts in and out of JSON.
-//! - [`store`]: SQLite state — cursors, loans, runs — and all of the crate's SQL.
-//! - [`sync`]: the flows (A loans out, C repayments out, B recoveries in), the `final_status`
-//!   decided at send time ([`sync::status`]), ledger delivery, the `--once` cycle.
-//! - [`daemon`]: daemon mode — listener, jobs, watchdog, the one shutdown path.
-//! - [`ops`]: operator commands (`status`, `dead-letters`, `mapping test`, `check-config`).
-//! - [`preview`]: what the mapping makes of live data, without writing.
-//! - [`schedule`]: the jobs and their cron loop (daemon mode).
-//! - [`runtime`]: each job's heartbeat, for the systemd watchdog.
-//! - [`server`]: the daemon's HTTP listener (Credgenics webhook, health).
-//! - [`sandbox`]: fake Crego and Credgenics servers for the demo, tests and benchmarks, with their
-//!   own checks written from the API documents and a realistic (untidy) mode.
-//! - [`exit`]: the exit codes.
-//! - [`cli`]: the command line and the entry point `run`; [`demo`]: the guided sandbox run.
-//! - [`bench`]: the lender-scale benchmark against a sandbox in its own process.
-//! - [`telemetry`]: log events and personal-data masking.
+//! - [`sync`]: the flows — `place_loans` (A: run → pipeline → pure `decide` → `apply`),
+//!   `push_repayments` (C, with `status`: `final_status` at send time), `pull_recoveries` (B) —
+//!   and `deliver`, the ledger's effectively-once delivery, generic over an `Outbound` both
+//!   payment flows implement; `context` (what a flow is handed), `once` (the `--once` cycle).
+//! - [`store`]: SQLite state, all of the crate's SQL — `db` (the file, lock, migrations),
+//!   `cursors`, `loans`, `ledger`, `dead_letters`, `jobs`.
+//! - [`schedule`]: the jobs and their cron loop; [`runtime`]: each job's heartbeat, for the
+//!   systemd watchdog; [`daemon`]: daemon mode — listener, jobs, watchdog, the one shutdown path.
+//! - [`server`]: the daemon's HTTP listener (webhook, health, metrics) behind a connection guard.
+//! - [`ops`]: operator commands (`status`, `dead-letters`, `mapping test`, `check-config`);
+//!   [`preview`]: what the mapping makes of live data, without writing.
+//! - [`sandbox`]: fake Crego and Credgenics for the demo, tests and benchmarks — `spec`, `state`,
+//!   `gate` (the HTTP glue), `fake_crego`, `fake_credgenics`, `checks` (validation written from the
+//!   API document alone), `seed`, `realism` + `lagging` (the untidy mode).
+//! - [`exit`]: the exit codes; [`cli`]: the command line and the entry point `run`; [`demo`]:
+//!   the guided sandbox run; [`bench`]: the lender-scale benchmark.
+//! - [`telemetry`]: log events, metric names and personal-data masking.
 
 pub mod bench;
 pub mod cli;

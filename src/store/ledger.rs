@@ -326,13 +326,17 @@ impl Store {
         &self,
         id: i64,
         from: LedgerState,
+        from_attempts: i64,
         send: &Sending<'_>,
         now: f64,
     ) -> Result<bool, StoreError> {
+        // A compare-and-set on the state *and* the attempt count: resending an in-doubt row goes
+        // from in_flight to in_flight, so only the count (which every claim raises) tells a
+        // second claimant that the row was taken since it read it.
         Ok(self.conn().exec_cached(
             "UPDATE ledger SET state = 'in_flight', attempts = attempts + 1, updated_at = ?3,
                     payload = ?4, reference = ?5, allocation_month = ?6, amount = ?7
-             WHERE id = ?1 AND state = ?2",
+             WHERE id = ?1 AND state = ?2 AND attempts = ?8",
             params![
                 id,
                 from.as_str(),
@@ -340,7 +344,8 @@ impl Store {
                 send.payload.to_string(),
                 send.reference,
                 send.allocation_month,
-                send.amount.to_string()
+                send.amount.to_string(),
+                from_attempts
             ],
         )? == 1)
     }

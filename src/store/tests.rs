@@ -1,3 +1,5 @@
+//! Unit tests of the store: locking, permissions, cursors, migrations of older states.
+
 use std::path::PathBuf;
 
 use rusqlite::{Connection, params};
@@ -162,4 +164,60 @@ fn v5_moves_recoveries_to_one_identity_and_the_poll_claims_legacy_webhook_rows()
         "the row already written, not a new one"
     );
     assert_eq!(store.ledger_for_loan(Direction::ToCrego, "L1").unwrap().len(), 4);
+}
+
+/// Regression (issue 11, finding 4): the in-flight claim checked the row's state only, and
+/// resending an in-doubt row goes from `in_flight` to `in_flight`, so two claimants that read the
+/// row together could both send it. The claim compares the attempt count too: of two claimants
+/// holding the same read, exactly one wins, whichever state the row is in.
+#[test]
+fn of_two_claimants_holding_the_same_read_exactly_one_wins() {
+    let store = Store::in_memory().unwrap();
+    let row = NewLedgerRow {
+        direction: Direction::ToCrego,
+        source_key: "B:L1:REF-1".into(),
+        loan_id: "L1".into(),
+        amount: Decimal::from(500),
+        reference: "REF-1".into(),
+        allocation_month: None,
+        payload: Some(serde_json::json!({"amount": 500})),
+        origin: "credgenics_poll",
+        source: serde_json::json!({"payment_reference": "REF-1"}),
+        event_at: 1.0,
+        dead_reason: None,
+    };
+    assert_eq!(store.record_poll(&[row], &[], 1.0).unwrap(), 1);
+    let payload = serde_json::json!({"amount": 500});
+    let sending = Sending {
+        payload: &payload,
+        reference: "REF-1",
+        allocation_month: None,
+        amount: Decimal::from(500),
+    };
+    // Pending: both read attempts = 0; the first claims, the second is refused.
+    let read = store.ledger_by_key("B:L1:REF-1").unwrap().unwrap();
+    assert!(
+        store
+            .ledger_in_flight(read.id, read.state, read.attempts, &sending, 2.0)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .ledger_in_flight(read.id, read.state, read.attempts, &sending, 2.0)
+            .unwrap()
+    );
+    // In doubt (in flight, attempts = 1): a resend goes in_flight → in_flight; again only one of
+    // two claimants holding that read wins.
+    let read = store.ledger_by_key("B:L1:REF-1").unwrap().unwrap();
+    assert_eq!((read.state, read.attempts), (LedgerState::InFlight, 1));
+    assert!(
+        store
+            .ledger_in_flight(read.id, read.state, read.attempts, &sending, 3.0)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .ledger_in_flight(read.id, read.state, read.attempts, &sending, 3.0)
+            .unwrap()
+    );
 }

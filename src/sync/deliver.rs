@@ -215,7 +215,7 @@ async fn send<O: Outbound>(ctx: &Context, out: &O, row: &LedgerRow) -> Result<Se
     };
     if !ctx
         .store
-        .ledger_in_flight(row.id, row.state, &sending, ctx.now_secs())?
+        .ledger_in_flight(row.id, row.state, row.attempts, &sending, ctx.now_secs())?
     {
         // Taken meanwhile by someone else: whatever it came to is theirs to record.
         return Ok(Sent::Taken);

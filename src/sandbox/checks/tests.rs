@@ -1,3 +1,5 @@
+//! The fake Credgenics' validation against the document's own examples and its tables.
+
 use super::*;
 use serde_json::json;
 
