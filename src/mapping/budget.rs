@@ -15,10 +15,10 @@
 //! expression in a child process first, so that crash is found, and named, before go-live.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use jaq_json::Val;
 use serde_json::{Map, Value};
@@ -29,17 +29,36 @@ use super::jq::{EvalEnv, Field, MappingError, eval_one};
 pub const DEFAULT_BUDGET: Duration = Duration::from_millis(1000);
 /// Abandoned (runaway) workers tolerated before the evaluator stops taking work.
 pub const MAX_RUNAWAYS: usize = 4;
+/// How long a caller waits in place before moving its runtime's other tasks off its thread.
+const QUICK: Duration = Duration::from_millis(2);
 /// A worker's stack: deep but finite recursion in a mapping is legitimate.
 const WORKER_STACK: usize = 16 << 20;
 
-type Outcome = Result<Option<Value>, MappingError>;
+/// The values of a job's fields (key order, nulls omitted), or the first failure and its index.
+type Outcome = Result<Map<String, Value>, (usize, MappingError)>;
+
+/// Which field a worker is evaluating, and since when: the caller reads it only when the job is
+/// slow, to tell which expression overran (one message per job, not one per field: a wake-up
+/// per field cost more than the mapping itself).
+#[derive(Default)]
+struct Progress {
+    index: AtomicUsize,
+    /// Nanoseconds since [`epoch`] when that field began.
+    began: AtomicU64,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
 
 struct Job {
     fields: Arc<[Field]>,
     range: Range<usize>,
     input: Val,
     env: EvalEnv,
-    results: mpsc::Sender<Outcome>,
+    progress: Arc<Progress>,
+    result: mpsc::Sender<Outcome>,
 }
 
 struct Worker {
@@ -54,6 +73,25 @@ pub fn runaways() -> usize {
     RUNAWAYS.load(Ordering::Relaxed)
 }
 
+fn run(job: &Job) -> Outcome {
+    let mut out = Map::new();
+    for i in job.range.clone() {
+        let field = &job.fields[i];
+        job.progress
+            .began
+            .store(epoch().elapsed().as_nanos() as u64, Ordering::Relaxed);
+        job.progress.index.store(i, Ordering::Release);
+        match eval_one(field, job.input.clone(), &job.env) {
+            Ok(Some(v)) => {
+                out.insert(field.key.clone(), v);
+            }
+            Ok(None) => {}
+            Err(e) => return Err((i, e)),
+        }
+    }
+    Ok(out)
+}
+
 fn spawn() -> std::io::Result<Worker> {
     let (jobs, inbox) = mpsc::channel::<Job>();
     std::thread::Builder::new()
@@ -61,18 +99,11 @@ fn spawn() -> std::io::Result<Worker> {
         .stack_size(WORKER_STACK)
         .spawn(move || {
             for job in inbox {
-                for field in &job.fields[job.range.clone()] {
-                    let outcome = eval_one(field, job.input.clone(), &job.env);
-                    let failed = outcome.is_err();
-                    if job.results.send(outcome).is_err() {
-                        // Abandoned after an overrun, and only now done: no longer a runaway.
-                        // This worker was never handed back to the pool; it ends here.
-                        RUNAWAYS.fetch_sub(1, Ordering::Relaxed);
-                        return;
-                    }
-                    if failed {
-                        break;
-                    }
+                if job.result.send(run(&job)).is_err() {
+                    // Abandoned after an overrun, and only now done: no longer a runaway. This
+                    // worker was never handed back to the pool; it ends here.
+                    RUNAWAYS.fetch_sub(1, Ordering::Relaxed);
+                    return;
                 }
             }
         })?;
@@ -116,48 +147,44 @@ pub(super) fn eval_fields(
     env: &EvalEnv,
     budget: Duration,
 ) -> Result<Map<String, Value>, Failure> {
-    let mut out = Map::new();
     let range = range.start..range.end.min(fields.len());
-    let start = range.start;
-    let Some(first) = fields.get(start).filter(|_| !range.is_empty()) else {
-        return Ok(out);
+    let Some(first) = fields.get(range.start).filter(|_| !range.is_empty()) else {
+        return Ok(Map::new());
     };
-    let fail = |_at: usize, error: MappingError| Failure { error, overran: false };
-    let refuse = |field: &Field, message: String| MappingError {
-        field: field.key.clone(),
-        expr: field.expr.clone(),
-        message,
+    let refuse = |field: &Field, message: String, overran: bool| Failure {
+        error: MappingError {
+            field: field.key.clone(),
+            expr: field.expr.clone(),
+            message,
+        },
+        overran,
     };
     let stuck = runaways();
     if stuck >= MAX_RUNAWAYS {
-        return Err(Failure {
-            overran: true,
-            ..fail(
-                start,
-                refuse(
-                    first,
-                    format!(
-                        "not evaluated: {stuck} mapping expressions overran their budget in this process and still \
-                         hold a core each; mend the mapping and restart"
-                    ),
-                ),
-            )
-        });
+        return Err(refuse(
+            first,
+            format!(
+                "not evaluated: {stuck} mapping expressions overran their budget in this process and still \
+                 hold a core each; mend the mapping and restart"
+            ),
+            true,
+        ));
     }
-    let (results, replies) = mpsc::channel();
+    let (result, reply) = mpsc::channel();
+    let progress = Arc::new(Progress::default());
+    progress.index.store(range.start, Ordering::Relaxed);
+    progress
+        .began
+        .store(epoch().elapsed().as_nanos() as u64, Ordering::Relaxed);
     let job = Job {
         fields: fields.clone(),
-        range: range.clone(),
+        range,
         input,
         env: *env,
-        results,
+        progress: progress.clone(),
+        result,
     };
-    let no_thread = |e: std::io::Error| {
-        fail(
-            start,
-            refuse(first, format!("cannot start a mapping worker thread: {e}")),
-        )
-    };
+    let no_thread = |e: std::io::Error| refuse(first, format!("cannot start a mapping worker thread: {e}"), false);
     let worker = checkout().map_err(no_thread)?;
     // A worker whose thread has died (a panic inside jaq) refuses the job: use a fresh one.
     let worker = match worker.jobs.send(job) {
@@ -167,50 +194,65 @@ pub(super) fn eval_fields(
             fresh
                 .jobs
                 .send(job)
-                .map_err(|_| fail(start, refuse(first, "the mapping worker thread died".into())))?;
+                .map_err(|_| refuse(first, "the mapping worker thread died".into(), false))?;
             fresh
         }
     };
-    for (at, field) in fields.iter().enumerate().take(range.end).skip(start) {
-        match blocking(|| replies.recv_timeout(budget)) {
-            Ok(Ok(Some(v))) => {
-                out.insert(field.key.clone(), v);
-            }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => {
-                checkin(worker);
-                return Err(fail(at, e));
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                // The worker is left to spin; it is never handed another job.
-                let n = RUNAWAYS.fetch_add(1, Ordering::Relaxed) + 1;
-                metrics::counter!(crate::telemetry::metric::MAPPING_RUNAWAYS).increment(1);
-                tracing::error!(
-                    event = "mapping_runaway",
-                    field = %field.key,
-                    budget_ms = budget.as_millis() as u64,
-                    runaways = n,
-                    "a mapping expression overran its budget; its item is a dead letter"
-                );
-                return Err(Failure {
-                    overran: true,
-                    ..fail(
-                        at,
-                        refuse(
-                            field,
-                            format!(
-                                "did not finish within the budget of {} ms (mapping.budget_ms)",
-                                budget.as_millis()
-                            ),
-                        ),
-                    )
-                });
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(fail(at, refuse(field, "the evaluation panicked".into())));
-            }
+    // Nearly every job answers in microseconds: wait a moment in place; only a slow one pays for
+    // handing this thread's other tasks to another (block_in_place) while it is watched.
+    let outcome = match reply.recv_timeout(budget.min(QUICK)) {
+        Err(RecvTimeoutError::Timeout) => blocking(|| watch(&reply, &progress, budget)),
+        other => other,
+    };
+    match outcome {
+        Ok(Ok(values)) => {
+            checkin(worker);
+            Ok(values)
+        }
+        Ok(Err((_, error))) => {
+            checkin(worker);
+            Err(Failure { error, overran: false })
+        }
+        Err(RecvTimeoutError::Timeout) => {
+            // The worker is left to run; it is never handed another job.
+            let field = &fields[progress.index.load(Ordering::Acquire)];
+            let n = RUNAWAYS.fetch_add(1, Ordering::Relaxed) + 1;
+            metrics::counter!(crate::telemetry::metric::MAPPING_RUNAWAYS).increment(1);
+            tracing::error!(
+                event = "mapping_runaway",
+                field = %field.key,
+                budget_ms = budget.as_millis() as u64,
+                runaways = n,
+                "a mapping expression overran its budget; its item is a dead letter"
+            );
+            Err(refuse(
+                field,
+                format!(
+                    "did not finish within the budget of {} ms (mapping.budget_ms)",
+                    budget.as_millis()
+                ),
+                true,
+            ))
+        }
+        Err(RecvTimeoutError::Disconnected) => {
+            let field = &fields[progress.index.load(Ordering::Acquire)];
+            Err(refuse(field, "the evaluation panicked".into(), false))
         }
     }
-    checkin(worker);
-    Ok(out)
+}
+
+/// Waits for a slow job's answer, until the field it is on has run for longer than `budget`.
+fn watch(reply: &mpsc::Receiver<Outcome>, progress: &Progress, budget: Duration) -> Result<Outcome, RecvTimeoutError> {
+    loop {
+        let began = Duration::from_nanos(progress.began.load(Ordering::Relaxed));
+        let running = epoch().elapsed().saturating_sub(began);
+        let left = budget.saturating_sub(running);
+        if left.is_zero() {
+            return Err(RecvTimeoutError::Timeout);
+        }
+        match reply.recv_timeout(left) {
+            Err(RecvTimeoutError::Timeout) => continue,
+            other => return other,
+        }
+    }
 }
