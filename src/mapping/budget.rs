@@ -34,14 +34,19 @@ const QUICK: Duration = Duration::from_millis(2);
 /// A worker's stack: deep but finite recursion in a mapping is legitimate.
 const WORKER_STACK: usize = 16 << 20;
 
-/// The values of a job's fields (key order, nulls omitted), or the first failure and its index.
-type Outcome = Result<Map<String, Value>, (usize, MappingError)>;
+/// The values of each of a job's field sets (key order, nulls omitted), or the first failure.
+type Outcome = Result<Vec<Map<String, Value>>, MappingError>;
+
+/// Field sets evaluated in one job, each over a range of its fields: one hop to a worker thread
+/// for all of an item's sets (a loan's top-level keys and its claim).
+pub(super) type Segments = Vec<(Arc<[Field]>, Range<usize>)>;
 
 /// Which field a worker is evaluating, and since when: the caller reads it only when the job is
 /// slow, to tell which expression overran (one message per job, not one per field: a wake-up
 /// per field cost more than the mapping itself).
 #[derive(Default)]
 struct Progress {
+    segment: AtomicUsize,
     index: AtomicUsize,
     /// Nanoseconds since [`epoch`] when that field began.
     began: AtomicU64,
@@ -53,8 +58,7 @@ fn epoch() -> Instant {
 }
 
 struct Job {
-    fields: Arc<[Field]>,
-    range: Range<usize>,
+    segments: Segments,
     input: Val,
     env: EvalEnv,
     progress: Arc<Progress>,
@@ -74,22 +78,27 @@ pub fn runaways() -> usize {
 }
 
 fn run(job: &Job) -> Outcome {
-    let mut out = Map::new();
-    for i in job.range.clone() {
-        let field = &job.fields[i];
-        job.progress
-            .began
-            .store(epoch().elapsed().as_nanos() as u64, Ordering::Relaxed);
-        job.progress.index.store(i, Ordering::Release);
-        match eval_one(field, job.input.clone(), &job.env) {
-            Ok(Some(v)) => {
-                out.insert(field.key.clone(), v);
+    let mut all = Vec::with_capacity(job.segments.len());
+    for (s, (fields, range)) in job.segments.iter().enumerate() {
+        let mut out = Map::new();
+        for i in range.clone() {
+            let field = &fields[i];
+            job.progress
+                .began
+                .store(epoch().elapsed().as_nanos() as u64, Ordering::Relaxed);
+            job.progress.segment.store(s, Ordering::Release);
+            job.progress.index.store(i, Ordering::Release);
+            match eval_one(field, job.input.clone(), &job.env) {
+                Ok(Some(v)) => {
+                    out.insert(field.key.clone(), v);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(e),
             }
-            Ok(None) => {}
-            Err(e) => return Err((i, e)),
         }
+        all.push(out);
     }
-    Ok(out)
+    Ok(all)
 }
 
 fn spawn() -> std::io::Result<Worker> {
@@ -148,13 +157,29 @@ pub(super) fn eval_fields(
     budget: Duration,
 ) -> Result<Map<String, Value>, Failure> {
     let range = range.start..range.end.min(fields.len());
-    let Some(first) = fields.get(range.start).filter(|_| !range.is_empty()) else {
-        return Ok(Map::new());
+    let mut maps = eval_segments(vec![(fields.clone(), range)], input, env, budget)?;
+    Ok(maps.pop().unwrap_or_default())
+}
+
+/// [`eval_fields`] for several field sets in one job; their values in the same order.
+pub(super) fn eval_segments(
+    segments: Segments,
+    input: Val,
+    env: &EvalEnv,
+    budget: Duration,
+) -> Result<Vec<Map<String, Value>>, Failure> {
+    let Some(first) = segments
+        .iter()
+        .find(|(f, r)| !r.is_empty() && r.end <= f.len())
+        .map(|(f, r)| (f[r.start].key.clone(), f[r.start].expr.clone()))
+    else {
+        return Ok(segments.iter().map(|_| Map::new()).collect());
     };
-    let refuse = |field: &Field, message: String, overran: bool| Failure {
+    let first = &first;
+    let refuse = |(field, expr): &(String, String), message: String, overran: bool| Failure {
         error: MappingError {
-            field: field.key.clone(),
-            expr: field.expr.clone(),
+            field: field.clone(),
+            expr: expr.clone(),
             message,
         },
         overran,
@@ -172,13 +197,19 @@ pub(super) fn eval_fields(
     }
     let (result, reply) = mpsc::channel();
     let progress = Arc::new(Progress::default());
-    progress.index.store(range.start, Ordering::Relaxed);
+    let start = segments.iter().position(|(_, r)| !r.is_empty()).unwrap_or(0);
+    progress.segment.store(start, Ordering::Relaxed);
+    progress.index.store(segments[start].1.start, Ordering::Relaxed);
+    let at = |p: &Progress| {
+        let (fields, _) = &segments[p.segment.load(Ordering::Acquire)];
+        let f = &fields[p.index.load(Ordering::Acquire)];
+        (f.key.clone(), f.expr.clone())
+    };
     progress
         .began
         .store(epoch().elapsed().as_nanos() as u64, Ordering::Relaxed);
     let job = Job {
-        fields: fields.clone(),
-        range,
+        segments: segments.clone(),
         input,
         env: *env,
         progress: progress.clone(),
@@ -209,18 +240,18 @@ pub(super) fn eval_fields(
             checkin(worker);
             Ok(values)
         }
-        Ok(Err((_, error))) => {
+        Ok(Err(error)) => {
             checkin(worker);
             Err(Failure { error, overran: false })
         }
         Err(RecvTimeoutError::Timeout) => {
             // The worker is left to run; it is never handed another job.
-            let field = &fields[progress.index.load(Ordering::Acquire)];
+            let field = &at(&progress);
             let n = RUNAWAYS.fetch_add(1, Ordering::Relaxed) + 1;
             metrics::counter!(crate::telemetry::metric::MAPPING_RUNAWAYS).increment(1);
             tracing::error!(
                 event = "mapping_runaway",
-                field = %field.key,
+                field = %field.0,
                 budget_ms = budget.as_millis() as u64,
                 runaways = n,
                 "a mapping expression overran its budget; its item is a dead letter"
@@ -235,7 +266,7 @@ pub(super) fn eval_fields(
             ))
         }
         Err(RecvTimeoutError::Disconnected) => {
-            let field = &fields[progress.index.load(Ordering::Acquire)];
+            let field = &at(&progress);
             Err(refuse(field, "the evaluation panicked".into(), false))
         }
     }

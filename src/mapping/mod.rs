@@ -21,6 +21,9 @@ use serde_json::{Map, Value};
 pub use defaults::{DEFAULT_DEFAULT, DEFAULT_LOAN, DEFAULT_PAYMENT, DEFAULT_RECORD};
 pub use jq::{EvalEnv, Field, Input, JqFilterHandle, MappingError, compile};
 
+/// The mapped fields of one set.
+pub type Payload = Map<String, Value>;
+
 /// The fields of one payload kind, in key order, and the wall time each may take per item.
 #[derive(Debug)]
 pub struct FieldSet {
@@ -85,6 +88,25 @@ impl FieldSet {
     /// [`Self::eval`] on an input already converted, for field sets that share one input.
     pub fn eval_prepared(&self, input: &Input, env: &EvalEnv) -> Result<Map<String, Value>, MappingError> {
         budget::eval_fields(&self.fields, 0..self.fields.len(), input.0.clone(), env, self.budget).map_err(|f| f.error)
+    }
+
+    /// [`Self::eval_prepared`] of this set and `other` over one input, in one job (one hop to a
+    /// worker thread per item instead of two); each set keeps its own budget per expression.
+    pub fn eval_both(
+        &self,
+        other: &FieldSet,
+        input: &Input,
+        env: &EvalEnv,
+    ) -> Result<(Payload, Payload), MappingError> {
+        let segments = vec![
+            (self.fields.clone(), 0..self.fields.len()),
+            (other.fields.clone(), 0..other.fields.len()),
+        ];
+        let budget = self.budget.max(other.budget);
+        let mut maps = budget::eval_segments(segments, input.0.clone(), env, budget).map_err(|f| f.error)?;
+        let second = maps.pop().unwrap_or_default();
+        let first = maps.pop().unwrap_or_default();
+        Ok((first, second))
     }
 
     /// Evaluates every field on its own over `input` (a failing field does not hide the next),

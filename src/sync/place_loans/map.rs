@@ -98,15 +98,10 @@ pub(super) fn map_loan_prepared(
     prepared: &crate::mapping::Input,
     month: &str,
 ) -> Result<Value, String> {
-    let mut loan = config
+    let (mut loan, default) = config
         .mapping
         .loan
-        .eval_prepared(prepared, &env)
-        .map_err(|e| e.to_string())?;
-    let default = config
-        .mapping
-        .default
-        .eval_prepared(prepared, &env)
+        .eval_both(&config.mapping.default, prepared, &env)
         .map_err(|e| e.to_string())?;
     match loan.get("loan_id") {
         Some(Value::String(s)) if !s.is_empty() => {}
