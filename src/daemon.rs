@@ -51,6 +51,8 @@ pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future
         "shutdown requested: finishing the in-flight batch"
     );
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    // Stopping: the job loops end on purpose now, which the watchdog would report as dead jobs.
+    watchdog.abort();
     ctx.cancel.cancel();
     let _ = stop_tx.send(true);
     // The grace is a hard bound on the whole stop, listener included: whatever still runs when
@@ -71,7 +73,6 @@ pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future
     let _ = close_tx.send(true);
     let close_by = deadline.max(tokio::time::Instant::now() + Duration::from_millis(300));
     let _ = tokio::time::timeout_at(close_by, server).await;
-    watchdog.abort();
     tracing::info!(event = "daemon_stopped", "daemon stopped");
     crate::exit::EXIT_OK
 }

@@ -102,19 +102,8 @@ async fn sigterm_during_a_run_exits_0_and_the_next_once_completes_without_duplic
     wait_for("uploads", 30, || h.sb.state().cg_loans.len() >= 20).await;
     let overdue = overdue_loan_ids(&h.sb).len();
     assert!(h.sb.state().cg_loans.len() < overdue, "still mid-run");
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, _, logs) = common::terminate(child).await;
+    assert_eq!(code, Some(0), "{logs}");
     // State committed: nothing half-written is left in doubt by a graceful stop.
     assert!(h.store().loans_in_state(LoanState::Uploading).unwrap().is_empty());
 

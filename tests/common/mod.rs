@@ -272,6 +272,29 @@ impl Harness {
     }
 }
 
+/// Sends SIGTERM to `child` and waits (at most 60 s) for it: its exit code, how long the exit
+/// took, and its stderr.
+pub async fn terminate(child: tokio::process::Child) -> (Option<i32>, std::time::Duration, String) {
+    let pid = child.id().unwrap().to_string();
+    let asked = std::time::Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the process exits")
+        .unwrap();
+    (
+        out.status.code(),
+        asked.elapsed(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Waits until `cond` holds, polling every 50 ms; fails the test naming `what` after `secs`.
 pub async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
