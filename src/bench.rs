@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::app::report::AppError;
 use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::sandbox::{SandboxConfig, ServedStats};
@@ -89,7 +90,7 @@ pub struct Phase {
     /// Rows the daemon's state changed (SQLite `total_changes`).
     pub state_rows_changed: u64,
     pub loans_placed: u64,
-    pub exit_code: i32,
+    pub outcome: crate::sync::RunOutcome,
     pub summary: serde_json::Value,
 }
 
@@ -109,34 +110,27 @@ pub struct Report {
     pub rate_poll: Option<Phase>,
 }
 
-/// Runs the benchmark and prints its report; the exit code is 0 unless it could not run or a
-/// phase ended with attention needed.
-pub async fn run(args: BenchArgs) -> i32 {
+/// Runs the benchmark and prints its report; it fails when it could not run or a phase ended
+/// with attention needed.
+pub async fn run(args: BenchArgs) -> Result<crate::app::report::Report, AppError> {
     crate::telemetry::init_logging("warn", config::LogFormat::Auto);
-    match bench(&args).await {
-        Ok(report) => {
-            print_report(&report);
-            if let Some(path) = &args.json
-                && let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&report).unwrap_or_default())
-            {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return 1;
-            }
-            let failed = report.phases.iter().map(|(_, p)| p).any(|p| p.exit_code != 0)
-                || [&report.rate_placement, &report.rate_poll]
-                    .iter()
-                    .any(|p| p.as_ref().is_some_and(|p| p.exit_code != 0));
-            if failed {
-                eprintln!("error: a phase ended with attention needed (see its summary)");
-                return 1;
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
+    let report = bench(&args).await.map_err(AppError::Failed)?;
+    print_report(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report).unwrap_or_default())
+            .map_err(|e| AppError::Failed(format!("cannot write {}: {e}", path.display())))?;
     }
+    let clear = |p: &Phase| p.outcome == crate::sync::RunOutcome::Clear;
+    let failed = !report.phases.iter().all(|(_, p)| clear(p))
+        || [&report.rate_placement, &report.rate_poll]
+            .iter()
+            .any(|p| p.as_ref().is_some_and(|p| !clear(p)));
+    if failed {
+        return Err(AppError::Failed(
+            "a phase ended with attention needed (see its summary)".into(),
+        ));
+    }
+    Ok(crate::app::report::Report::Clear)
 }
 
 async fn bench(args: &BenchArgs) -> Result<Report, String> {
@@ -392,7 +386,7 @@ impl SandboxProc {
             credgenics: delta(&cg0, &cg1),
             state_rows_changed: rows1 - rows0,
             loans_placed: report.place_loans.placed + report.place_loans.new_allocations,
-            exit_code: report.exit_code,
+            outcome: report.outcome,
             summary: serde_json::to_value(&report).unwrap_or_default(),
         })
     }

@@ -12,15 +12,22 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::app::report::{AppError, Report};
 use crate::schedule::{Job, job_loop};
 use crate::server::{self, ServerState};
 use crate::sync::Context;
+use crate::telemetry::events;
 
-/// Runs until `shutdown` completes; returns the exit code.
-pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> i32 {
+/// Runs until `shutdown` completes.
+pub async fn run(
+    ctx: Context,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<Report, AppError> {
     let Some(token) = ctx.config.webhook.token.clone() else {
-        eprintln!("error: webhook.token (or webhook.token_file) is required to run the daemon's webhook listener");
-        return crate::exit::EXIT_USAGE;
+        return Err(AppError::Usage(
+            "webhook.token (or webhook.token_file) is required to run the daemon's webhook listener".into(),
+        ));
     };
     crate::telemetry::prometheus();
     let ctx = Arc::new(ctx);
@@ -35,7 +42,7 @@ pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future
     let server = tokio::spawn(server::serve(listener, state, async move {
         let _ = close_rx.wait_for(|closed| *closed).await;
     }));
-    tracing::info!(event = "daemon_started", listen = ?addr, "daemon started");
+    events::daemon_started(&addr);
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let watchdog = tokio::spawn(watchdog(ctx.clone()));
 
@@ -46,10 +53,7 @@ pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future
         .collect();
 
     shutdown.await;
-    tracing::info!(
-        event = "daemon_stopping",
-        "shutdown requested: finishing the in-flight batch"
-    );
+    events::daemon_stopping();
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     // Stopping: the job loops end on purpose now, which the watchdog would report as dead jobs.
     watchdog.abort();
@@ -64,17 +68,13 @@ pub async fn run(ctx: Context, listener: TcpListener, shutdown: impl std::future
         .await
         .is_ok();
     if !drained {
-        tracing::warn!(
-            event = "daemon_grace_expired",
-            grace_secs = grace.as_secs(),
-            "in-flight batch did not finish in time; unsent work stays in the state"
-        );
+        events::daemon_grace_expired(grace);
     }
     let _ = close_tx.send(true);
     let close_by = deadline.max(tokio::time::Instant::now() + Duration::from_millis(300));
     let _ = tokio::time::timeout_at(close_by, server).await;
-    tracing::info!(event = "daemon_stopped", "daemon stopped");
-    crate::exit::EXIT_OK
+    events::daemon_stopped();
+    Ok(Report::Clear)
 }
 
 /// Feeds the systemd watchdog at half its interval while every job's loop is alive and no
@@ -92,7 +92,7 @@ async fn watchdog(ctx: Arc<Context>) {
             Ok(()) => {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
             }
-            Err(why) => tracing::error!(event = "watchdog_withheld", reason = %why, "watchdog not fed"),
+            Err(why) => events::watchdog_withheld(&why),
         }
     }
 }

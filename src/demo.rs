@@ -8,30 +8,24 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
+use crate::app::report::{AppError, Report};
 use crate::clock::{self, Clock};
 use crate::config::{self, LogFormat};
-use crate::exit::{EXIT_ATTENTION, EXIT_OK};
 use crate::money;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::server::{self, ServerState};
 use crate::store::Store;
-use crate::sync::{self, Context, Poll, RunOptions, RunReport};
+use crate::sync::{self, Context, Poll, RunOptions, RunOutcome, RunReport};
 use crate::telemetry;
 
 const WEBHOOK_TOKEN: &str = "demo-webhook-token";
 
-pub async fn run() -> i32 {
+pub async fn run() -> Result<Report, AppError> {
     telemetry::init_logging("warn", LogFormat::Human);
-    match story().await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("demo failed: {e}");
-            EXIT_ATTENTION
-        }
-    }
+    story().await.map_err(|e| AppError::Failed(format!("demo failed: {e}")))
 }
 
-async fn story() -> Result<i32, String> {
+async fn story() -> Result<Report, String> {
     let sb = Sandbox::start_local(SandboxConfig::default())
         .await
         .map_err(|e| e.to_string())?;
@@ -132,7 +126,9 @@ async fn story() -> Result<i32, String> {
     let (agree, line) = compare_sides(&sb, &store);
     println!("\n{line}");
     let _ = std::fs::remove_dir_all(&dir);
-    let ok = [&first, &second, &third, &fourth].iter().all(|r| r.exit_code == 0)
+    let ok = [&first, &second, &third, &fourth]
+        .iter()
+        .all(|r| r.outcome == RunOutcome::Clear)
         && first.place_loans.rejected == 0
         && quiet_writes == 0
         && agree;
@@ -144,7 +140,7 @@ async fn story() -> Result<i32, String> {
             "demo found a problem (see above)"
         }
     );
-    Ok(if ok { EXIT_OK } else { EXIT_ATTENTION })
+    Ok(Report::clear_if(ok))
 }
 
 fn print_summary(title: &str, r: &RunReport) {

@@ -34,15 +34,14 @@
 //!   the guided sandbox run; [`bench`]: the lender-scale benchmark.
 //! - [`telemetry`]: log events, metric names and personal-data masking.
 
+pub mod app;
 pub mod bench;
-pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credgenics;
 pub mod crego;
 pub mod daemon;
 pub mod demo;
-pub mod exit;
 pub mod http;
 pub mod mapping;
 pub mod money;

@@ -2,6 +2,7 @@
 //! before expiry and once after a 401 — exactly once per expiry, under concurrent requests.
 
 mod common;
+use common::ExitCode;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,13 +129,17 @@ async fn a_full_cycle_runs_on_exchanged_credentials_and_wrong_ones_stop_it_clear
     let report = h
         .run(exchanged(&h, "sandbox-secret"), clock(), Default::default())
         .await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     assert!(!h.sb.state().cg_loans.is_empty());
     h.close_store();
 
     let h = harness(3600.0).await;
     let report = h.run(exchanged(&h, "wrong-secret"), clock(), Default::default()).await;
-    assert_eq!(report.exit_code, 3, "a refused credential: the run could not complete");
+    assert_eq!(
+        report.exit_code(),
+        3,
+        "a refused credential: the run could not complete"
+    );
     let err = report.error.unwrap();
     assert!(
         err.contains("credgenics refused the credential") && err.contains("client_secret"),
@@ -167,7 +172,7 @@ async fn busy_token_endpoints_are_retried_and_the_cycle_completes() {
         )
         .await
         .expect("a cycle completes through busy token endpoints");
-        assert_eq!(report.exit_code, 0, "{report:?}");
+        assert_eq!(report.exit_code(), 0, "{report:?}");
         // Tokens live four seconds: the next cycle renews them through the busy endpoints.
         tokio::time::sleep(Duration::from_millis(4100)).await;
     }
@@ -264,7 +269,7 @@ async fn a_token_endpoint_that_fails_leaves_nothing_in_doubt_or_rejected() {
             );
         }
         if status == 400 {
-            assert_eq!(report.exit_code, 3, "{report:?}");
+            assert_eq!(report.exit_code(), 3, "{report:?}");
             assert!(
                 report.error.as_deref().unwrap_or("").contains("refused the credential"),
                 "{report:?}"
@@ -273,7 +278,7 @@ async fn a_token_endpoint_that_fails_leaves_nothing_in_doubt_or_rejected() {
         h.sb.state().fail_next.clear();
         let ctx = crego_credgenics_sync::sync::Context::new(config, h.live_store(), clock).unwrap();
         let report = crego_credgenics_sync::sync::run_once(&ctx, &Default::default()).await;
-        assert_eq!(report.exit_code, 0, "{status}: {report:?}");
+        assert_eq!(report.exit_code(), 0, "{status}: {report:?}");
         let overdue = common::overdue_loan_ids(&h.sb).len();
         let s = h.sb.state();
         assert_eq!(s.cg_loans.len(), overdue);

@@ -4,6 +4,7 @@
 //! daemon configured at its rate.
 
 mod common;
+use common::ExitCode;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -72,7 +73,7 @@ async fn story(h: &Harness) -> usize {
                 } else {
                     h.once().await
                 };
-                if r.exit_code == 0 {
+                if r.exit_code() == 0 {
                     return n;
                 }
             }
@@ -165,7 +166,7 @@ async fn a_partner_limited_to_20_per_second_sees_no_429_from_a_daemon_at_20() {
     );
     let clock = crego_credgenics_sync::clock::Clock::system(config.sync.timezone.clone());
     let report = h.run(config, clock, Default::default()).await;
-    assert_eq!(report.exit_code, 0);
+    assert_eq!(report.exit_code(), 0);
     let limited = h.sb.requests().iter().filter(|r| r.status == 429).count();
     assert_eq!(limited, 0, "the daemon stayed under the partner's ceiling");
 }

@@ -2,6 +2,7 @@
 //! refused credentials.
 
 mod common;
+use common::ExitCode;
 
 use std::collections::BTreeSet;
 
@@ -32,7 +33,7 @@ async fn every_overdue_program_is_placed_exactly_once_in_the_ist_month() {
     assert!(overdue.len() >= 5, "seed has overdue lines");
 
     let report = h.once_at(DEC_1_IST).await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     assert_eq!(report.place_loans.placed as usize, overdue.len());
     assert_eq!(report.place_loans.rejected, 0);
 
@@ -61,7 +62,7 @@ async fn every_overdue_program_is_placed_exactly_once_in_the_ist_month() {
     // A second cycle with nothing changed: one list request per stream, no Credgenics request.
     let before = h.sb.requests().len();
     let second = h.once_at(DEC_1_IST).await;
-    assert_eq!(second.exit_code, 0);
+    assert_eq!(second.exit_code(), 0);
     let reqs = h.requests_since(before);
     let paths: Vec<&str> = reqs.iter().map(|r| r.path.as_str()).collect();
     assert_eq!(paths, ["/v1/lms/line-details/", "/v1/lms/records/"], "{reqs:?}");
@@ -71,7 +72,7 @@ async fn every_overdue_program_is_placed_exactly_once_in_the_ist_month() {
 async fn non_overdue_lines_are_never_sent() {
     let h = Harness::new(20, 0).await;
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0);
+    assert_eq!(report.exit_code(), 0);
     assert_eq!(report.place_loans.scanned, 20);
     assert_eq!(report.place_loans.skipped, 20);
     assert!(
@@ -84,7 +85,7 @@ async fn non_overdue_lines_are_never_sent() {
 #[tokio::test]
 async fn a_changed_line_is_one_patch_of_the_loan_level_keys_and_the_claim_stays_frozen() {
     let h = Harness::new(20, 50).await;
-    assert_eq!(h.once_at(NOV_20_IST).await.exit_code, 0);
+    assert_eq!(h.once_at(NOV_20_IST).await.exit_code(), 0);
     let target = overdue_loan_ids(&h.sb)[0].clone();
     let loan = h.store().loan(&target).unwrap().unwrap();
     let bp = loan.borrower_program_id.clone();
@@ -105,7 +106,7 @@ async fn a_changed_line_is_one_patch_of_the_loan_level_keys_and_the_claim_stays_
         ld["total_due_penal"] = json!(ld["total_due_penal"].as_f64().unwrap() + 1000.0);
     });
     let report = h.once_at(NOV_20_IST).await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     assert_eq!(report.place_loans.updated, 0, "{report:?}");
     assert!(writes(&h.requests_since(before)).is_empty());
 
@@ -114,7 +115,7 @@ async fn a_changed_line_is_one_patch_of_the_loan_level_keys_and_the_claim_stays_
     h.sb.state().leads.get_mut(&loan.lead_id).unwrap()["email"] = json!("changed.address@example.com");
     h.sb.state().update_line(&bp, |_| {});
     let report = h.once_at(NOV_20_IST).await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     assert_eq!(report.place_loans.updated, 1, "{report:?}");
     let reqs = h.requests_since(before);
     let w = writes(&reqs);
@@ -137,7 +138,7 @@ async fn a_changed_line_is_one_patch_of_the_loan_level_keys_and_the_claim_stays_
 #[tokio::test]
 async fn a_new_month_is_one_new_allocation() {
     let h = Harness::new(20, 50).await;
-    assert_eq!(h.once_at(NOV_20_IST).await.exit_code, 0);
+    assert_eq!(h.once_at(NOV_20_IST).await.exit_code(), 0);
     let target = overdue_loan_ids(&h.sb)[0].clone();
     let bp = h.store().loan(&target).unwrap().unwrap().borrower_program_id;
     // The end-of-day run moves dpd; the next cycle runs in December (IST).
@@ -146,7 +147,7 @@ async fn a_new_month_is_one_new_allocation() {
 
     let before = h.sb.requests().len();
     let report = h.once_at(DEC_1_IST).await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     assert_eq!(report.place_loans.new_allocations, 1);
     let reqs = h.requests_since(before);
     let w = writes(&reqs);
@@ -175,7 +176,7 @@ async fn a_new_month_is_one_new_allocation() {
 #[tokio::test]
 async fn cured_and_closed_lines_change_state_without_a_call() {
     let h = Harness::new(20, 50).await;
-    assert_eq!(h.once_at(NOV_20_IST).await.exit_code, 0);
+    assert_eq!(h.once_at(NOV_20_IST).await.exit_code(), 0);
     let ids = overdue_loan_ids(&h.sb);
     let (cured, closed) = (ids[0].clone(), ids[1].clone());
     let bp = |id: &str| h.store().loan(id).unwrap().unwrap().borrower_program_id;
@@ -214,7 +215,7 @@ async fn an_invalid_mobile_is_recorded_with_the_field_error_and_the_rest_still_s
         s.leads.get_mut(&lead_id).unwrap()["mobile"] = json!("83849879");
     }
     let report = h.once().await;
-    assert_eq!(report.exit_code, 1, "a rejected loan needs attention");
+    assert_eq!(report.exit_code(), 1, "a rejected loan needs attention");
     assert_eq!(report.place_loans.rejected, 1);
     assert_eq!(report.place_loans.placed as usize, overdue.len() - 1);
 
@@ -240,7 +241,7 @@ async fn an_invalid_mobile_is_recorded_with_the_field_error_and_the_rest_still_s
 
     // The same refused payload is not sent again; the run still says attention is needed.
     let before = h.sb.requests().len();
-    assert_eq!(h.once().await.exit_code, 1);
+    assert_eq!(h.once().await.exit_code(), 1);
     assert!(writes(&h.requests_since(before)).is_empty());
 }
 
@@ -251,7 +252,7 @@ async fn a_429_with_retry_after_is_waited_out_not_counted_as_failure() {
     h.sb.fail_next(Api::Crego, 1, 429, Some(1));
     let started = std::time::Instant::now();
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     assert_eq!(report.place_loans.failed, 0);
     assert_eq!(report.place_loans.placed as usize, overdue_loan_ids(&h.sb).len());
     let limited = h.sb.requests().iter().filter(|r| r.status == 429).count();
@@ -266,7 +267,11 @@ async fn a_401_from_credgenics_stops_the_run_with_a_clear_message() {
     let mut h = Harness::new(12, 50).await;
     h.edit("auth_token", "\"not-the-token\"");
     let report = h.once().await;
-    assert_eq!(report.exit_code, 3, "a refused credential: the run could not complete");
+    assert_eq!(
+        report.exit_code(),
+        3,
+        "a refused credential: the run could not complete"
+    );
     let err = report.error.expect("the run stopped");
     assert!(err.contains("credgenics refused the credential (HTTP 401)"), "{err}");
     assert!(err.contains("credgenics.auth_token"), "{err}");
@@ -281,7 +286,11 @@ async fn a_401_from_crego_stops_the_run_before_anything_is_sent() {
     let mut h = Harness::new(12, 50).await;
     h.edit("bearer_token", "\"expired\"");
     let report = h.once().await;
-    assert_eq!(report.exit_code, 3, "a refused credential: the run could not complete");
+    assert_eq!(
+        report.exit_code(),
+        3,
+        "a refused credential: the run could not complete"
+    );
     let err = report.error.unwrap();
     assert!(
         err.contains("crego refused the credential") && err.contains("crego.bearer_token"),
@@ -298,7 +307,7 @@ async fn an_upload_in_doubt_is_looked_up_before_it_is_sent_again() {
     // daemon cannot know that.
     h.sb.fail_next(Api::Credgenics, overdue.len(), 502, None);
     let report = h.once().await;
-    assert_eq!(report.exit_code, 1, "in-doubt uploads need attention");
+    assert_eq!(report.exit_code(), 1, "in-doubt uploads need attention");
     assert_eq!(report.place_loans.in_doubt as usize, overdue.len());
     let writes_first = writes(&h.sb.requests()).len();
     assert_eq!(
@@ -310,7 +319,7 @@ async fn an_upload_in_doubt_is_looked_up_before_it_is_sent_again() {
     // Next run: a GET per in-doubt loan (404), then exactly one upload each.
     let before = h.sb.requests().len();
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     assert_eq!(report.place_loans.resolved as usize, overdue.len());
     let reqs = h.requests_since(before);
     let gets = reqs
@@ -335,7 +344,7 @@ async fn a_loan_the_api_rejects_is_recorded_with_its_answer_and_the_rest_still_s
         None,
     );
     let report = h.once().await;
-    assert_eq!(report.exit_code, 1);
+    assert_eq!(report.exit_code(), 1);
     assert_eq!(report.place_loans.rejected, 1);
     assert_eq!(report.place_loans.placed as usize, overdue.len() - 1);
     let row = h.store().loan(&bad).unwrap().unwrap();
@@ -369,7 +378,7 @@ async fn a_mapping_that_fails_for_one_loan_rejects_that_loan_and_the_rest_sync()
     let expr = format!("if .lead.ref_id == \"{lead_ref}\" then error(\"no name on file\") else .lead.name end");
     h.edit_append(&format!("[mapping.loan]\napplicant_name = '{expr}'\n"));
     let report = h.once().await;
-    assert_eq!(report.exit_code, 1);
+    assert_eq!(report.exit_code(), 1);
     assert_eq!(report.place_loans.rejected, 1);
     assert_eq!(report.place_loans.placed as usize, overdue.len() - 1);
     let row = h.store().loan(&bad).unwrap().unwrap();
@@ -395,7 +404,7 @@ async fn a_mapping_that_fails_for_one_loan_rejects_that_loan_and_the_rest_sync()
 async fn overlap_rereads_only_what_the_last_read_could_have_missed() {
     let mut h = Harness::new(30, 0).await;
     h.edit_append("[sync]\ncursor_overlap_secs = 5\n");
-    assert_eq!(h.once().await.exit_code, 0);
+    assert_eq!(h.once().await.exit_code(), 0);
     // A change just now: the cursor is recent.
     let bps: Vec<String> = {
         let s = h.sb.state();
@@ -406,7 +415,7 @@ async fn overlap_rereads_only_what_the_last_read_could_have_missed() {
             .collect()
     };
     h.sb.state().update_line(&bps[1], |ld| ld["remarks"] = json!("touched"));
-    assert_eq!(h.once().await.exit_code, 0);
+    assert_eq!(h.once().await.exit_code(), 0);
     let cursor = h.store().cursor("line_details").unwrap().unwrap();
 
     // A line made overdue by a transaction that committed late: its updated_at lies a second
@@ -432,7 +441,7 @@ async fn overlap_rereads_only_what_the_last_read_could_have_missed() {
     h.once().await;
     let from = h.sb.requests().len();
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0);
+    assert_eq!(report.exit_code(), 0);
     let reqs = h.requests_since(from);
     let lists: Vec<String> = reqs.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
     assert_eq!(

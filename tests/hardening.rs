@@ -2,6 +2,7 @@
 //! lose money, leak a token or hang the daemon. Regression tests named after what broke.
 
 mod common;
+use common::ExitCode;
 
 use common::{Harness, writes};
 use crego_credgenics_sync::http::Api;
@@ -32,7 +33,7 @@ async fn redirects_are_never_followed_and_stop_the_run_naming_where_they_pointed
         let (location, hits) = elsewhere().await;
         h.sb.redirect_next(Api::Credgenics, Some("POST /recovery/loan/"), 100, status, &location);
         let report = h.once().await;
-        assert_eq!(report.exit_code, 3, "{status}: {report:?}");
+        assert_eq!(report.exit_code(), 3, "{status}: {report:?}");
         let error = report.error.clone().unwrap();
         assert!(
             error.contains(&format!(
@@ -61,7 +62,7 @@ async fn redirects_are_never_followed_and_stop_the_run_naming_where_they_pointed
         // Once the endpoint answers again, the loans are placed, once each.
         h.sb.state().fail_next.clear();
         let report = h.once().await;
-        assert_eq!(report.exit_code, 0, "{report:?}");
+        assert_eq!(report.exit_code(), 0, "{report:?}");
         let uploads = writes(&h.sb.requests())
             .iter()
             .filter(|r| r.method == "POST" && r.status < 300)
@@ -73,7 +74,7 @@ async fn redirects_are_never_followed_and_stop_the_run_naming_where_they_pointed
     let (location, hits) = elsewhere().await;
     h.sb.redirect_next(Api::Crego, None, 100, 301, &location);
     let report = h.once().await;
-    assert_eq!(report.exit_code, 3);
+    assert_eq!(report.exit_code(), 3);
     let error = report.error.unwrap();
     assert!(
         error.contains("redirecting") && error.contains("crego.base_url") && !error.contains("credential"),
@@ -90,7 +91,7 @@ async fn redirects_are_never_followed_and_stop_the_run_naming_where_they_pointed
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_instance_per_state_file_through_a_symlink_or_a_hardlink() {
     let h = Harness::new(20, 50).await;
-    assert_eq!(h.once().await.exit_code, 0);
+    assert_eq!(h.once().await.exit_code(), 0);
     h.close_store();
     let loans: Vec<(String, String)> = {
         let store = Store::open_read_only(&h.state).unwrap();
@@ -158,7 +159,7 @@ async fn endless_pagination_and_oversized_pages_end_the_read_with_an_error() {
     let h = Harness::new(10, 50).await;
     h.sb.state().endless_pages = true;
     let report = h.once().await;
-    assert_eq!(report.exit_code, 3, "{report:?}");
+    assert_eq!(report.exit_code(), 3, "{report:?}");
     let error = report.error.unwrap();
     assert!(
         error.contains("LineDetails stream") && error.contains("seen twice"),
@@ -175,7 +176,7 @@ async fn endless_pagination_and_oversized_pages_end_the_read_with_an_error() {
     h.edit("max_in_flight", "8\nmax_response_bytes = 1048576");
     h.sb.state().page_padding = 2 << 20;
     let report = h.once().await;
-    assert_eq!(report.exit_code, 3, "{report:?}");
+    assert_eq!(report.exit_code(), 3, "{report:?}");
     let error = report.error.unwrap();
     assert!(error.contains("max_response_bytes"), "{error}");
 }
@@ -188,7 +189,7 @@ async fn endless_pagination_and_oversized_pages_end_the_read_with_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_amounts_and_dates_are_checked_and_conflicts_are_dead_letters() {
     let h = Harness::new(10, 50).await;
-    assert_eq!(h.once().await.exit_code, 0);
+    assert_eq!(h.once().await.exit_code(), 0);
     let url = h.listen().await;
     let loan = common::overdue_loan_ids(&h.sb)[0].clone();
     let event = |amount: &str, date: &str, reference: &str| {
@@ -240,7 +241,7 @@ async fn webhook_amounts_and_dates_are_checked_and_conflicts_are_dead_letters() 
         assert!(said["detail"].as_str().unwrap_or_default().contains(why), "{said}");
     }
     let report = h.once().await;
-    assert_eq!(report.exit_code, 1, "dead letters need attention: {report:?}");
+    assert_eq!(report.exit_code(), 1, "dead letters need attention: {report:?}");
     let written: Vec<serde_json::Value> =
         h.sb.state()
             .records
@@ -312,7 +313,7 @@ async fn a_retry_after_of_an_hour_is_capped() {
     h.sb.fail_next_on(Api::Crego, Some("GET /v1/lms/line-details/"), 1, 429, Some(3600));
     let started = std::time::Instant::now();
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(20),
         "{:?}",

@@ -2,6 +2,7 @@
 //! money, dead letters; and the webhook listener's contract.
 
 mod common;
+use common::ExitCode;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -18,7 +19,7 @@ fn dec(s: &str) -> Decimal {
 /// Placed loans: (loan id, borrower-program id, due amount).
 async fn placed(h: &Harness) -> Vec<(String, String, Decimal)> {
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     let store = h.store();
     overdue_loan_ids(&h.sb)
         .into_iter()
@@ -60,7 +61,7 @@ async fn each_lms_repayment_reaches_credgenics_exactly_once_with_month_and_statu
     h.sb.repayment(&split.1, split.2 - half, "UTR-SPLIT-2");
 
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     assert_eq!(report.push_repayments.queued, 4);
     assert_eq!(report.push_repayments.delivery.sent, 4);
 
@@ -110,7 +111,7 @@ async fn each_lms_repayment_reaches_credgenics_exactly_once_with_month_and_statu
     // Further cycles send nothing again.
     let before = h.sb.requests().len();
     for _ in 0..2 {
-        assert_eq!(h.once().await.exit_code, 0);
+        assert_eq!(h.once().await.exit_code(), 0);
     }
     assert!(
         writes(&h.requests_since(before)).is_empty(),
@@ -140,7 +141,7 @@ async fn repayments_on_unplaced_loans_or_before_placement_do_not_travel() {
     };
     std::thread::sleep(std::time::Duration::from_millis(20));
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     h.sb.repayment(&not_overdue_bp, dec("10"), "UTR-UNPLACED");
     let report = h.once().await;
     assert_eq!(report.push_repayments.unplaced, 1);
@@ -171,7 +172,7 @@ async fn each_agent_collection_reaches_the_lms_once_by_webhook_poll_or_both() {
     h.sb.agent_collection(&loans[3].0, dec("42"), "").await.unwrap();
 
     let report = h.once_polling_all().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     for (i, utr) in [(0, "AGENT-1"), (1, "AGENT-2"), (2, "AGENT-3")] {
         let recs = records_with_utr(&h, utr);
         assert_eq!(recs.len(), 1, "{utr}");
@@ -191,7 +192,7 @@ async fn each_agent_collection_reaches_the_lms_once_by_webhook_poll_or_both() {
 
     // Poll and webhooks again: nothing new.
     let records = h.sb.state().records.len();
-    assert_eq!(h.once_polling_all().await.exit_code, 0);
+    assert_eq!(h.once_polling_all().await.exit_code(), 0);
     assert_eq!(h.sb.state().records.len(), records);
 }
 
@@ -206,7 +207,7 @@ async fn no_echo_in_either_direction_after_several_cycles() {
     h.sb.agent_collection(&loans[0].0, dec("400"), "AG-2").await.unwrap();
     for _ in 0..4 {
         let report = h.once_polling_all().await;
-        assert_eq!(report.exit_code, 0, "{report:?}");
+        assert_eq!(report.exit_code(), 0, "{report:?}");
         // let the sandbox's webhooks for pushed payments arrive
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -246,7 +247,7 @@ async fn a_payment_refused_by_preflight_is_a_dead_letter_never_sent() {
     h.sb.repayment(&loans[0].1, dec("10"), "UTR-X");
     let before = h.sb.requests().len();
     let report = h.once().await;
-    assert_eq!(report.exit_code, 1);
+    assert_eq!(report.exit_code(), 1);
     assert_eq!(report.push_repayments.unmapped, 1);
     let rows = h.store().ledger_for_loan(Direction::ToCredgenics, &loans[0].0).unwrap();
     assert_eq!(rows.len(), 1);
@@ -277,7 +278,7 @@ async fn a_payment_the_api_rejects_is_a_dead_letter_and_once_exits_1() {
         None,
     );
     let report = h.once().await;
-    assert_eq!(report.exit_code, 1);
+    assert_eq!(report.exit_code(), 1);
     assert_eq!(report.push_repayments.delivery.dead, 1, "a 400 is not retried");
     let rows = h.store().ledger_for_loan(Direction::ToCredgenics, &loans[0].0).unwrap();
     assert_eq!(rows[0].state, LedgerState::Dead);
@@ -288,7 +289,7 @@ async fn a_payment_the_api_rejects_is_a_dead_letter_and_once_exits_1() {
     );
     // Dead letters are not retried by later cycles, and keep the exit code at 1.
     let before = h.sb.requests().len();
-    assert_eq!(h.once().await.exit_code, 1);
+    assert_eq!(h.once().await.exit_code(), 1);
     assert!(writes(&h.requests_since(before)).is_empty());
 }
 
@@ -307,12 +308,12 @@ async fn a_payment_in_doubt_is_looked_up_before_it_is_sent_again() {
         None,
     );
     let report = h.once().await;
-    assert_eq!(report.exit_code, 1, "in doubt needs attention");
+    assert_eq!(report.exit_code(), 1, "in doubt needs attention");
     assert_eq!(report.push_repayments.delivery.in_doubt, 2);
     // Next cycle: looks at payment_history first, then sends each once.
     let before = h.sb.requests().len();
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     let reqs = h.requests_since(before);
     for loan in [&loans[0].0, &loans[1].0] {
         let look = reqs
@@ -341,9 +342,9 @@ async fn a_lost_answer_is_confirmed_by_a_look_up_and_never_sent_twice() {
     h.sb.lose_answer_of_next(Api::Credgenics, Some("PATCH /recovery/payments/"), 1, 504);
     h.sb.lose_answer_of_next(Api::Crego, Some("POST /v1/lms/records/"), 1, 502);
     let first = h.once().await;
-    assert_eq!(first.exit_code, 1, "{first:?}");
+    assert_eq!(first.exit_code(), 1, "{first:?}");
     let second = h.once().await;
-    assert_eq!(second.exit_code, 0, "{second:?}");
+    assert_eq!(second.exit_code(), 0, "{second:?}");
     assert_eq!(
         second.push_repayments.delivery.confirmed + second.pull_recoveries.delivery.confirmed,
         2
@@ -476,11 +477,11 @@ async fn a_repayment_on_a_loan_being_uploaded_waits_for_it_and_then_travels() {
     // The upload settles; the next cycle reads the record again and it travels, once.
     store.save_loan(&placed_row, false).unwrap();
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     let pushed = payments_at_credgenics(&h, loan_id);
     assert_eq!(pushed.len(), 1, "{pushed:?}");
     assert_eq!(pushed[0]["payment_reference_number"], "UTR-DURING-UPLOAD");
-    assert_eq!(h.once().await.exit_code, 0);
+    assert_eq!(h.once().await.exit_code(), 0);
     assert_eq!(payments_at_credgenics(&h, loan_id).len(), 1, "never twice");
 }
 
@@ -499,7 +500,7 @@ async fn a_pay_off_after_an_agent_collection_not_yet_in_the_lms_is_closed() {
     h.sb.agent_collection(loan_id, collected, "AGENT-PART-1").await.unwrap();
     h.sb.repayment(bp, *due - collected, "UTR-REST-1");
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     let pushed: Vec<Value> = payments_at_credgenics(&h, loan_id)
         .into_iter()
         .filter(|p| p["payment_reference_number"] == "UTR-REST-1")

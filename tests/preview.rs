@@ -2,6 +2,7 @@
 //! sent — and nothing written.
 
 mod common;
+use common::ExitCode;
 
 use common::{Harness, binary, writes};
 use serde_json::json;
@@ -54,7 +55,7 @@ async fn preview_of_a_seed_lead_matches_the_snapshot_and_writes_nothing() {
 async fn preview_shows_the_keys_the_next_run_would_patch_and_a_failing_field() {
     let h = Harness::new(10, 40).await;
     let (lead, bp) = first_overdue(&h);
-    assert_eq!(h.once().await.exit_code, 0);
+    assert_eq!(h.once().await.exit_code(), 0);
     h.close_store();
     let (_, out) = preview(&h, &lead).await;
     assert!(out.contains("unchanged: no call"), "{out}");
@@ -82,7 +83,7 @@ async fn preview_shows_the_keys_the_next_run_would_patch_and_a_failing_field() {
 async fn preview_of_a_record_shows_the_payment_and_the_ledger() {
     let h = Harness::new(10, 40).await;
     let (_, bp) = first_overdue(&h);
-    assert_eq!(h.once().await.exit_code, 0);
+    assert_eq!(h.once().await.exit_code(), 0);
     h.close_store();
     let rec = h.sb.repayment(&bp, rust_decimal::Decimal::new(12345, 2), "UTR-PREVIEW");
     let id = rec["id"].as_str().unwrap().to_string();
@@ -119,7 +120,7 @@ async fn preview_of_a_record_shows_the_payment_and_the_ledger() {
             .any(|r| r.path.starts_with("/recovery/payments/")),
         "preview sent nothing"
     );
-    assert_eq!(h.once().await.exit_code, 0);
+    assert_eq!(h.once().await.exit_code(), 0);
     h.close_store();
     let (_, out) = run(id).await;
     assert!(out.contains("done"), "{out}");

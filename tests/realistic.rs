@@ -4,6 +4,7 @@
 //! several pages, items changing while a stream is paged, `payment_history` as documented.
 
 mod common;
+use common::ExitCode;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -300,7 +301,7 @@ async fn a_first_sync_while_read_items_keep_changing_places_places_every_overdue
     .await;
     h.edit("page_size", "3");
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     assert!(h.sb.state().touches() >= 10, "the stream changed while it was read");
     let placed: Vec<String> = h.sb.state().cg_loans.keys().cloned().collect();
     assert_eq!(placed, overdue_loan_ids(&h.sb), "every overdue loan placed in one run");
@@ -330,7 +331,7 @@ async fn many_lines_sharing_one_updated_at_still_make_progress() {
         s.reindex();
     }
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     let placed: Vec<String> = h.sb.state().cg_loans.keys().cloned().collect();
     assert_eq!(placed, overdue_loan_ids(&h.sb));
     assert_eq!(report.place_loans.scanned, 20, "each line read once: {report:?}");

@@ -2,6 +2,7 @@
 //! SIGTERM, readiness, metrics, logs without secrets, and the operator commands.
 
 mod common;
+use common::ExitCode;
 
 use std::time::Duration;
 
@@ -125,7 +126,7 @@ async fn readyz_turns_503_when_a_cursor_is_stuck_and_names_it() {
     let mut h = Harness::new(10, 30).await;
     h.edit_append("[daemon]\nstuck_after_secs = 60\n");
     h.edit_append(&schedules(NEVER));
-    assert_eq!(h.once().await.exit_code, 0);
+    assert_eq!(h.once().await.exit_code(), 0);
     let d = h.start_daemon().await;
     let get = |path: &str| {
         let url = d.url(path);
@@ -143,7 +144,8 @@ async fn readyz_turns_503_when_a_cursor_is_stuck_and_names_it() {
     let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120)).to_string();
     let report = h.once_at(&later).await;
     assert_eq!(
-        report.exit_code, 3,
+        report.exit_code(),
+        3,
         "the records stream unreachable: the run could not complete"
     );
     let (code, body) = {
@@ -207,7 +209,7 @@ async fn metrics_parse_as_prometheus_text_and_move_after_a_cycle() {
     };
     let before = scrape().await;
     let report = h.once().await;
-    assert_eq!(report.exit_code, 0);
+    assert_eq!(report.exit_code(), 0);
     let after = scrape().await;
     let crego_ok =
         |s: &prometheus_parse::Scrape| value(s, "ccsync_http_requests_total", &[("api", "crego"), ("status", "200")]);

@@ -4,6 +4,7 @@
 //! release-like binary where the process boundary is the point.
 
 mod common;
+use common::ExitCode;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -91,7 +92,7 @@ async fn sigterm_is_a_hard_bound_while_a_mapping_runs_away_a_retry_after_waits_o
                 // An earlier run's uploads are left in doubt; the partner then answers nothing
                 // for a minute, so the daemon's first job is stuck looking them up.
                 h.sb.lose_answer_of_next(Api::Credgenics, Some("POST /recovery/loan/"), 3, 502);
-                assert_eq!(h.once().await.exit_code, 1, "{case}: uploads left in doubt");
+                assert_eq!(h.once().await.exit_code(), 1, "{case}: uploads left in doubt");
                 assert!(!h.store().loans_in_state(LoanState::Uploading).unwrap().is_empty());
                 h.close_store();
                 h.sb.set_delay(Api::Credgenics, Duration::from_secs(60));
@@ -189,7 +190,7 @@ async fn a_runaway_mapping_is_a_dead_letter_naming_its_field_and_the_run_goes_on
     let started = Instant::now();
     let report = h.once().await;
     assert!(started.elapsed() < Duration::from_secs(30), "the run was not held");
-    assert_eq!(report.exit_code, 1, "{report:?}");
+    assert_eq!(report.exit_code(), 1, "{report:?}");
     let s = h.sb.state();
     assert_eq!(
         s.cg_loans.len(),

@@ -253,11 +253,17 @@ impl ApiClient {
             })
             .notify(|e: &ApiError, d| {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(telemetry::metric::HTTP_RETRIES, "api" => self.api.name()).increment(1);
                 if matches!(e, ApiError::RateLimited { .. }) {
                     self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
                 }
-                telemetry::retrying(self.api.name(), method.as_str(), path, e, d);
+                telemetry::events::HttpRetry {
+                    api: self.api.name(),
+                    method: method.as_str(),
+                    path,
+                    error: e,
+                    delay: d,
+                }
+                .emit();
             })
             .await
     }

@@ -128,7 +128,7 @@ impl TokenManager {
                         }
                         _ => pause,
                     };
-                    tracing::warn!(event = "token_retry", api = %self.api, attempt, error = %e, "token endpoint busy; trying again");
+                    crate::telemetry::events::token_retry(&self.api, attempt, &e);
                     self.gate
                         .pause(wait.min(RENEW_MAX_PAUSE).min(self.max_retry_after))
                         .await?;

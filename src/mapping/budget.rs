@@ -10,6 +10,9 @@
 //! mended mapping ends them). The caller's wait is `block_in_place` on a multi-threaded runtime,
 //! so the listener and the other jobs keep their threads meanwhile.
 //!
+//! Expressions bounded by their form ([`super::bounded`]: no loops, no recursion, listed
+//! built-ins) skip all of this and run on the caller's thread: the hop costs more than they do.
+//!
 //! Not bounded: an expression that recurses without end *outside* tail position overflows its
 //! worker's stack, which aborts the process (Rust cannot catch it). `check-config` evaluates every
 //! expression in a child process first, so that crash is found, and named, before go-live.
@@ -78,17 +81,24 @@ pub fn runaways() -> usize {
 }
 
 fn run(job: &Job) -> Outcome {
-    let mut all = Vec::with_capacity(job.segments.len());
-    for (s, (fields, range)) in job.segments.iter().enumerate() {
+    evaluate(&job.segments, &job.input, &job.env, Some(&job.progress))
+}
+
+/// Evaluates every segment in order, reporting each field's start to `progress` when watched.
+fn evaluate(segments: &Segments, input: &Val, env: &EvalEnv, progress: Option<&Progress>) -> Outcome {
+    let mut all = Vec::with_capacity(segments.len());
+    for (s, (fields, range)) in segments.iter().enumerate() {
         let mut out = Map::new();
         for i in range.clone() {
             let field = &fields[i];
-            job.progress
-                .began
-                .store(epoch().elapsed().as_nanos() as u64, Ordering::Relaxed);
-            job.progress.segment.store(s, Ordering::Release);
-            job.progress.index.store(i, Ordering::Release);
-            match eval_one(field, job.input.clone(), &job.env) {
+            if let Some(progress) = progress {
+                progress
+                    .began
+                    .store(epoch().elapsed().as_nanos() as u64, Ordering::Relaxed);
+                progress.segment.store(s, Ordering::Release);
+                progress.index.store(i, Ordering::Release);
+            }
+            match eval_one(field, input.clone(), env) {
                 Ok(Some(v)) => {
                     out.insert(field.key.clone(), v);
                 }
@@ -184,6 +194,19 @@ pub(super) fn eval_segments(
         },
         overran,
     };
+    if segments
+        .iter()
+        .all(|(fields, range)| fields.get(range.clone()).is_some_and(|fs| fs.iter().all(|f| f.bounded)))
+    {
+        // Bounded by its form: no budget to enforce, so no hop. A panic inside jaq is reported
+        // as the pool reports it, not carried into the caller's task.
+        let inline = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(&segments, &input, env, None)));
+        return match inline {
+            Ok(Ok(values)) => Ok(values),
+            Ok(Err(error)) => Err(Failure { error, overran: false }),
+            Err(_) => Err(refuse(first, "the evaluation panicked".into(), false)),
+        };
+    }
     let stuck = runaways();
     if stuck >= MAX_RUNAWAYS {
         return Err(refuse(
@@ -248,14 +271,12 @@ pub(super) fn eval_segments(
             // The worker is left to run; it is never handed another job.
             let field = &at(&progress);
             let n = RUNAWAYS.fetch_add(1, Ordering::Relaxed) + 1;
-            metrics::counter!(crate::telemetry::metric::MAPPING_RUNAWAYS).increment(1);
-            tracing::error!(
-                event = "mapping_runaway",
-                field = %field.0,
-                budget_ms = budget.as_millis() as u64,
-                runaways = n,
-                "a mapping expression overran its budget; its item is a dead letter"
-            );
+            crate::telemetry::events::MappingRunaway {
+                field: &field.0,
+                budget,
+                runaways: n,
+            }
+            .emit();
             Err(refuse(
                 field,
                 format!(

@@ -28,6 +28,8 @@ pub struct Field {
     pub key: String,
     pub expr: String,
     pub(super) filter: JqFilter,
+    /// Bounded by its form ([`super::bounded`]): evaluated inline, without the budget's hop.
+    pub(super) bounded: bool,
 }
 
 impl fmt::Debug for Field {

@@ -6,6 +6,7 @@
 //! that errors or yields more than one value fails the whole payload for that one item, naming the
 //! field and its expression, so one odd loan never stops a run.
 
+mod bounded;
 pub mod budget;
 mod defaults;
 pub mod samples;
@@ -56,7 +57,15 @@ impl FieldSet {
         let mut errors = Vec::new();
         for (key, expr) in exprs {
             match compile(&expr) {
-                Ok(JqFilterHandle(filter)) => fields.push(Field { key, expr, filter }),
+                Ok(JqFilterHandle(filter)) => {
+                    let bounded = bounded::is_bounded(&expr);
+                    fields.push(Field {
+                        key,
+                        expr,
+                        filter,
+                        bounded,
+                    })
+                }
                 Err(e) => errors.push((key, e)),
             }
         }

@@ -10,8 +10,8 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::app::report::{AppError, Report};
 use crate::config::{self, Config};
-use crate::exit::{EXIT_OK, EXIT_USAGE};
 use crate::mapping::samples;
 
 fn env_of(config: &Config) -> crate::mapping::EvalEnv {
@@ -25,14 +25,8 @@ fn one_line(s: &str) -> String {
 }
 
 /// The child's side: evaluate and report in the line protocol.
-pub fn samples_only(path: &Path) -> i32 {
-    let config = match config::load(Some(path)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return EXIT_USAGE;
-        }
-    };
+pub fn samples_only(path: &Path) -> Result<Report, AppError> {
+    let config = config::load(Some(path)).map_err(AppError::config)?;
     let m = &config.mapping;
     let mut out = std::io::stdout().lock();
     let found = samples::check(&m.loan, &m.default, &m.payment, &m.record, &env_of(&config), |key| {
@@ -52,7 +46,7 @@ pub fn samples_only(path: &Path) -> i32 {
     let _ = writeln!(out, "done");
     let _ = out.flush();
     // Runaway evaluations, if any, end with the process.
-    EXIT_OK
+    Ok(Report::Clear)
 }
 
 /// One expression's verdict on its sample.
@@ -121,14 +115,8 @@ fn expr_of<'a>(config: &'a Config, key: &str) -> &'a str {
 }
 
 /// `check-config`: exit 0 with `config OK`, or 2 naming every problem.
-pub fn run(path: &Path) -> i32 {
-    let config = match config::load(Some(path)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return EXIT_USAGE;
-        }
-    };
+pub fn run(path: &Path) -> Result<Report, AppError> {
+    let config = config::load(Some(path)).map_err(AppError::config)?;
     let verdicts = match in_child(path) {
         Ok(Ok(v)) => v,
         Ok(Err(Crash { key, how })) => {
@@ -139,8 +127,9 @@ pub fn run(path: &Path) -> i32 {
                 ),
                 None => eprintln!("error: the mapping check could not run: {how}"),
             }
-            eprintln!("config refused: a mapping expression crashed the evaluator");
-            return EXIT_USAGE;
+            return Err(AppError::Usage(
+                "config refused: a mapping expression crashed the evaluator".into(),
+            ));
         }
         // No child (no /proc, a sandboxed exec): check in this process, without the crash guard.
         Err(_) => {
@@ -172,9 +161,10 @@ pub fn run(path: &Path) -> i32 {
         }
     }
     if refused > 0 {
-        eprintln!("config refused: {refused} mapping expression(s) never finished");
-        return EXIT_USAGE;
+        return Err(AppError::Usage(format!(
+            "config refused: {refused} mapping expression(s) never finished"
+        )));
     }
     println!("config OK: {}", path.display());
-    EXIT_OK
+    Ok(Report::Clear)
 }

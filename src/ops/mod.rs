@@ -8,14 +8,11 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::exit::{EXIT_ATTENTION, EXIT_OK, EXIT_USAGE};
+use crate::app::report::{AppError, Report};
 use crate::store::{LedgerRow, Store};
 
-fn open(path: &Path) -> Result<Store, i32> {
-    Store::open_shared(path).map_err(|e| {
-        eprintln!("error: {e}");
-        EXIT_ATTENTION
-    })
+fn open(path: &Path) -> Result<Store, AppError> {
+    Store::open_shared(path).map_err(|e| AppError::Failed(e.to_string()))
 }
 
 fn now() -> f64 {
@@ -85,21 +82,12 @@ pub fn status_json(store: &Store) -> Result<Value, crate::store::StoreError> {
     }))
 }
 
-pub fn status(path: &Path, as_json: bool) -> i32 {
-    let store = match open(path) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let v = match status_json(&store) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_ATTENTION;
-        }
-    };
+pub fn status(path: &Path, as_json: bool) -> Result<Report, AppError> {
+    let store = open(path)?;
+    let v = status_json(&store).map_err(|e| AppError::Failed(e.to_string()))?;
     if as_json {
         println!("{v}");
-        return EXIT_OK;
+        return Ok(Report::Clear);
     }
     println!("state  {}", v["state"].as_str().unwrap_or_default());
     println!("\ncursors");
@@ -162,7 +150,7 @@ pub fn status(path: &Path, as_json: bool) -> i32 {
         "\ndead letters: {} (crego-credgenics-sync dead-letters list)",
         v["dead_letters"]
     );
-    EXIT_OK
+    Ok(Report::Clear)
 }
 
 fn payment_line(r: &LedgerRow) -> Value {
@@ -176,17 +164,11 @@ fn payment_line(r: &LedgerRow) -> Value {
     })
 }
 
-pub fn list(path: &Path, as_json: bool) -> i32 {
-    let store = match open(path) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub fn list(path: &Path, as_json: bool) -> Result<Report, AppError> {
+    let store = open(path)?;
     let (payments, loans, lines) = match (store.dead_letters(), store.rejected_loans(), store.line_dead_letters()) {
         (Ok(p), Ok(l), Ok(d)) => (p, l, d),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            eprintln!("error: {e}");
-            return EXIT_ATTENTION;
-        }
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(AppError::Failed(e.to_string())),
     };
     let mut items: Vec<Value> = loans
         .iter()
@@ -203,7 +185,7 @@ pub fn list(path: &Path, as_json: bool) -> i32 {
     }));
     if as_json {
         println!("{}", Value::Array(items));
-        return EXIT_OK;
+        return Ok(Report::Clear);
     }
     if items.is_empty() {
         println!("no dead letters");
@@ -221,7 +203,7 @@ pub fn list(path: &Path, as_json: bool) -> i32 {
             i["reason"].as_str().unwrap_or_default()
         );
     }
-    EXIT_OK
+    Ok(Report::Clear)
 }
 
 /// `loan:<id>`, `line:<id>` or `payment:<n>` (a bare number is a payment).
@@ -245,22 +227,14 @@ fn parse_target(id: &str) -> Option<Target> {
         .map(Target::Payment)
 }
 
-pub fn retry(path: &Path, id: Option<&str>, all: bool) -> i32 {
-    let store = match open(path) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub fn retry(path: &Path, id: Option<&str>, all: bool) -> Result<Report, AppError> {
+    let store = open(path)?;
     let targets: Vec<Target> = if all {
         let listed = store
             .rejected_loans()
             .and_then(|l| Ok((l, store.dead_letters()?, store.line_dead_letters()?)));
-        let (loans, payments, lines) = match listed {
-            Ok(x) => x,
-            Err(e) => {
-                eprintln!("error: cannot list the dead letters: {e}");
-                return EXIT_ATTENTION;
-            }
-        };
+        let (loans, payments, lines) =
+            listed.map_err(|e| AppError::Failed(format!("cannot list the dead letters: {e}")))?;
         let mut t: Vec<Target> = loans.into_iter().map(|l| Target::Loan(l.0)).collect();
         t.extend(payments.into_iter().map(|r| Target::Payment(r.id)));
         t.extend(lines.into_iter().map(|d| Target::Line(d.line_id)));
@@ -269,10 +243,10 @@ pub fn retry(path: &Path, id: Option<&str>, all: bool) -> i32 {
         match id.and_then(parse_target) {
             Some(t) => vec![t],
             None => {
-                eprintln!(
-                    "error: give a dead letter id (loan:<loan id>, line:<line id> or payment:<n>, as `dead-letters list` shows) or --all"
-                );
-                return EXIT_USAGE;
+                return Err(AppError::Usage(
+                    "give a dead letter id (loan:<loan id>, line:<line id> or payment:<n>, as `dead-letters list` shows) or --all"
+                        .into(),
+                ));
             }
         }
     };
@@ -289,29 +263,25 @@ pub fn retry(path: &Path, id: Option<&str>, all: bool) -> i32 {
                 missing += 1;
                 eprintln!("error: {} is not a dead letter", describe(t));
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_ATTENTION;
-            }
+            Err(e) => return Err(AppError::Failed(e.to_string())),
         }
     }
     println!("{} dead letter(s) queued for the next run", targets.len() - missing);
-    if missing > 0 { EXIT_ATTENTION } else { EXIT_OK }
+    Ok(Report::clear_if(missing == 0))
 }
 
-pub fn ignore(path: &Path, id: &str, reason: &str) -> i32 {
+pub fn ignore(path: &Path, id: &str, reason: &str) -> Result<Report, AppError> {
     if reason.trim().is_empty() {
-        eprintln!("error: --reason is required: say why this dead letter is set aside");
-        return EXIT_USAGE;
+        return Err(AppError::Usage(
+            "--reason is required: say why this dead letter is set aside".into(),
+        ));
     }
     let Some(t) = parse_target(id) else {
-        eprintln!("error: `{id}` is not a dead letter id (loan:<loan id>, line:<line id> or payment:<n>)");
-        return EXIT_USAGE;
+        return Err(AppError::Usage(format!(
+            "`{id}` is not a dead letter id (loan:<loan id>, line:<line id> or payment:<n>)"
+        )));
     };
-    let store = match open(path) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    let store = open(path)?;
     let ok = match &t {
         Target::Loan(l) => store.ignore_loan(l, reason),
         Target::Line(l) => store.ignore_line(l, reason),
@@ -320,16 +290,10 @@ pub fn ignore(path: &Path, id: &str, reason: &str) -> i32 {
     match ok {
         Ok(true) => {
             println!("{} ignored", describe(&t));
-            EXIT_OK
+            Ok(Report::Clear)
         }
-        Ok(false) => {
-            eprintln!("error: {} is not a dead letter", describe(&t));
-            EXIT_ATTENTION
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_ATTENTION
-        }
+        Ok(false) => Err(AppError::Failed(format!("{} is not a dead letter", describe(&t)))),
+        Err(e) => Err(AppError::Failed(e.to_string())),
     }
 }
 
@@ -354,25 +318,18 @@ pub enum MappingKind {
 
 /// Maps `input` (a saved input document) with the configured mapping; compares with `expected`
 /// when given (exit 1 on any difference), else prints the payload.
-pub fn mapping_test(config: Option<&Path>, kind: MappingKind, input: &Path, expected: Option<&Path>) -> i32 {
-    let config = match crate::config::load_offline(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return EXIT_USAGE;
-        }
-    };
+pub fn mapping_test(
+    config: Option<&Path>,
+    kind: MappingKind,
+    input: &Path,
+    expected: Option<&Path>,
+) -> Result<Report, AppError> {
+    let config = crate::config::load_offline(config).map_err(AppError::config)?;
     let read = |p: &Path| -> Result<Value, String> {
         let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))
     };
-    let doc = match read(input) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let doc = read(input).map_err(AppError::Usage)?;
     let tz_offset_secs = config.sync.timezone.to_offset(jiff::Timestamp::now()).seconds();
     let env = crate::mapping::EvalEnv { tz_offset_secs };
     let mapped = match kind {
@@ -395,30 +352,24 @@ pub fn mapping_test(config: Option<&Path>, kind: MappingKind, input: &Path, expe
         Ok(v) => v,
         Err(e) => {
             eprintln!("mapping failed: {e}");
-            return EXIT_ATTENTION;
+            return Ok(Report::Attention);
         }
     };
     let Some(expected) = expected else {
         println!("{}", serde_json::to_string_pretty(&got).unwrap_or_default());
-        return EXIT_OK;
+        return Ok(Report::Clear);
     };
-    let want = match read(expected) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let want = read(expected).map_err(AppError::Usage)?;
     let diffs = diff("", &want, &got);
     if diffs.is_empty() {
         println!("mapping matches {}", expected.display());
-        EXIT_OK
+        Ok(Report::Clear)
     } else {
         println!("mapping differs from {}:", expected.display());
         for d in diffs {
             println!("  {d}");
         }
-        EXIT_ATTENTION
+        Ok(Report::Attention)
     }
 }
 

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::sync::{self, Context, Poll, SyncError};
-use crate::telemetry::metric;
+use crate::telemetry::events;
 
 /// The scheduled jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ fn secs(ts: Timestamp) -> f64 {
 /// Runs `job` once for `slot`, recording its outcome, duration and metrics.
 pub async fn run_job(ctx: &Context, job: Job, slot: Timestamp) -> Result<(), SyncError> {
     let started = Instant::now();
-    tracing::info!(event = "job_started", job = job.name(), slot = %slot, "job started");
+    events::job_started(job.name(), &slot);
     let result = match job {
         Job::PlaceLoans => sync::place_loans::run(ctx, None, &mut Default::default()).await,
         Job::PushRepayments => match sync::push_repayments::run(ctx, None, &mut Default::default()).await {
@@ -80,28 +80,20 @@ pub async fn run_job(ctx: &Context, job: Job, slot: Timestamp) -> Result<(), Syn
     let now = ctx.now_secs();
     if matches!(&result, Err(e) if e.is_cancelled()) {
         // Shutdown cut it short: not a failure, and the slot is not recorded as run.
-        tracing::info!(event = "job_interrupted", job = job.name(), "job stopped for shutdown");
+        events::job_interrupted(job.name());
         return result;
     }
     let error = result.as_ref().err().map(|e| e.to_string());
-    metrics::histogram!(metric::JOB_DURATION, "job" => job.name()).record(elapsed.as_secs_f64());
-    let outcome = if error.is_none() { "ok" } else { "error" };
-    metrics::counter!(metric::JOB_RUNS, "job" => job.name(), "outcome" => outcome).increment(1);
-    if error.is_none() {
-        metrics::gauge!(metric::JOB_LAST_SUCCESS, "job" => job.name()).set(now);
-    }
     if let Err(e) = ctx.store.record_job(job.name(), secs(slot), error.as_deref(), now) {
-        tracing::error!(event = "job_not_recorded", job = job.name(), error = %e, "could not record the job's slot");
+        events::job_not_recorded(job.name(), &e);
     }
-    match &error {
-        None => tracing::info!(
-            event = "job_finished",
-            job = job.name(),
-            ms = elapsed.as_millis() as u64,
-            "job finished"
-        ),
-        Some(e) => tracing::error!(event = "job_failed", job = job.name(), error = %e, "job failed; next slot retries"),
+    events::JobFinished {
+        job: job.name(),
+        elapsed,
+        error: error.as_deref(),
+        now,
     }
+    .emit();
     result
 }
 
@@ -116,7 +108,7 @@ pub async fn job_loop(ctx: Arc<Context>, job: Job, mut shutdown: watch::Receiver
         if let Ok(prev) = cron.find_previous_occurrence(&now, true)
             && secs(prev.timestamp()) > last + 0.5
         {
-            tracing::info!(event = "job_catch_up", job = job.name(), slot = %prev.timestamp(), "catching up a missed slot");
+            events::job_catch_up(job.name(), &prev.timestamp());
             let _ = beat.running(run_job(&ctx, job, prev.timestamp())).await;
         }
     }
@@ -128,7 +120,7 @@ pub async fn job_loop(ctx: Arc<Context>, job: Job, mut shutdown: watch::Receiver
         let next = match cron.find_next_occurrence(&now, false) {
             Ok(n) => n.timestamp(),
             Err(e) => {
-                tracing::error!(event = "schedule_error", job = job.name(), error = %e, "no next slot; job stops");
+                events::schedule_error(job.name(), &e);
                 return;
             }
         };

@@ -21,6 +21,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::Store;
 use crate::sync::pull_recoveries::{PaymentFate, take_webhook_payment};
+use crate::telemetry::events::{self, WebhookOutcome};
 
 /// Path of the webhook, fixed by the design.
 pub const WEBHOOK_PATH: &str = "/webhooks/credgenics";
@@ -90,11 +91,11 @@ async fn require_token(
     next: axum::middleware::Next,
 ) -> Response {
     if !authorised(&state.token, req.headers(), &query) {
-        tracing::warn!(
-            event = "webhook_unauthorised",
-            "webhook without the right token refused"
-        );
-        metrics::counter!(crate::telemetry::metric::WEBHOOKS, "outcome" => "unauthorised").increment(1);
+        events::WebhookAnswered {
+            outcome: WebhookOutcome::Unauthorised,
+            reason: None,
+        }
+        .emit();
         return answer(
             StatusCode::UNAUTHORIZED,
             json!({"error": "missing or wrong webhook token"}),
@@ -125,7 +126,7 @@ async fn webhook(State(state): State<ServerState>, body: axum::body::Body) -> Re
     };
     let kind = event["event"].as_str().unwrap_or_default();
     if kind != "payment" {
-        tracing::debug!(event = "webhook_ignored", kind, "webhook event ignored");
+        events::webhook_ignored(kind);
         return answer(StatusCode::OK, json!({"status": "ignored"}));
     }
     let data = &event["data"];
@@ -138,20 +139,18 @@ async fn webhook(State(state): State<ServerState>, body: axum::body::Body) -> Re
     let text = String::from_utf8_lossy(&body);
     match take_webhook_payment(&state.config, &state.store, &state.clock, &text, data) {
         Ok(fate) => {
-            let outcome = match &fate {
-                PaymentFate::Queued | PaymentFate::HistoryRequested => "stored",
-                PaymentFate::Rejected(_) => "rejected",
-                PaymentFate::Echo | PaymentFate::UnknownLoan => "ignored",
+            let (outcome, reason) = match &fate {
+                PaymentFate::Queued | PaymentFate::HistoryRequested => (WebhookOutcome::Stored, None),
+                PaymentFate::Rejected(r) => (WebhookOutcome::Rejected, Some(r.as_str())),
+                PaymentFate::Echo | PaymentFate::UnknownLoan => (WebhookOutcome::Ignored, None),
             };
-            metrics::counter!(crate::telemetry::metric::WEBHOOKS, "outcome" => outcome).increment(1);
+            events::WebhookAnswered { outcome, reason }.emit();
             let body = match fate {
                 PaymentFate::Queued => json!({"status": "stored"}),
                 PaymentFate::HistoryRequested => {
                     json!({"status": "stored", "detail": "no reference: the loan's payment history will be read"})
                 }
                 PaymentFate::Rejected(reason) => {
-                    tracing::warn!(event = "webhook_rejected", reason = %crate::telemetry::mask_digits(&reason),
-                        "payment webhook kept as a dead letter");
                     json!({"status": "rejected", "detail": crate::telemetry::mask_digits(&reason)})
                 }
                 PaymentFate::Echo => json!({"status": "ignored", "detail": "pushed by this daemon"}),
@@ -161,7 +160,7 @@ async fn webhook(State(state): State<ServerState>, body: axum::body::Body) -> Re
         }
         Err(e) => {
             // Not stored: answer 5xx so Credgenics delivers it again.
-            tracing::error!(event = "webhook_store_failed", error = %e, "webhook not stored");
+            events::webhook_store_failed(&e);
             answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "could not store the event"}),

@@ -169,10 +169,7 @@ impl Store {
     /// `Transaction` drop), so the connection is sound to use again.
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|poisoned| {
-            tracing::error!(
-                event = "state_lock_recovered",
-                "a task panicked while using the state; carrying on"
-            );
+            crate::telemetry::events::state_lock_recovered();
             self.conn.clear_poison();
             poisoned.into_inner()
         })
@@ -187,8 +184,7 @@ fn tighten(file: &File, path: &Path) -> std::io::Result<()> {
         let mode = file.metadata()?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            tracing::warn!(event = "state_file_tightened", path = %path.display(), was = format!("{mode:o}"),
-                "the state file was readable by others: now 0600");
+            crate::telemetry::events::state_file_tightened(path, mode);
         }
     }
     #[cfg(not(unix))]

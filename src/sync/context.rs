@@ -70,6 +70,15 @@ impl Context {
         })
     }
 
+    /// The context of a dry run: nothing written anywhere; `reveal` prints personal data unmasked.
+    pub fn dry(self, reveal: bool) -> Self {
+        Self {
+            dry_run: true,
+            reveal,
+            ..self
+        }
+    }
+
     /// Whether a shutdown was asked for: stop at the next safe point.
     pub fn stopping(&self) -> bool {
         self.cancel.is_cancelled()

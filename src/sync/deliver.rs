@@ -5,6 +5,7 @@
 //! (Crego records by `utr`; the loan's Credgenics `payment_history` by reference).
 
 use crate::runtime::heartbeat::waiting;
+use crate::telemetry::events;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -146,7 +147,7 @@ async fn resolve_in_flight<O: Outbound>(
             }
             Err(e) if e.stops_run() => return Err(e.into()),
             Err(e) => {
-                tracing::warn!(event = "ledger_lookup_failed", row = row.id, error = %e, "row stays in doubt");
+                events::ledger_lookup_failed(row.id, &e);
                 stats.in_doubt += 1;
             }
         }
@@ -272,14 +273,12 @@ fn record(ctx: &Context, row: &LedgerRow, outcome: Sent, stats: &mut DeliverySta
         Sent::Done(remote) => {
             ctx.store.ledger_done(row.id, remote.as_deref(), now)?;
             stats.sent += 1;
-            tracing::info!(event = "payment_delivered", direction = row.direction.as_str(), loan_id = %row.loan_id,
-                reference = %row.reference, "payment delivered");
+            events::payment_delivered(row.direction.as_str(), &row.loan_id, &row.reference);
         }
         Sent::Dead(reason) => {
             ctx.store.ledger_dead(row.id, &reason, now)?;
             stats.dead += 1;
-            tracing::warn!(event = "payment_dead", direction = row.direction.as_str(), loan_id = %row.loan_id,
-                reason = %crate::telemetry::mask_digits(&reason), "payment rejected; moved to dead letters");
+            events::payment_dead(row.direction.as_str(), &row.loan_id, &reason);
         }
         Sent::RetryLater(error) => {
             let next = now + retry_delay(ctx, row.attempts + 1);
@@ -289,8 +288,7 @@ fn record(ctx: &Context, row: &LedgerRow, outcome: Sent, stats: &mut DeliverySta
         Sent::InDoubt(error) => {
             ctx.store.ledger_in_doubt(row.id, &error, now, now)?;
             stats.in_doubt += 1;
-            tracing::warn!(event = "payment_in_doubt", direction = row.direction.as_str(), loan_id = %row.loan_id,
-                error = %error, "outcome unknown; will look before resending");
+            events::payment_in_doubt(row.direction.as_str(), &row.loan_id, &error);
         }
         Sent::Wait(why) => {
             // Looked at again on the next pass (this one walks the rows due when it started).

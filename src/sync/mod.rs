@@ -21,7 +21,7 @@ pub mod push_repayments;
 pub mod status;
 
 pub use context::{Context, Locks, SyncError};
-pub use once::{RunOptions, RunReport, run_once, unresolved};
+pub use once::{RunOptions, RunOutcome, RunReport, run_once, unresolved};
 pub use place_loans::FlowAStats;
 pub use pull_recoveries::{FlowBStats, Poll};
 pub use push_repayments::FlowCStats;

@@ -1,4 +1,4 @@
-//! The `--once` cycle: every flow once, in order A, C, B, and the exit code it comes to.
+//! The `--once` cycle: every flow once, in order A, C, B, and the outcome it comes to.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -9,6 +9,7 @@ use super::pull_recoveries::{self, FlowBStats, Poll};
 use super::push_repayments::{self, FlowCStats};
 use crate::http::ApiClient;
 use crate::store::{Store, StoreError};
+use crate::telemetry::events;
 
 /// Options of one cycle.
 #[derive(Debug, Clone, Default)]
@@ -33,11 +34,23 @@ pub struct RunReport {
     /// What needs attention after the run: loans in doubt or rejected, payments pending, in doubt
     /// or dead (and not ignored).
     pub unresolved: u64,
-    pub exit_code: i32,
+    pub outcome: RunOutcome,
 }
 
-/// The `--once` cycle: every job once, in order A, C, B, then the exit code (design §3): 0 when
-/// nothing is pending, in doubt, rejected or dead, 1 otherwise, 3 when the run could not complete.
+/// How a cycle ended (design §3 gives each its exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Nothing pending, in doubt, rejected or dead.
+    Clear,
+    /// Something needs attention after the run.
+    Attention,
+    /// The cycle stopped early ([`RunReport::error`] says why).
+    Incomplete,
+}
+
+/// The `--once` cycle: every job once, in order A, C, B, then its outcome: clear when nothing is
+/// pending, in doubt, rejected or dead, attention otherwise, incomplete when it stopped early.
 pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     let started = ctx.now_secs();
     let run_id = if ctx.dry_run {
@@ -69,24 +82,21 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     .await;
     let error = match result {
         Err(e) if e.is_cancelled() => {
-            tracing::info!(
-                event = "run_interrupted",
-                "shutdown: the run stopped early; unsent work stays pending"
-            );
+            events::run_interrupted();
             None
         }
         r => r.err().map(|e| e.to_string()),
     };
     if let Some(e) = &error {
-        tracing::error!(event = "run_stopped", error = %e, "run stopped");
+        events::run_stopped(e);
     }
     let unresolved = unresolved(&ctx.store).unwrap_or(u64::MAX);
-    let exit_code = if error.is_some() {
-        crate::exit::EXIT_INCOMPLETE
+    let outcome = if error.is_some() {
+        RunOutcome::Incomplete
     } else if unresolved > 0 {
-        crate::exit::EXIT_ATTENTION
+        RunOutcome::Attention
     } else {
-        crate::exit::EXIT_OK
+        RunOutcome::Clear
     };
     let report = RunReport {
         place_loans: a,
@@ -95,13 +105,17 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
         requests: request_counts([ctx.crego.http(), ctx.credgenics.http()]),
         error,
         unresolved,
-        exit_code,
+        outcome,
     };
     if let Some(id) = run_id {
-        let outcome = if report.exit_code == 0 { "ok" } else { "attention" };
+        let outcome = if report.outcome == RunOutcome::Clear {
+            "ok"
+        } else {
+            "attention"
+        };
         let summary = serde_json::to_value(&report).unwrap_or(Value::Null);
         if let Err(e) = ctx.store.finish_run(id, ctx.now_secs(), outcome, &summary) {
-            tracing::error!(event = "run_not_recorded", error = %e, "could not record the run");
+            events::run_not_recorded(&e);
         }
     }
     report

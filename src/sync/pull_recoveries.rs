@@ -7,6 +7,7 @@
 //! back. Each row becomes one `POST /v1/lms/records/`.
 
 use crate::runtime::heartbeat::waiting;
+use crate::telemetry::events;
 use futures::StreamExt;
 use jiff::civil::DateTime;
 use rust_decimal::Decimal;
@@ -134,8 +135,11 @@ pub fn payment_row(
             raw_amount,
             first
         );
-        tracing::warn!(event = "recovery_conflict", loan_id = %loan.loan_id, reason = %reason, "recovery conflict");
-        metrics::counter!(crate::telemetry::metric::WEBHOOKS, "outcome" => "conflict").increment(1);
+        events::RecoveryConflict {
+            loan_id: &loan.loan_id,
+            reason: &reason,
+        }
+        .emit();
         let digest = &hex::encode(Sha256::digest(payment.to_string().as_bytes()))[..12];
         key = format!("{key}:conflict:{digest}");
         dead_reason = Some(reason);
@@ -377,7 +381,7 @@ async fn poll_batch(ctx: &Context, loans: Vec<crate::store::LoanRow>, stats: &mu
                 continue;
             }
             Err(e) => {
-                tracing::warn!(event = "poll_failed", loan_id = %loan.loan_id, error = %e, "payment history not read");
+                events::poll_failed(&loan.loan_id, &e);
                 continue;
             }
         };
@@ -388,8 +392,7 @@ async fn poll_batch(ctx: &Context, loans: Vec<crate::store::LoanRow>, stats: &mu
                 Recovery::Row(row) => rows.push(*row),
                 Recovery::Echo => stats.echoes += 1,
                 Recovery::NeedsHistory => {
-                    tracing::error!(event = "payment_unidentifiable", loan_id = %loan.loan_id,
-                        "payment history entry with neither a reference nor a payment_id skipped");
+                    events::payment_unidentifiable(&loan.loan_id);
                 }
             }
         }

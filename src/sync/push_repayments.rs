@@ -59,7 +59,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowCStats) -> R
         let mut page_max: Option<f64> = None;
         for record in records {
             let (Some(id), Some(updated_at)) = (record["id"].as_str(), record["updated_at"].as_f64()) else {
-                tracing::error!(event = "record_unreadable", "record without id or updated_at skipped");
+                crate::telemetry::events::record_unreadable();
                 continue;
             };
             page_max = Some(page_max.map_or(updated_at, |m| m.max(updated_at)));
@@ -398,7 +398,7 @@ async fn read_line(ctx: &Context, loan: &LoanRow) -> Result<Option<LineRead>, Sy
         Ok(p) => p,
         Err(e) if e.stops_run() => return Err(e.into()),
         Err(e) => {
-            tracing::warn!(event = "line_read_failed", loan_id = %loan.loan_id, error = %e, "line not read; the payment waits");
+            crate::telemetry::events::line_read_failed(&loan.loan_id, Some(&e));
             return Ok(None);
         }
     };
@@ -415,7 +415,7 @@ async fn read_line(ctx: &Context, loan: &LoanRow) -> Result<Option<LineRead>, Sy
         })
     });
     if read.is_none() {
-        tracing::warn!(event = "line_read_failed", loan_id = %loan.loan_id, "the lead's programs do not show this loan's line");
+        crate::telemetry::events::line_read_failed(&loan.loan_id, None);
     }
     Ok(read)
 }

@@ -5,11 +5,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crego_credgenics_sync::app::{AppError, Report};
 use crego_credgenics_sync::clock::Clock;
 use crego_credgenics_sync::config::{Config, RawConfig};
 use crego_credgenics_sync::sandbox::{Realism, RecordedRequest, Sandbox, SandboxConfig, SeedSpec};
 use crego_credgenics_sync::store::Store;
-use crego_credgenics_sync::sync::{self, Context, RunOptions, RunReport};
+use crego_credgenics_sync::sync::{self, Context, RunOptions, RunOutcome, RunReport};
 
 pub const IST: &str = "Asia/Kolkata";
 
@@ -235,7 +236,7 @@ pub fn binary() -> &'static str {
 pub struct Daemon {
     pub addr: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    join: tokio::task::JoinHandle<i32>,
+    join: tokio::task::JoinHandle<Result<Report, AppError>>,
 }
 
 impl Daemon {
@@ -244,7 +245,7 @@ impl Daemon {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        self.join.await.unwrap()
+        exit_code(&self.join.await.unwrap())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -313,3 +314,29 @@ pub fn schedules(place_loans: &str, push_repayments: &str, poll_recoveries: &str
 
 /// A cron that does not fire during a test.
 pub const NEVER: &str = "0 0 0 1 1 *";
+
+/// The exit code design §3 gives how a command ended, as `main.rs` maps it: the binary's tests
+/// and the in-process ones assert the same numbers.
+pub fn exit_code(r: &Result<Report, AppError>) -> i32 {
+    match r {
+        Ok(Report::Clear) => 0,
+        Ok(Report::Attention) | Err(AppError::Failed(_)) => 1,
+        Err(AppError::Usage(_)) => 2,
+        Err(AppError::Incomplete(_)) => 3,
+    }
+}
+
+/// A `--once` report's exit code (design §3).
+pub trait ExitCode {
+    fn exit_code(&self) -> i32;
+}
+
+impl ExitCode for RunReport {
+    fn exit_code(&self) -> i32 {
+        match self.outcome {
+            RunOutcome::Clear => 0,
+            RunOutcome::Attention => 1,
+            RunOutcome::Incomplete => 3,
+        }
+    }
+}

@@ -8,14 +8,14 @@ use crate::crego::LineItem;
 use crate::http::ApiError;
 use crate::store::{LoanRow, LoanState};
 use crate::telemetry;
+use crate::telemetry::events;
 
 use super::outcome::*;
 
 /// A line that cannot be processed for a reason of its own: a dead letter (listed, retryable,
 /// ignorable), and the stream moves on (design §2.7).
 pub(super) fn dead_line(ctx: &Context, item: &LineItem, reason: &str) -> Result<Outcome, SyncError> {
-    tracing::error!(event = "line_dead_letter", line = %item.id, lead = %item.lead_id,
-        borrower_program = %item.borrower_program_id, reason, "line set aside as a dead letter");
+    events::line_dead_letter(&item.id, &item.lead_id, &item.borrower_program_id, reason);
     if !ctx.dry_run {
         ctx.store.line_dead_letter(
             &item.id,
@@ -40,7 +40,7 @@ pub(super) fn settle(ctx: &Context, mut loan: LoanRow, state: LoanState) -> Resu
         loan.updated_at = ctx.now_secs();
         ctx.store.save_loan(&loan, false)?;
     }
-    telemetry::loan_state(&loan.loan_id, state.as_str());
+    telemetry::events::loan_state(&loan.loan_id, state.as_str());
     Ok(outcome)
 }
 
@@ -67,7 +67,7 @@ pub(super) async fn update(
             loan.state = LoanState::Placed;
             loan.updated_at = ctx.now_secs();
             ctx.store.save_loan(&loan, false)?;
-            telemetry::loan_updated(&loan.loan_id, &keys);
+            telemetry::events::loan_updated(&loan.loan_id, &keys);
             Ok(Outcome::Updated)
         }
         Err(ApiError::Rejected { status, body, .. }) => record_rejection(ctx, &mut loan, hash, status, &body),
@@ -80,7 +80,7 @@ pub(super) async fn update(
         ),
         Err(e) if e.stops_run() => Err(e.into()),
         Err(e) => {
-            tracing::warn!(event = "update_failed", loan_id = %loan.loan_id, error = %e, "update will be retried next run");
+            events::update_failed(&loan.loan_id, &e);
             Ok(Outcome::Failed)
         }
     }
@@ -149,13 +149,13 @@ pub(super) async fn send_upload_deferred(
         Err(e) if e.in_doubt() => {
             loan.last_error = Some(format!("upload in doubt: {e}"));
             ctx.store.save_loan(&loan, false)?;
-            telemetry::loan_in_doubt(&loan.loan_id, &e);
+            telemetry::events::loan_in_doubt(&loan.loan_id, &e);
             Ok(Outcome::InDoubt)
         }
         Err(e) => {
             // Provably not acted on (rate limit or connection refused, retries exhausted).
             restore_after_refusal(ctx, &mut loan)?;
-            tracing::warn!(event = "upload_failed", loan_id = %loan.loan_id, error = %e, "upload will be retried next run");
+            events::upload_failed(&loan.loan_id, &e);
             Ok(Outcome::Failed)
         }
     };
@@ -171,7 +171,7 @@ pub(super) fn confirm_upload(ctx: &Context, loan: &mut LoanRow, hash: String) ->
 }
 
 pub(super) fn placed_event(loan: &LoanRow, new_allocation: bool) {
-    telemetry::loan_placed(
+    telemetry::events::loan_placed(
         &loan.loan_id,
         loan.allocation_month.as_deref().unwrap_or(""),
         new_allocation,
@@ -214,7 +214,7 @@ pub(super) fn record_rejection(
     }
     loan.updated_at = ctx.now_secs();
     ctx.store.save_loan(loan, false)?;
-    telemetry::loan_rejected(&loan.loan_id, &reason);
+    telemetry::events::loan_rejected(&loan.loan_id, &reason);
     Ok(Outcome::Rejected)
 }
 
@@ -267,7 +267,7 @@ pub(super) fn reject_unmapped(
     loan_id: &str,
     reason: String,
 ) -> Result<Outcome, SyncError> {
-    telemetry::loan_rejected(loan_id, &reason);
+    telemetry::events::loan_rejected(loan_id, &reason);
     if ctx.dry_run {
         println!("{}", json!({"dry_run": true, "rejected": loan_id, "reason": reason}));
         return Ok(Outcome::Rejected);

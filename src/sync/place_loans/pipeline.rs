@@ -201,7 +201,7 @@ pub(super) async fn process_line(ctx: &Context, item: &LineItem, backfill: bool)
             return dead_line(ctx, item, "the lead of this overdue line is not found at Crego (404)");
         }
         Err(e) => {
-            tracing::warn!(event = "fetch_failed", line = %item.id, error = %e, "line will be read again next run");
+            crate::telemetry::events::fetch_failed(&item.id, &e);
             return Ok(Outcome::Failed);
         }
     };

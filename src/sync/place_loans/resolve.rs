@@ -7,6 +7,7 @@ use super::super::context::{Context, SyncError};
 use crate::crego::LineItem;
 use crate::http::ApiError;
 use crate::store::LoanState;
+use crate::telemetry::events;
 
 use super::apply::*;
 use super::map::payload_hash;
@@ -60,7 +61,7 @@ pub(super) async fn process_afresh(
     line_id: Option<&str>,
 ) -> Result<Option<Outcome>, SyncError> {
     let gone = |reason: &str| -> Result<Option<Outcome>, SyncError> {
-        tracing::error!(event = "resync_failed", lead = %lead_id, borrower_program = %bp, reason, "line not readable");
+        events::resync_line_gone(lead_id, bp, reason);
         if let Some(line) = line_id {
             ctx.store.line_dead_letter(line, lead_id, bp, reason, ctx.now_secs())?;
             return Ok(Some(Outcome::Dead));
@@ -72,7 +73,7 @@ pub(super) async fn process_afresh(
         Err(e) if e.stops_run() => return Err(e.into()),
         Err(ApiError::NotFound { .. }) => return gone("the lead is not found at Crego (404)"),
         Err(e) => {
-            tracing::warn!(event = "resync_failed", lead = %lead_id, error = %e, "left for the next run");
+            events::resync_deferred(lead_id, &e);
             return Ok(None);
         }
     };
@@ -115,11 +116,10 @@ pub(super) async fn resolve_in_doubt(ctx: &Context, stats: &mut FlowAStats) -> R
                     .store
                     .lookup_failed(&loan.loan_id, max, &e.to_string(), ctx.now_secs())?
                 {
-                    tracing::error!(event = "upload_dead_letter", loan_id = %loan.loan_id, lookups = max, error = %e,
-                        "upload outcome still unknown: set aside as a dead letter");
+                    events::upload_dead_letter(&loan.loan_id, max, &e);
                     stats.dead_letters += 1;
                 } else {
-                    tracing::warn!(event = "lookup_failed", loan_id = %loan.loan_id, error = %e, "in-doubt upload stays in doubt");
+                    events::lookup_failed(&loan.loan_id, &e);
                 }
                 continue;
             }

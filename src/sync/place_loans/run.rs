@@ -47,7 +47,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
             match LineItem::from_value(raw) {
                 Ok(i) => items.push(i),
                 Err(e) => {
-                    tracing::error!(event = "line_detail_unreadable", error = %e, "line detail skipped");
+                    crate::telemetry::events::line_detail_unreadable(&e);
                     stats.skipped += 1;
                 }
             }
@@ -94,7 +94,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
                     ctx.store.clear_line_dead_letter(line)?;
                 }
             }
-            telemetry::page_done(STREAM, page, items.len(), cursor.unwrap_or(from));
+            telemetry::events::page_done(STREAM, page, items.len(), cursor.unwrap_or(from));
         }
         ctx.progressed(|| {
             format!(
