@@ -29,9 +29,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::app::report::AppError;
 use crate::clock::Clock;
 use crate::config::{self, Config};
+use crate::flows::{Context, Poll, RunOptions, RunReport};
 use crate::sandbox::{SandboxConfig, ServedStats};
 use crate::store::Store;
-use crate::sync::{Context, Poll, RunOptions, RunReport};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -90,7 +90,7 @@ pub struct Phase {
     /// Rows the daemon's state changed (SQLite `total_changes`).
     pub state_rows_changed: u64,
     pub loans_placed: u64,
-    pub outcome: crate::sync::RunOutcome,
+    pub outcome: crate::flows::RunOutcome,
     pub summary: serde_json::Value,
 }
 
@@ -120,7 +120,7 @@ pub async fn run(args: BenchArgs) -> Result<crate::app::report::Report, AppError
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap_or_default())
             .map_err(|e| AppError::Failed(format!("cannot write {}: {e}", path.display())))?;
     }
-    let clear = |p: &Phase| p.outcome == crate::sync::RunOutcome::Clear;
+    let clear = |p: &Phase| p.outcome == crate::flows::RunOutcome::Clear;
     let failed = !report.phases.iter().all(|(_, p)| clear(p))
         || [&report.rate_placement, &report.rate_poll]
             .iter()
@@ -365,7 +365,7 @@ impl SandboxProc {
         let rows0 = ctx.store.total_changes();
         let (cpu0, _) = usage();
         let t0 = Instant::now();
-        let report: RunReport = crate::sync::run_once(ctx, opts).await;
+        let report: RunReport = crate::flows::run_once(ctx, opts).await;
         let wall = t0.elapsed().as_secs_f64();
         let (cpu1, _) = usage();
         let rows1 = ctx.store.total_changes();

@@ -13,9 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::report::{AppError, Report};
+use crate::flows::Context;
 use crate::schedule::{Job, job_loop};
 use crate::server::{self, ServerState};
-use crate::sync::Context;
 use crate::telemetry::events;
 
 /// Runs until `shutdown` completes.

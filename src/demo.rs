@@ -11,18 +11,21 @@ use rust_decimal::Decimal;
 use crate::app::report::{AppError, Report};
 use crate::clock::{self, Clock};
 use crate::config::{self, LogFormat};
+use crate::flows::{self, Context, Poll, RunOptions, RunOutcome, RunReport};
 use crate::money;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::server::{self, ServerState};
 use crate::store::Store;
-use crate::sync::{self, Context, Poll, RunOptions, RunOutcome, RunReport};
 use crate::telemetry;
 
 const WEBHOOK_TOKEN: &str = "demo-webhook-token";
 
 pub async fn run() -> Result<Report, AppError> {
     telemetry::init_logging("warn", LogFormat::Human);
-    story().await.map_err(|e| AppError::Failed(format!("demo failed: {e}")))
+    story().await.map_err(|e| {
+        eprintln!("demo failed: {e}");
+        AppError::Failed(String::new())
+    })
 }
 
 async fn story() -> Result<Report, String> {
@@ -72,7 +75,7 @@ async fn story() -> Result<Report, String> {
         let ctx = Context::new(config.clone(), store.clone(), clock.clone());
         async move {
             match ctx {
-                Ok(ctx) => Ok(sync::run_once(&ctx, &opts).await),
+                Ok(ctx) => Ok(flows::run_once(&ctx, &opts).await),
                 Err(e) => Err(e.to_string()),
             }
         }

@@ -32,7 +32,7 @@ fn main() {
     std::process::exit(match result {
         Ok(Report::Clear) => EXIT_OK,
         Ok(Report::Attention) => EXIT_ATTENTION,
-        Err(AppError::Usage(_)) => EXIT_USAGE,
+        Err(AppError::Usage(_) | AppError::Config(_)) => EXIT_USAGE,
         Err(AppError::Failed(_)) => EXIT_ATTENTION,
         Err(AppError::Incomplete(_)) => EXIT_INCOMPLETE,
     });

@@ -7,10 +7,10 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::clock;
-use crate::credgenics::{flatten_errors, rules};
-use crate::crego::LineItem;
-use crate::sync::Context;
-use crate::sync::place_loans::{changed_keys, frozen_claim_changes, is_overdue, loan_input, map_loan_input};
+use crate::flows::Context;
+use crate::flows::loans::{changed_keys, frozen_claim_changes, is_overdue, loan_input, map_loan_input};
+use crate::partners::credgenics::{flatten_errors, rules};
+use crate::partners::crego::LineItem;
 
 fn shown(ctx: &Context, v: &Value) -> String {
     let v = if ctx.reveal {
@@ -163,9 +163,8 @@ pub async fn lead(ctx: &Context, lead_id: &str) -> Result<String, String> {
 pub async fn record(ctx: &Context, id: &str) -> Result<String, String> {
     let record = ctx.crego.record(id).await.map_err(|e| e.to_string())?;
     let mut out = format!("record:\n{}\n", shown(ctx, &record));
-    let mut stats = crate::sync::FlowCStats::default();
-    let Some(loan) = crate::sync::push_repayments::eligible(ctx, &record, &mut stats).map_err(|e| e.to_string())?
-    else {
+    let mut stats = crate::flows::FlowCStats::default();
+    let Some(loan) = crate::flows::repayments::eligible(ctx, &record, &mut stats).map_err(|e| e.to_string())? else {
         let why = if stats.not_eligible > 0 {
             "not a processed repayment"
         } else if stats.unplaced > 0 {
@@ -186,7 +185,7 @@ pub async fn record(ctx: &Context, id: &str) -> Result<String, String> {
         .clone()
         .or(loan.pending_month.clone())
         .unwrap_or_default();
-    match crate::sync::push_repayments::map_payment(ctx, &record, &loan, closed, &month) {
+    match crate::flows::repayments::map_payment(ctx, &record, &loan, closed, &month) {
         Ok(p) => {
             let _ = writeln!(
                 out,
@@ -211,7 +210,7 @@ pub async fn record(ctx: &Context, id: &str) -> Result<String, String> {
     }
     match ctx
         .store
-        .ledger_by_key(&crate::sync::push_repayments::repayment_key(id))
+        .ledger_by_key(&crate::flows::repayments::repayment_key(id))
         .map_err(|e| e.to_string())?
     {
         Some(r) => {

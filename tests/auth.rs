@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::Harness;
 use crego_credgenics_sync::config::{Config, RawConfig};
-use crego_credgenics_sync::credgenics::CredgenicsClient;
-use crego_credgenics_sync::crego::CregoClient;
-use crego_credgenics_sync::http::Api;
+use crego_credgenics_sync::partners::credgenics::CredgenicsClient;
+use crego_credgenics_sync::partners::crego::CregoClient;
+use crego_credgenics_sync::partners::http::Api;
 use crego_credgenics_sync::sandbox::SandboxConfig;
 
 fn exchanged(h: &Harness, secret: &str) -> Arc<Config> {
@@ -164,11 +164,11 @@ async fn busy_token_endpoints_are_retried_and_the_cycle_completes() {
     .await;
     let config = exchanged(&h, "sandbox-secret");
     let clock = crego_credgenics_sync::clock::Clock::system(config.sync.timezone.clone());
-    let ctx = crego_credgenics_sync::sync::Context::new(config, h.live_store(), clock).unwrap();
+    let ctx = crego_credgenics_sync::flows::Context::new(config, h.live_store(), clock).unwrap();
     for _ in 0..2 {
         let report = tokio::time::timeout(
             Duration::from_secs(20),
-            crego_credgenics_sync::sync::run_once(&ctx, &Default::default()),
+            crego_credgenics_sync::flows::run_once(&ctx, &Default::default()),
         )
         .await
         .expect("a cycle completes through busy token endpoints");
@@ -258,8 +258,8 @@ async fn a_token_endpoint_that_fails_leaves_nothing_in_doubt_or_rejected() {
             None,
         );
         let clock = crego_credgenics_sync::clock::Clock::system(config.sync.timezone.clone());
-        let ctx = crego_credgenics_sync::sync::Context::new(config.clone(), h.live_store(), clock.clone()).unwrap();
-        let report = crego_credgenics_sync::sync::run_once(&ctx, &Default::default()).await;
+        let ctx = crego_credgenics_sync::flows::Context::new(config.clone(), h.live_store(), clock.clone()).unwrap();
+        let report = crego_credgenics_sync::flows::run_once(&ctx, &Default::default()).await;
         assert!(h.sb.state().cg_loans.is_empty(), "{status}: nothing reached Credgenics");
         let store = h.live_store();
         for state in [LoanState::Uploading, LoanState::Rejected, LoanState::Placed] {
@@ -276,8 +276,8 @@ async fn a_token_endpoint_that_fails_leaves_nothing_in_doubt_or_rejected() {
             );
         }
         h.sb.state().fail_next.clear();
-        let ctx = crego_credgenics_sync::sync::Context::new(config, h.live_store(), clock).unwrap();
-        let report = crego_credgenics_sync::sync::run_once(&ctx, &Default::default()).await;
+        let ctx = crego_credgenics_sync::flows::Context::new(config, h.live_store(), clock).unwrap();
+        let report = crego_credgenics_sync::flows::run_once(&ctx, &Default::default()).await;
         assert_eq!(report.exit_code(), 0, "{status}: {report:?}");
         let overdue = common::overdue_loan_ids(&h.sb).len();
         let s = h.sb.state();

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{Harness, overdue_loan_ids};
-use crego_credgenics_sync::http::Api;
+use crego_credgenics_sync::partners::http::Api;
 use crego_credgenics_sync::sandbox::{FaultSpec, SandboxConfig, SeedSpec};
 use rust_decimal::Decimal;
 

@@ -3,9 +3,9 @@
 mod common;
 
 use common::Harness;
-use crego_credgenics_sync::credgenics::rules;
 use crego_credgenics_sync::mapping::{DEFAULT_DEFAULT, DEFAULT_LOAN, EvalEnv, FieldSet};
 use crego_credgenics_sync::money;
+use crego_credgenics_sync::partners::credgenics::rules;
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Value {

@@ -7,8 +7,8 @@ use common::ExitCode;
 use std::collections::BTreeSet;
 
 use common::{Harness, overdue_loan_ids, writes};
-use crego_credgenics_sync::credgenics::rules::is_allocation_month;
-use crego_credgenics_sync::http::Api;
+use crego_credgenics_sync::partners::credgenics::rules::is_allocation_month;
+use crego_credgenics_sync::partners::http::Api;
 use crego_credgenics_sync::store::LoanState;
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@ mod common;
 use common::ExitCode;
 
 use common::{Harness, writes};
-use crego_credgenics_sync::http::Api;
+use crego_credgenics_sync::partners::http::Api;
 use crego_credgenics_sync::store::Store;
 
 /// A listener that counts the connections it is offered: where a redirect pointed.

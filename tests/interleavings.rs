@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use common::{Harness, WEBHOOK_TOKEN};
 use crego_credgenics_sync::clock::Clock;
+use crego_credgenics_sync::flows::{Context, Poll, loans, recoveries, repayments};
 use crego_credgenics_sync::sandbox::{Realism, payment_webhook};
 use crego_credgenics_sync::store::Store;
-use crego_credgenics_sync::sync::{Context, Poll, place_loans, pull_recoveries, push_repayments};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -208,7 +208,7 @@ async fn case(ops: Vec<Op>, seed: u64) {
         ctx,
         h,
     };
-    place_loans::run(&w.ctx, None, &mut Default::default()).await.unwrap();
+    loans::run(&w.ctx, None, &mut Default::default()).await.unwrap();
     {
         let lines = common::overdue_lines(&w.h.sb);
         assert_eq!(lines.len(), LOANS);
@@ -324,22 +324,22 @@ async fn run(w: &World, job: Job, kill_after: Option<u8>) {
     let work = async move {
         let ctx = &*ctx;
         let a = async {
-            place_loans::run(ctx, None, &mut Default::default())
+            loans::run(ctx, None, &mut Default::default())
                 .await
                 .map_err(|e| e.to_string())
         };
         let c = async {
-            push_repayments::run(ctx, None, &mut Default::default())
+            repayments::run(ctx, None, &mut Default::default())
                 .await
                 .map_err(|e| e.to_string())
         };
         let r = match job {
             Job::PlaceLoans => a.await,
             Job::PushRepayments => c.await,
-            Job::DeliverRecoveries => pull_recoveries::run(ctx, Poll::Skip, &mut Default::default())
+            Job::DeliverRecoveries => recoveries::run(ctx, Poll::Skip, &mut Default::default())
                 .await
                 .map_err(|e| e.to_string()),
-            Job::Poll => pull_recoveries::run(ctx, Poll::All, &mut Default::default())
+            Job::Poll => recoveries::run(ctx, Poll::All, &mut Default::default())
                 .await
                 .map_err(|e| e.to_string()),
             Job::PlaceAndPush => {

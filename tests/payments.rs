@@ -271,7 +271,7 @@ async fn a_payment_the_api_rejects_is_a_dead_letter_and_once_exits_1() {
     let loans = placed(&h).await;
     h.sb.repayment(&loans[0].1, dec("10"), "UTR-Y");
     h.sb.fail_next_on(
-        crego_credgenics_sync::http::Api::Credgenics,
+        crego_credgenics_sync::partners::http::Api::Credgenics,
         Some("PATCH /recovery/payments/"),
         1,
         400,
@@ -301,7 +301,7 @@ async fn a_payment_in_doubt_is_looked_up_before_it_is_sent_again() {
     h.sb.repayment(&loans[1].1, dec("20"), "UTR-D2");
     // Both pushes answer 502: the daemon cannot know whether they were written.
     h.sb.fail_next_on(
-        crego_credgenics_sync::http::Api::Credgenics,
+        crego_credgenics_sync::partners::http::Api::Credgenics,
         Some("PATCH /recovery/payments/"),
         2,
         502,
@@ -332,7 +332,7 @@ async fn a_payment_in_doubt_is_looked_up_before_it_is_sent_again() {
 
 #[tokio::test]
 async fn a_lost_answer_is_confirmed_by_a_look_up_and_never_sent_twice() {
-    use crego_credgenics_sync::http::Api;
+    use crego_credgenics_sync::partners::http::Api;
     let h = Harness::new(12, 50).await;
     h.listen().await;
     let loans = placed(&h).await;
@@ -465,9 +465,9 @@ async fn a_repayment_on_a_loan_being_uploaded_waits_for_it_and_then_travels() {
 
     let config = h.config();
     let clock = crego_credgenics_sync::clock::Clock::system(config.sync.timezone.clone());
-    let ctx = crego_credgenics_sync::sync::Context::new(config, store.clone(), clock).unwrap();
-    let mut stats = crego_credgenics_sync::sync::FlowCStats::default();
-    crego_credgenics_sync::sync::push_repayments::run(&ctx, None, &mut stats)
+    let ctx = crego_credgenics_sync::flows::Context::new(config, store.clone(), clock).unwrap();
+    let mut stats = crego_credgenics_sync::flows::FlowCStats::default();
+    crego_credgenics_sync::flows::repayments::run(&ctx, None, &mut stats)
         .await
         .unwrap();
     assert_eq!(stats.held, 1, "{stats:?}");

@@ -1,8 +1,8 @@
 //! Each documented rule, checked before any request: a bad value is refused naming the field, a
 //! good one passes. The documented Upload Loan example is the base of every case.
 
-use crego_credgenics_sync::credgenics::rules::{check_payment, check_update, check_upload};
-use crego_credgenics_sync::sync::pull_recoveries::check_record;
+use crego_credgenics_sync::flows::recoveries::check_record;
+use crego_credgenics_sync::partners::credgenics::rules::{check_payment, check_update, check_upload};
 use serde_json::{Value, json};
 
 fn example() -> Value {
@@ -78,7 +78,7 @@ fn every_upload_rule_refuses_a_bad_value_by_field_and_passes_a_good_one() {
     for (field, pointer, bad, good) in UPLOAD_CASES {
         let mut v = example();
         *v.pointer_mut(pointer).unwrap() = serde_json::from_str(bad).unwrap();
-        let errors = crego_credgenics_sync::credgenics::flatten_errors(&check_upload("283921", &v));
+        let errors = crego_credgenics_sync::partners::credgenics::flatten_errors(&check_upload("283921", &v));
         assert!(errors.contains_key(*field), "{field} = {bad} should fail: {errors:?}");
         assert_eq!(errors.len(), 1, "only {field} fails: {errors:?}");
         *v.pointer_mut(pointer).unwrap() = serde_json::from_str(good).unwrap();

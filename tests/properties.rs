@@ -1,8 +1,8 @@
 //! Properties over many generated values: money rounding and allocation months.
 
 use crego_credgenics_sync::clock::allocation_month;
-use crego_credgenics_sync::credgenics::rules::is_allocation_month;
 use crego_credgenics_sync::money;
+use crego_credgenics_sync::partners::credgenics::rules::is_allocation_month;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 

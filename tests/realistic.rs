@@ -385,8 +385,8 @@ async fn a_lead_that_is_gone_is_a_dead_letter_while_the_cursor_moves_on_and_read
         .streams()
         .unwrap()
         .into_iter()
-        .find(|s| s.0 == "line_details")
-        .and_then(|s| s.3)
+        .find(|s| s.stream == "line_details")
+        .and_then(|s| s.checked_at)
         .unwrap();
     assert!(
         checked > letters[0].updated_at + 2.0,

@@ -7,7 +7,7 @@ use common::ExitCode;
 use std::time::Duration;
 
 use common::{Harness, NEVER, binary, overdue_loan_ids, wait_for};
-use crego_credgenics_sync::http::Api;
+use crego_credgenics_sync::partners::http::Api;
 use crego_credgenics_sync::store::{LoanState, Store};
 use serde_json::{Value, json};
 
@@ -338,5 +338,5 @@ async fn status_and_dead_letters_work_while_the_daemon_runs() {
         .unwrap();
     assert_eq!(daemon.wait().await.unwrap().code(), Some(0));
     let store = Store::open_read_only(&h.state).unwrap();
-    assert_eq!(crego_credgenics_sync::sync::unresolved(&store).unwrap(), 0);
+    assert_eq!(crego_credgenics_sync::flows::unresolved(&store).unwrap(), 0);
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Harness, NEVER, binary, schedules, terminate};
-use crego_credgenics_sync::http::Api;
+use crego_credgenics_sync::partners::http::Api;
 use crego_credgenics_sync::store::LoanState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -23,8 +23,10 @@ impl Report {
 /// (a config's problems as their own block); an empty message means it was said already.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppError {
-    /// The configuration or the command line is wrong.
+    /// The command line, or one setting, is wrong.
     Usage(String),
+    /// The configuration does not load: its problems, one per line, as `ConfigError` lists them.
+    Config(String),
     /// The command failed; something needs attention.
     Failed(String),
     /// The run could not complete: a refused credential, a partner unreachable after its
@@ -35,24 +37,22 @@ pub enum AppError {
 impl AppError {
     pub fn message(&self) -> &str {
         match self {
-            Self::Usage(m) | Self::Failed(m) | Self::Incomplete(m) => m,
+            Self::Usage(m) | Self::Config(m) | Self::Failed(m) | Self::Incomplete(m) => m,
         }
     }
 
-    /// A configuration that does not load: its problems, one per line, as `ConfigError` lists them.
+    /// A configuration that does not load.
     pub fn config(e: impl fmt::Display) -> Self {
-        Self::Usage(e.to_string())
+        Self::Config(e.to_string())
     }
 }
 
 impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.message();
-        // A config error is already a block of lines of its own; anything else is one line.
-        if m.contains('\n') {
-            write!(f, "{}", m.trim_end())
-        } else {
-            write!(f, "error: {m}")
+        match self {
+            // Already a block of lines of its own.
+            Self::Config(m) => write!(f, "{}", m.trim_end()),
+            other => write!(f, "error: {}", other.message()),
         }
     }
 }

@@ -9,9 +9,9 @@ use super::mode::{Dry, Mode, PreviewTarget, Resolved};
 use super::report::{AppError, Report};
 use crate::clock::{self, Clock};
 use crate::config::{self, Config, LogFormat};
+use crate::flows::{self, Context, RunOptions, RunOutcome};
 use crate::sandbox::{FaultSpec, Sandbox, SandboxConfig, SeedSpec};
 use crate::store::Store;
-use crate::sync::{self, Context, RunOptions, RunOutcome};
 use crate::telemetry;
 
 /// Runs what `resolved` says on a fresh multi-threaded runtime.
@@ -121,7 +121,7 @@ async fn once(config: &Path, since: Option<&str>, dry: Option<Dry>) -> Result<Re
     let ctx = Arc::new(ctx);
     let run = tokio::spawn({
         let ctx = ctx.clone();
-        async move { sync::run_once(&ctx, &opts).await }
+        async move { flows::run_once(&ctx, &opts).await }
     });
     let report = tokio::select! {
         report = run => report.map_err(|e| AppError::Incomplete(format!("the run failed: {e}")))?,
@@ -227,8 +227,8 @@ async fn serve_sandbox(args: SandboxArgs) -> Result<Report, AppError> {
         .await
         .map_err(|e| AppError::Failed(e.to_string()))?;
     if let Some(spec) = faults {
-        sb.set_faults(crate::http::Api::Crego, spec.clone(), args.seed);
-        sb.set_faults(crate::http::Api::Credgenics, spec, args.seed.wrapping_add(1));
+        sb.set_faults(crate::partners::http::Api::Crego, spec.clone(), args.seed);
+        sb.set_faults(crate::partners::http::Api::Credgenics, spec, args.seed.wrapping_add(1));
     }
     println!(
         "sandbox Crego      {}  (bearer token: {})",

@@ -129,15 +129,6 @@ fn spawn() -> std::io::Result<Worker> {
     Ok(Worker { jobs })
 }
 
-/// Runs `wait` without holding up the async runtime: on a multi-threaded runtime its other tasks
-/// (the listener, the other jobs) move to another thread meanwhile.
-fn blocking<R>(wait: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(wait),
-        _ => wait(),
-    }
-}
-
 fn checkout() -> std::io::Result<Worker> {
     // A poisoned pool only means a caller panicked while pushing: the workers are still sound.
     let idle = IDLE.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -255,7 +246,7 @@ pub(super) fn eval_segments(
     // Nearly every job answers in microseconds: wait a moment in place; only a slow one pays for
     // handing this thread's other tasks to another (block_in_place) while it is watched.
     let outcome = match reply.recv_timeout(budget.min(QUICK)) {
-        Err(RecvTimeoutError::Timeout) => blocking(|| watch(&reply, &progress, budget)),
+        Err(RecvTimeoutError::Timeout) => crate::runtime::blocking::off_runtime(|| watch(&reply, &progress, budget)),
         other => other,
     };
     match outcome {

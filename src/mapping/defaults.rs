@@ -49,7 +49,7 @@ pub const DEFAULT_DEFAULT: &[(&str, &str)] = &[
     ("total_claim_amount", ".line_detail.due_amount"),
     (
         "date_of_default",
-        ".today_epoch - (.line_detail.dpd * 86400) | strftime(\"%Y-%m-%d\")",
+        ".today_epoch - ((.line_detail.dpd | floor) * 86400) | strftime(\"%Y-%m-%d\")",
     ),
     (
         "expected_emi",

@@ -12,7 +12,7 @@ use serde_json::Value;
 type JqFilter = jaq_core::compile::Filter<jaq_core::Native<data::JustLut<Val>>>;
 
 /// Helper functions every expression may call. Kept small and documented in README ("Mapping").
-const PRELUDE: &str = r#"
+pub(super) const PRELUDE: &str = r#"
 def local_date: (. + $tz_offset_secs) | floor | strftime("%Y-%m-%d");
 def mobile10: if . == null then null else tostring | gsub("[ ()-]"; "") | ltrimstr("+91")
   | if length == 12 and startswith("91") then .[2:] elif length == 11 and startswith("0") then .[1:] else . end end;

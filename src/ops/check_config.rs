@@ -127,9 +127,8 @@ pub fn run(path: &Path) -> Result<Report, AppError> {
                 ),
                 None => eprintln!("error: the mapping check could not run: {how}"),
             }
-            return Err(AppError::Usage(
-                "config refused: a mapping expression crashed the evaluator".into(),
-            ));
+            eprintln!("config refused: a mapping expression crashed the evaluator");
+            return Err(AppError::Usage(String::new()));
         }
         // No child (no /proc, a sandboxed exec): check in this process, without the crash guard.
         Err(_) => {
@@ -161,9 +160,8 @@ pub fn run(path: &Path) -> Result<Report, AppError> {
         }
     }
     if refused > 0 {
-        return Err(AppError::Usage(format!(
-            "config refused: {refused} mapping expression(s) never finished"
-        )));
+        eprintln!("config refused: {refused} mapping expression(s) never finished");
+        return Err(AppError::Usage(String::new()));
     }
     println!("config OK: {}", path.display());
     Ok(Report::Clear)

@@ -47,8 +47,9 @@ pub fn status_json(store: &Store) -> Result<Value, crate::store::StoreError> {
     let streams: Vec<Value> = store
         .streams()?
         .into_iter()
-        .map(|(name, value, moved, checked)| {
-            json!({"stream": name, "cursor": value, "cursor_moved_at": moved, "read_to_end_at": checked})
+        .map(|s| {
+            json!({"stream": s.stream, "cursor": s.cursor, "cursor_moved_at": s.advanced_at,
+                   "read_to_end_at": s.checked_at})
         })
         .collect();
     let ledger: Vec<Value> = store
@@ -59,13 +60,16 @@ pub fn status_json(store: &Store) -> Result<Value, crate::store::StoreError> {
     let jobs: Vec<Value> = store
         .jobs()?
         .into_iter()
-        .map(|(job, slot, ok, err)| json!({"job": job, "last_slot": slot, "last_ok_at": ok, "last_error": err}))
+        .map(
+            |j| json!({"job": j.job, "last_slot": j.last_slot, "last_ok_at": j.last_ok_at, "last_error": j.last_error}),
+        )
         .collect();
     let runs: Vec<Value> = store
         .last_runs(5)?
         .into_iter()
-        .map(|(id, job, started, finished, outcome)| {
-            json!({"id": id, "job": job, "started_at": started, "finished_at": finished, "outcome": outcome})
+        .map(|r| {
+            json!({"id": r.id, "job": r.job, "started_at": r.started_at, "finished_at": r.finished_at,
+                   "outcome": r.outcome})
         })
         .collect();
     let dead = store.dead_letters()?.len() + store.rejected_loans()?.len() + store.line_dead_letters()?.len();
@@ -78,7 +82,7 @@ pub fn status_json(store: &Store) -> Result<Value, crate::store::StoreError> {
         "jobs": jobs,
         "last_runs": runs,
         "dead_letters": dead,
-        "unresolved": crate::sync::unresolved(store)?,
+        "unresolved": crate::flows::unresolved(store)?,
     }))
 }
 
@@ -172,9 +176,10 @@ pub fn list(path: &Path, as_json: bool) -> Result<Report, AppError> {
     };
     let mut items: Vec<Value> = loans
         .iter()
-        .map(|(loan_id, _, bp, err)| {
-            json!({"id": format!("loan:{loan_id}"), "to": "credgenics", "loan_id": loan_id, "borrower_program_id": bp,
-                   "reason": err.as_deref().map(crate::telemetry::mask_digits)})
+        .map(|l| {
+            json!({"id": format!("loan:{}", l.loan_id), "to": "credgenics", "loan_id": l.loan_id,
+                   "borrower_program_id": l.borrower_program_id,
+                   "reason": l.error.as_deref().map(crate::telemetry::mask_digits)})
         })
         .collect();
     items.extend(payments.iter().map(payment_line));
@@ -235,7 +240,7 @@ pub fn retry(path: &Path, id: Option<&str>, all: bool) -> Result<Report, AppErro
             .and_then(|l| Ok((l, store.dead_letters()?, store.line_dead_letters()?)));
         let (loans, payments, lines) =
             listed.map_err(|e| AppError::Failed(format!("cannot list the dead letters: {e}")))?;
-        let mut t: Vec<Target> = loans.into_iter().map(|l| Target::Loan(l.0)).collect();
+        let mut t: Vec<Target> = loans.into_iter().map(|l| Target::Loan(l.loan_id)).collect();
         t.extend(payments.into_iter().map(|r| Target::Payment(r.id)));
         t.extend(lines.into_iter().map(|d| Target::Line(d.line_id)));
         t
@@ -333,9 +338,9 @@ pub fn mapping_test(
     let tz_offset_secs = config.sync.timezone.to_offset(jiff::Timestamp::now()).seconds();
     let env = crate::mapping::EvalEnv { tz_offset_secs };
     let mapped = match kind {
-        MappingKind::Loan => crate::sync::place_loans::map_loan_input(&config, env, &doc),
+        MappingKind::Loan => crate::flows::loans::map_loan_input(&config, env, &doc),
         // The path flow C takes: map, round, preflight.
-        MappingKind::Payment => crate::sync::push_repayments::map_payment_input(
+        MappingKind::Payment => crate::flows::repayments::map_payment_input(
             &config,
             env,
             &doc,

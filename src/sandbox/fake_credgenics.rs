@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::checks;
 use super::gate::{Gate, Shared, gatekeeper, json_error, requests_handler, stats_handler};
 use super::state::CgLoan;
-use crate::http::Api;
+use crate::partners::http::Api;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let gate = Gate {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::gate::{Gate, Shared, gatekeeper, json_error, requests_handler, stats_handler};
 use super::realism::Listed;
-use crate::http::Api;
+use crate::partners::http::Api;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let gate = Gate {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http::Api;
+use crate::partners::http::Api;
 
 use super::spec::*;
 use super::state::*;

@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::http::Api;
+use crate::partners::http::Api;
 
 use gate::emit_webhook;
 pub use gate::{Shared, payment_webhook};

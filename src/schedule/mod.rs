@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-use crate::sync::{self, Context, Poll, SyncError};
+use crate::flows::{self, Context, Poll, SyncError};
 use crate::telemetry::events;
 
 /// The scheduled jobs.
@@ -66,15 +66,13 @@ pub async fn run_job(ctx: &Context, job: Job, slot: Timestamp) -> Result<(), Syn
     let started = Instant::now();
     events::job_started(job.name(), &slot);
     let result = match job {
-        Job::PlaceLoans => sync::place_loans::run(ctx, None, &mut Default::default()).await,
-        Job::PushRepayments => match sync::push_repayments::run(ctx, None, &mut Default::default()).await {
-            Ok(()) => sync::pull_recoveries::run(ctx, Poll::Skip, &mut Default::default()).await,
+        Job::PlaceLoans => flows::loans::run(ctx, None, &mut Default::default()).await,
+        Job::PushRepayments => match flows::repayments::run(ctx, None, &mut Default::default()).await {
+            Ok(()) => flows::recoveries::run(ctx, Poll::Skip, &mut Default::default()).await,
             Err(e) => Err(e),
         },
-        Job::PollRecoveries => {
-            sync::pull_recoveries::run(ctx, Poll::NotSince(secs(slot)), &mut Default::default()).await
-        }
-        Job::Reconcile => sync::place_loans::run(ctx, Some(0.0), &mut Default::default()).await,
+        Job::PollRecoveries => flows::recoveries::run(ctx, Poll::NotSince(secs(slot)), &mut Default::default()).await,
+        Job::Reconcile => flows::loans::run(ctx, Some(0.0), &mut Default::default()).await,
     };
     let elapsed = started.elapsed();
     let now = ctx.now_secs();

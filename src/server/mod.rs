@@ -19,8 +19,8 @@ mod listener;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::store::Store;
-use crate::sync::pull_recoveries::{PaymentFate, take_webhook_payment};
+use crate::flows::recoveries::{PaymentFate, take_webhook_payment};
+use crate::store::{Direction, LedgerState, LoanState, Store};
 use crate::telemetry::events::{self, WebhookOutcome};
 
 /// Path of the webhook, fixed by the design.
@@ -136,8 +136,16 @@ async fn webhook(State(state): State<ServerState>, body: axum::body::Body) -> Re
             json!({"error": "payment event without data.loan_id"}),
         );
     }
-    let text = String::from_utf8_lossy(&body);
-    match take_webhook_payment(&state.config, &state.store, &state.clock, &text, data) {
+    // The state's fsync'd commit runs on a blocking thread, not on the runtime's workers (which
+    // serve every other connection and job meanwhile).
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let data = data.clone();
+    let taken = tokio::task::spawn_blocking(move || {
+        take_webhook_payment(&state.config, &state.store, &state.clock, &text, &data).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the state task failed: {e}")));
+    match taken {
         Ok(fate) => {
             let (outcome, reason) = match &fate {
                 PaymentFate::Queued | PaymentFate::HistoryRequested => (WebhookOutcome::Stored, None),
@@ -179,10 +187,14 @@ pub fn not_ready(config: &Config, store: &Store, now: f64) -> Option<String> {
     let limit = config.daemon.stuck_after_secs;
     let stuck: Vec<String> = streams
         .iter()
-        .filter_map(|(name, _, _, checked)| {
-            let age = now - checked.unwrap_or(0.0);
-            (age > limit)
-                .then(|| format!("cursor `{name}` stuck: not read to its end for {age:.0} s (limit {limit:.0} s)"))
+        .filter_map(|s| {
+            let age = now - s.checked_at.unwrap_or(0.0);
+            (age > limit).then(|| {
+                format!(
+                    "cursor `{}` stuck: not read to its end for {age:.0} s (limit {limit:.0} s)",
+                    s.stream
+                )
+            })
         })
         .collect();
     (!stuck.is_empty()).then(|| stuck.join("; "))
@@ -190,7 +202,10 @@ pub fn not_ready(config: &Config, store: &Store, now: f64) -> Option<String> {
 
 async fn readyz(State(state): State<ServerState>) -> Response {
     let now = state.clock.now().as_millisecond() as f64 / 1000.0;
-    match not_ready(&state.config, &state.store, now) {
+    let verdict = tokio::task::spawn_blocking(move || not_ready(&state.config, &state.store, now))
+        .await
+        .unwrap_or_else(|e| Some(format!("the state task failed: {e}")));
+    match verdict {
         None => (StatusCode::OK, "ready\n").into_response(),
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
     }
@@ -198,31 +213,38 @@ async fn readyz(State(state): State<ServerState>) -> Response {
 
 /// Sets the gauges read from the state, then renders every metric.
 async fn metrics_text(State(state): State<ServerState>) -> Response {
-    use crate::telemetry::metric;
     let now = state.clock.now().as_millisecond() as f64 / 1000.0;
-    if let Ok(counts) = state.store.loan_counts() {
-        for s in ["uploading", "placed", "cured", "closed", "rejected"] {
-            metrics::gauge!(metric::LOANS, "state" => s).set(counts.get(s).copied().unwrap_or(0) as f64);
-        }
-    }
-    if let Ok(counts) = state.store.ledger_counts() {
-        for d in ["credgenics", "crego"] {
-            for s in ["pending", "in_flight", "done", "dead", "ignored"] {
-                let n = counts.get(&(d.to_string(), s.to_string())).copied().unwrap_or(0);
-                metrics::gauge!(metric::LEDGER_ROWS, "direction" => d, "state" => s).set(n as f64);
-            }
-        }
-    }
-    if let Ok(streams) = state.store.streams() {
-        for (name, _, _, checked) in streams {
-            metrics::gauge!(metric::CURSOR_LAG, "stream" => name).set(now - checked.unwrap_or(0.0));
-        }
-    }
+    // The state's reads run on a blocking thread, off the runtime's workers.
+    let _ = tokio::task::spawn_blocking(move || state_gauges(&state.store, now)).await;
     match crate::telemetry::prometheus() {
         Some(handle) => {
             handle.run_upkeep();
             ([("content-type", "text/plain; version=0.0.4")], handle.render()).into_response()
         }
         None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable\n").into_response(),
+    }
+}
+
+/// The gauges read from the state: loans by state, ledger rows by direction and state, cursor lag.
+fn state_gauges(store: &Store, now: f64) {
+    use crate::telemetry::metric;
+    if let Ok(counts) = store.loan_counts() {
+        for s in LoanState::ALL.map(LoanState::as_str) {
+            metrics::gauge!(metric::LOANS, "state" => s).set(counts.get(s).copied().unwrap_or(0) as f64);
+        }
+    }
+    if let Ok(counts) = store.ledger_counts() {
+        let states = LedgerState::ALL.map(LedgerState::as_str);
+        for d in Direction::ALL.map(Direction::as_str) {
+            for s in states.iter().copied().chain([LedgerState::IGNORED]) {
+                let n = counts.get(&(d.to_string(), s.to_string())).copied().unwrap_or(0);
+                metrics::gauge!(metric::LEDGER_ROWS, "direction" => d, "state" => s).set(n as f64);
+            }
+        }
+    }
+    if let Ok(streams) = store.streams() {
+        for s in streams {
+            metrics::gauge!(metric::CURSOR_LAG, "stream" => s.stream).set(now - s.checked_at.unwrap_or(0.0));
+        }
     }
 }

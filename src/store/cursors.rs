@@ -53,35 +53,36 @@ impl Store {
         overlap_secs: f64,
         now: f64,
     ) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let inserted = ledger::insert_rows(&tx, rows, now)?;
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO stream_seen (stream, item_id, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (stream, item_id) DO UPDATE SET updated_at = excluded.updated_at
-                   WHERE excluded.updated_at > stream_seen.updated_at",
-            )?;
-            for (id, at) in items {
-                ins.execute(params![stream, id, at])?;
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let inserted = ledger::insert_rows(&tx, rows, now)?;
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO stream_seen (stream, item_id, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (stream, item_id) DO UPDATE SET updated_at = excluded.updated_at
+                       WHERE excluded.updated_at > stream_seen.updated_at",
+                )?;
+                for (id, at) in items {
+                    ins.execute(params![stream, id, at])?;
+                }
             }
-        }
-        if let Some(c) = cursor {
-            tx.exec_cached(
-                "INSERT INTO cursors (stream, value, advanced_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (stream) DO UPDATE SET
-                   advanced_at = excluded.advanced_at,
-                   value = excluded.value
-                 WHERE excluded.value > cursors.value",
-                params![stream, c, now],
-            )?;
-            tx.exec_cached(
-                "DELETE FROM stream_seen WHERE stream = ?1
-                   AND updated_at < (SELECT value FROM cursors WHERE stream = ?1) - ?2",
-                params![stream, overlap_secs],
-            )?;
-        }
-        tx.commit()?;
-        Ok(inserted)
+            if let Some(c) = cursor {
+                tx.exec_cached(
+                    "INSERT INTO cursors (stream, value, advanced_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (stream) DO UPDATE SET
+                       advanced_at = excluded.advanced_at,
+                       value = excluded.value
+                     WHERE excluded.value > cursors.value",
+                    params![stream, c, now],
+                )?;
+                tx.exec_cached(
+                    "DELETE FROM stream_seen WHERE stream = ?1
+                       AND updated_at < (SELECT value FROM cursors WHERE stream = ?1) - ?2",
+                    params![stream, overlap_secs],
+                )?;
+            }
+            tx.commit()?;
+            Ok(inserted)
+        })
     }
 }

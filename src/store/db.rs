@@ -164,6 +164,14 @@ impl Store {
         &self.path
     }
 
+    /// The connection for a write, held for all of `f`. A write's commit waits on the disk (an
+    /// fsync, `synchronous=FULL`) and perhaps on an operator command's lock (the busy timeout),
+    /// so it runs with the async runtime's other tasks moved off this thread: a slow disk holds
+    /// up the flow that writes, not the webhook or the other jobs.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        crate::runtime::blocking::off_runtime(|| f(&mut self.conn()))
+    }
+
     /// The connection. A panic while it was held does not condemn every later call: each write
     /// is its own transaction, which a panic unwinding through it rolls back (rusqlite's
     /// `Transaction` drop), so the connection is sound to use again.

@@ -12,15 +12,17 @@ impl Store {
 
     /// Records (or counts again) a line that cannot be processed for a reason of its own.
     pub fn line_dead_letter(&self, line: &str, lead: &str, bp: &str, reason: &str, now: f64) -> Result<(), StoreError> {
-        self.conn().exec_cached(
-            "INSERT INTO line_dead_letters (line_id, lead_id, borrower_program_id, reason, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT (line_id) DO UPDATE SET reason = excluded.reason, attempts = attempts + 1,
-               updated_at = excluded.updated_at, retry = 0, lead_id = excluded.lead_id,
-               borrower_program_id = excluded.borrower_program_id",
-            params![line, lead, bp, reason, now],
-        )?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached(
+                "INSERT INTO line_dead_letters (line_id, lead_id, borrower_program_id, reason, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 ON CONFLICT (line_id) DO UPDATE SET reason = excluded.reason, attempts = attempts + 1,
+                   updated_at = excluded.updated_at, retry = 0, lead_id = excluded.lead_id,
+                   borrower_program_id = excluded.borrower_program_id",
+                params![line, lead, bp, reason, now],
+            )?;
+            Ok(())
+        })
     }
 
     /// Line dead letters not ignored, oldest first.
@@ -56,77 +58,101 @@ impl Store {
 
     /// The line was processed after all: its dead letter goes.
     pub fn clear_line_dead_letter(&self, line_id: &str) -> Result<(), StoreError> {
-        self.conn()
-            .exec_cached("DELETE FROM line_dead_letters WHERE line_id = ?1", [line_id])?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached("DELETE FROM line_dead_letters WHERE line_id = ?1", [line_id])?;
+            Ok(())
+        })
     }
 
     /// Operator: process the line again on the next run. False when no such dead letter.
     pub fn retry_line(&self, line_id: &str) -> Result<bool, StoreError> {
-        Ok(self.conn().exec_cached(
-            "UPDATE line_dead_letters SET retry = 1, ignored_reason = NULL WHERE line_id = ?1",
-            [line_id],
-        )? > 0)
+        self.write(|c| {
+            Ok(c.exec_cached(
+                "UPDATE line_dead_letters SET retry = 1, ignored_reason = NULL WHERE line_id = ?1",
+                [line_id],
+            )? > 0)
+        })
     }
 
     /// Operator: set a line dead letter aside. False when no such dead letter.
     pub fn ignore_line(&self, line_id: &str, reason: &str) -> Result<bool, StoreError> {
-        Ok(self.conn().exec_cached(
-            "UPDATE line_dead_letters SET ignored_reason = ?2, retry = 0 WHERE line_id = ?1",
-            params![line_id, reason],
-        )? > 0)
+        self.write(|c| {
+            Ok(c.exec_cached(
+                "UPDATE line_dead_letters SET ignored_reason = ?2, retry = 0 WHERE line_id = ?1",
+                params![line_id, reason],
+            )? > 0)
+        })
     }
 
-    /// Rejected loans not ignored: (loan id, lead id, borrower-program id, error).
+    /// Rejected loans not ignored.
     pub fn rejected_loans(&self) -> Result<Vec<RejectedLoan>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT loan_id, lead_id, borrower_program_id, last_error FROM loans
              WHERE state = 'rejected' AND ignored_reason IS NULL ORDER BY loan_id",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RejectedLoan {
+                loan_id: r.get(0)?,
+                lead_id: r.get(1)?,
+                borrower_program_id: r.get(2)?,
+                error: r.get(3)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Operator: set a rejected loan aside. False when no such rejected loan.
     pub fn ignore_loan(&self, loan_id: &str, reason: &str) -> Result<bool, StoreError> {
-        Ok(self.conn().exec_cached(
-            "UPDATE loans SET ignored_reason = ?2 WHERE loan_id = ?1 AND state = 'rejected'",
-            params![loan_id, reason],
-        )? > 0)
+        self.write(|c| {
+            Ok(c.exec_cached(
+                "UPDATE loans SET ignored_reason = ?2 WHERE loan_id = ?1 AND state = 'rejected'",
+                params![loan_id, reason],
+            )? > 0)
+        })
     }
 
     /// Operator: send a rejected loan again on the next run (its line is read afresh). An upload
     /// whose outcome stayed unknown goes back to in doubt: it is looked up before anything else.
     pub fn resync_loan(&self, loan_id: &str) -> Result<bool, StoreError> {
-        Ok(self.conn().exec_cached(
-            "UPDATE loans SET resync = 1, rejected_hash = NULL, ignored_reason = NULL, lookups = 0,
-                    state = CASE WHEN pending_month IS NOT NULL THEN 'uploading' ELSE state END
-             WHERE loan_id = ?1 AND state = 'rejected'",
-            params![loan_id],
-        )? > 0)
+        self.write(|c| {
+            Ok(c.exec_cached(
+                "UPDATE loans SET resync = 1, rejected_hash = NULL, ignored_reason = NULL, lookups = 0,
+                        state = CASE WHEN pending_month IS NOT NULL THEN 'uploading' ELSE state END
+                 WHERE loan_id = ?1 AND state = 'rejected'",
+                params![loan_id],
+            )? > 0)
+        })
     }
 
     /// Asks for the loan's line to be read afresh once its in-doubt upload is settled.
     pub fn request_resync(&self, loan_id: &str) -> Result<(), StoreError> {
-        self.conn()
-            .exec_cached("UPDATE loans SET resync = 1 WHERE loan_id = ?1", [loan_id])?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached("UPDATE loans SET resync = 1 WHERE loan_id = ?1", [loan_id])?;
+            Ok(())
+        })
     }
 
-    /// Loans an operator asked to send again: (loan id, lead id, borrower-program id).
-    pub fn loans_to_resync(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+    /// Loans an operator asked to send again.
+    pub fn loans_to_resync(&self) -> Result<Vec<ResyncRequest>, StoreError> {
         let conn = self.conn();
         let mut stmt =
             conn.prepare_cached("SELECT loan_id, lead_id, borrower_program_id FROM loans WHERE resync = 1")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ResyncRequest {
+                loan_id: r.get(0)?,
+                lead_id: r.get(1)?,
+                borrower_program_id: r.get(2)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn resync_done(&self, loan_id: &str) -> Result<(), StoreError> {
-        self.conn()
-            .exec_cached("UPDATE loans SET resync = 0 WHERE loan_id = ?1", [loan_id])?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached("UPDATE loans SET resync = 0 WHERE loan_id = ?1", [loan_id])?;
+            Ok(())
+        })
     }
 
     /// Loans cured in the LMS while still open at Credgenics (no API closes them): for a person.
@@ -137,12 +163,20 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The last `n` runs: (id, job, started, finished, outcome).
+    /// The last `n` runs, newest first.
     pub fn last_runs(&self, n: u32) -> Result<Vec<RunRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached("SELECT id, job, started_at, finished_at, outcome FROM runs ORDER BY id DESC LIMIT ?1")?;
-        let rows = stmt.query_map([n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        let rows = stmt.query_map([n], |r| {
+            Ok(RunRow {
+                id: r.get(0)?,
+                job: r.get(1)?,
+                started_at: r.get(2)?,
+                finished_at: r.get(3)?,
+                outcome: r.get(4)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

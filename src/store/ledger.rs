@@ -19,6 +19,8 @@ pub enum Direction {
 }
 
 impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::ToCredgenics, Direction::ToCrego];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::ToCredgenics => "credgenics",
@@ -26,12 +28,8 @@ impl Direction {
         }
     }
 
-    fn parse(s: &str) -> rusqlite::Result<Self> {
-        match s {
-            "credgenics" => Ok(Direction::ToCredgenics),
-            "crego" => Ok(Direction::ToCrego),
-            other => Err(conversion(format!("unknown direction {other}"))),
-        }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -45,6 +43,16 @@ pub enum LedgerState {
 }
 
 impl LedgerState {
+    /// Every state, for gauges that must show zeros too.
+    pub const ALL: [LedgerState; 4] = [
+        LedgerState::Pending,
+        LedgerState::InFlight,
+        LedgerState::Done,
+        LedgerState::Dead,
+    ];
+    /// Not a state: how counts name dead rows an operator set aside.
+    pub const IGNORED: &'static str = "ignored";
+
     pub fn as_str(self) -> &'static str {
         match self {
             LedgerState::Pending => "pending",
@@ -54,16 +62,13 @@ impl LedgerState {
         }
     }
 
-    fn parse(s: &str) -> rusqlite::Result<Self> {
-        Ok(match s {
-            "pending" => LedgerState::Pending,
-            "in_flight" => LedgerState::InFlight,
-            "done" => LedgerState::Done,
-            "dead" => LedgerState::Dead,
-            other => return Err(conversion(format!("unknown ledger state {other}"))),
-        })
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
+
+super::types::sql_name_enum!(Direction, "direction");
+super::types::sql_name_enum!(LedgerState, "ledger state");
 
 fn conversion(msg: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, msg.into())
@@ -126,7 +131,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
     let amount: String = r.get(4)?;
     Ok(LedgerRow {
         id: r.get(0)?,
-        direction: Direction::parse(&r.get::<_, String>(1)?)?,
+        direction: r.get(1)?,
         source_key: r.get(2)?,
         loan_id: r.get(3)?,
         amount: amount
@@ -137,7 +142,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
         payload: r
             .get::<_, Option<String>>(7)?
             .and_then(|p| serde_json::from_str(&p).ok()),
-        state: LedgerState::parse(&r.get::<_, String>(8)?)?,
+        state: r.get(8)?,
         dead_reason: r.get(9)?,
         ignored_reason: r.get(10)?,
         attempts: r.get(11)?,
@@ -175,14 +180,14 @@ pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64)
             LedgerState::Pending
         };
         n += stmt.execute(params![
-            row.direction.as_str(),
+            row.direction,
             row.source_key,
             row.loan_id,
             row.amount.to_string(),
             row.reference,
             row.allocation_month,
             row.payload.as_ref().map(Value::to_string),
-            state.as_str(),
+            state,
             row.dead_reason,
             row.origin,
             row.source.to_string(),
@@ -237,18 +242,19 @@ impl Store {
         row: Option<&NewLedgerRow>,
         now: f64,
     ) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let inserted = match row {
-            Some(r) => insert_rows(&tx, std::slice::from_ref(r), now)? > 0,
-            None => false,
-        };
-        tx.exec_cached(
-            "INSERT INTO webhook_events (received_at, event, body, ledger_key) VALUES (?1, ?2, ?3, ?4)",
-            params![now, event, body, row.map(|r| r.source_key.as_str())],
-        )?;
-        tx.commit()?;
-        Ok(inserted)
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let inserted = match row {
+                Some(r) => insert_rows(&tx, std::slice::from_ref(r), now)? > 0,
+                None => false,
+            };
+            tx.exec_cached(
+                "INSERT INTO webhook_events (received_at, event, body, ledger_key) VALUES (?1, ?2, ?3, ?4)",
+                params![now, event, body, row.map(|r| r.source_key.as_str())],
+            )?;
+            tx.commit()?;
+            Ok(inserted)
+        })
     }
 
     pub fn webhook_event_count(&self) -> Result<usize, StoreError> {
@@ -278,10 +284,7 @@ impl Store {
         );
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(
-            params![direction.as_str(), state.as_str(), now, after_id, limit],
-            from_row,
-        )?;
+        let rows = stmt.query_map(params![direction, state, now, after_id, limit], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -290,7 +293,7 @@ impl Store {
     pub fn latest_event_at(&self, direction: Direction, loan_id: &str) -> Result<Option<f64>, StoreError> {
         Ok(self.conn().query_row_cached(
             "SELECT max(event_at) FROM ledger WHERE direction = ?1 AND loan_id = ?2",
-            params![direction.as_str(), loan_id],
+            params![direction, loan_id],
             |r| r.get(0),
         )?)
     }
@@ -300,7 +303,7 @@ impl Store {
         let sql = format!("SELECT {COLS} FROM ledger WHERE direction = ?1 AND loan_id = ?2 ORDER BY id");
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![direction.as_str(), loan_id], from_row)?;
+        let rows = stmt.query_map(params![direction, loan_id], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -311,7 +314,7 @@ impl Store {
             .conn()
             .query_row_cached(
                 "SELECT 1 FROM ledger WHERE direction = ?1 AND loan_id = ?2 AND reference = ?3 LIMIT 1",
-                params![direction.as_str(), loan_id, reference],
+                params![direction, loan_id, reference],
                 |_| Ok(()),
             )
             .optional()?
@@ -330,69 +333,81 @@ impl Store {
         send: &Sending<'_>,
         now: f64,
     ) -> Result<bool, StoreError> {
-        // A compare-and-set on the state *and* the attempt count: resending an in-doubt row goes
-        // from in_flight to in_flight, so only the count (which every claim raises) tells a
-        // second claimant that the row was taken since it read it.
-        Ok(self.conn().exec_cached(
-            "UPDATE ledger SET state = 'in_flight', attempts = attempts + 1, updated_at = ?3,
-                    payload = ?4, reference = ?5, allocation_month = ?6, amount = ?7
-             WHERE id = ?1 AND state = ?2 AND attempts = ?8",
-            params![
-                id,
-                from.as_str(),
-                now,
-                send.payload.to_string(),
-                send.reference,
-                send.allocation_month,
-                send.amount.to_string(),
-                from_attempts
-            ],
-        )? == 1)
+        self.write(|c| {
+            // A compare-and-set on the state *and* the attempt count: resending an in-doubt row goes
+            // from in_flight to in_flight, so only the count (which every claim raises) tells a
+            // second claimant that the row was taken since it read it.
+            Ok(c.exec_cached(
+                "UPDATE ledger SET state = 'in_flight', attempts = attempts + 1, updated_at = ?3,
+                        payload = ?4, reference = ?5, allocation_month = ?6, amount = ?7
+                 WHERE id = ?1 AND state = ?2 AND attempts = ?8",
+                params![
+                    id,
+                    from,
+                    now,
+                    send.payload.to_string(),
+                    send.reference,
+                    send.allocation_month,
+                    send.amount.to_string(),
+                    from_attempts
+                ],
+            )? == 1)
+        })
     }
 
     /// A pending row that is not to be sent yet (its status waits for a current read of its
     /// line): looked at again from `next_at`, without counting an attempt.
     pub fn ledger_wait(&self, id: i64, note: &str, next_at: f64, now: f64) -> Result<(), StoreError> {
-        self.conn().exec_cached(
-            "UPDATE ledger SET last_error = ?2, next_attempt_at = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'pending'",
-            params![id, note, next_at, now],
-        )?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached(
+                "UPDATE ledger SET last_error = ?2, next_attempt_at = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'pending'",
+                params![id, note, next_at, now],
+            )?;
+            Ok(())
+        })
     }
 
     pub fn ledger_done(&self, id: i64, remote_id: Option<&str>, now: f64) -> Result<(), StoreError> {
-        self.conn().exec_cached(
-            "UPDATE ledger SET state = 'done', remote_id = coalesce(?2, remote_id), last_error = NULL, updated_at = ?3
-             WHERE id = ?1",
-            params![id, remote_id, now],
-        )?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached(
+                "UPDATE ledger SET state = 'done', remote_id = coalesce(?2, remote_id), last_error = NULL, updated_at = ?3
+                 WHERE id = ?1",
+                params![id, remote_id, now],
+            )?;
+            Ok(())
+        })
     }
 
     pub fn ledger_dead(&self, id: i64, reason: &str, now: f64) -> Result<(), StoreError> {
-        self.conn().exec_cached(
-            "UPDATE ledger SET state = 'dead', dead_reason = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, reason, now],
-        )?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached(
+                "UPDATE ledger SET state = 'dead', dead_reason = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, reason, now],
+            )?;
+            Ok(())
+        })
     }
 
     /// Back to pending, not before `next_at` (a failure that proves the write did not happen).
     pub fn ledger_retry(&self, id: i64, error: &str, next_at: f64, now: f64) -> Result<(), StoreError> {
-        self.conn().exec_cached(
-            "UPDATE ledger SET state = 'pending', last_error = ?2, next_attempt_at = ?3, updated_at = ?4 WHERE id = ?1",
-            params![id, error, next_at, now],
-        )?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached(
+                "UPDATE ledger SET state = 'pending', last_error = ?2, next_attempt_at = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, error, next_at, now],
+            )?;
+            Ok(())
+        })
     }
 
     /// Leaves a row in flight (in doubt) with the error and when to look again.
     pub fn ledger_in_doubt(&self, id: i64, error: &str, next_at: f64, now: f64) -> Result<(), StoreError> {
-        self.conn().exec_cached(
-            "UPDATE ledger SET last_error = ?2, next_attempt_at = ?3, updated_at = ?4 WHERE id = ?1",
-            params![id, error, next_at, now],
-        )?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached(
+                "UPDATE ledger SET last_error = ?2, next_attempt_at = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, error, next_at, now],
+            )?;
+            Ok(())
+        })
     }
 
     /// Dead rows not ignored, oldest first.
@@ -407,29 +422,35 @@ impl Store {
     /// Operator: a dead row goes back to pending, to be mapped again from its source and sent on
     /// the next run. False when no such dead row.
     pub fn retry_dead(&self, id: i64, now: f64) -> Result<bool, StoreError> {
-        Ok(self.conn().exec_cached(
-            "UPDATE ledger SET state = 'pending', payload = NULL, next_attempt_at = 0,
-                    last_error = dead_reason, dead_reason = NULL, ignored_reason = NULL, updated_at = ?2
-             WHERE id = ?1 AND state = 'dead'",
-            params![id, now],
-        )? > 0)
+        self.write(|c| {
+            Ok(c.exec_cached(
+                "UPDATE ledger SET state = 'pending', payload = NULL, next_attempt_at = 0,
+                        last_error = dead_reason, dead_reason = NULL, ignored_reason = NULL, updated_at = ?2
+                 WHERE id = ?1 AND state = 'dead'",
+                params![id, now],
+            )? > 0)
+        })
     }
 
     /// Operator: set a dead row aside (it stops counting as unresolved). False when no such row.
     pub fn ignore_dead(&self, id: i64, reason: &str, now: f64) -> Result<bool, StoreError> {
-        Ok(self.conn().exec_cached(
-            "UPDATE ledger SET ignored_reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'dead'",
-            params![id, reason, now],
-        )? > 0)
+        self.write(|c| {
+            Ok(c.exec_cached(
+                "UPDATE ledger SET ignored_reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'dead'",
+                params![id, reason, now],
+            )? > 0)
+        })
     }
 
     /// Stores a payload mapped again (after an operator's retry).
     pub fn ledger_set_payload(&self, id: i64, payload: &Value, reference: &str) -> Result<(), StoreError> {
-        self.conn().exec_cached(
-            "UPDATE ledger SET payload = ?2, reference = ?3 WHERE id = ?1",
-            params![id, payload.to_string(), reference],
-        )?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached(
+                "UPDATE ledger SET payload = ?2, reference = ?3 WHERE id = ?1",
+                params![id, payload.to_string(), reference],
+            )?;
+            Ok(())
+        })
     }
 
     /// Counts by (direction, state); ignored dead rows count as `ignored`.

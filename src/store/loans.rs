@@ -21,7 +21,7 @@ impl Store {
             lead_id: r.get(2)?,
             program_id: r.get(3)?,
             allocation_month: r.get(4)?,
-            state: LoanState::parse(&r.get::<_, String>(5)?)?,
+            state: r.get(5)?,
             payload: payload.and_then(|p| serde_json::from_str(&p).ok()),
             payload_hash: r.get(7)?,
             rejected_hash: r.get(8)?,
@@ -63,7 +63,7 @@ impl Store {
         );
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([state.as_str()], Self::loan_from_row)?;
+        let rows = stmt.query_map([state], Self::loan_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -75,13 +75,14 @@ impl Store {
     /// [`Self::save_loan`] for many loans in one transaction: one durable commit for a page's
     /// uploads (it was two per loan, a tenth of the daemon's CPU in fsync alone).
     pub fn save_loans(&self, loans: &[(&LoanRow, bool)]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for (loan, new_allocation) in loans {
-            Self::upsert_loan(&tx, loan, *new_allocation)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            for (loan, new_allocation) in loans {
+                Self::upsert_loan(&tx, loan, *new_allocation)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Writes the loan's own columns. The line's numbers and the poll mark are not overwritten on
@@ -110,7 +111,7 @@ impl Store {
                 loan.lead_id,
                 loan.program_id,
                 loan.allocation_month,
-                loan.state.as_str(),
+                loan.state,
                 loan.payload.as_ref().map(|p| p.to_string()),
                 loan.payload_hash,
                 loan.rejected_hash,
@@ -140,49 +141,53 @@ impl Store {
     /// its numbers, its `updated_at` and when it was read. A read of an older version of the
     /// line never overwrites a newer one.
     pub fn set_line_numbers(&self, loan_id: &str, line: &LineRead) -> Result<(), StoreError> {
-        self.conn().exec_cached(
-            "UPDATE loans SET due_amount = ?2, total_outstanding = ?3, line_updated_at = ?4, line_read_at = ?5
-             WHERE loan_id = ?1 AND (line_updated_at IS NULL OR line_updated_at <= ?4)",
-            params![
-                loan_id,
-                line.due_amount.to_string(),
-                line.total_outstanding.to_string(),
-                line.updated_at,
-                line.read_at
-            ],
-        )?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached(
+                "UPDATE loans SET due_amount = ?2, total_outstanding = ?3, line_updated_at = ?4, line_read_at = ?5
+                 WHERE loan_id = ?1 AND (line_updated_at IS NULL OR line_updated_at <= ?4)",
+                params![
+                    loan_id,
+                    line.due_amount.to_string(),
+                    line.total_outstanding.to_string(),
+                    line.updated_at,
+                    line.read_at
+                ],
+            )?;
+            Ok(())
+        })
     }
 
     /// One more failed look-up of an in-doubt upload. After `max` of them the loan becomes a
     /// dead letter (its pending upload kept, so a retry looks it up again first); returns whether
     /// it did.
     pub fn lookup_failed(&self, loan_id: &str, max: u32, error: &str, now: f64) -> Result<bool, StoreError> {
-        let conn = self.conn();
-        let n: i64 = conn.query_row_cached(
-            "UPDATE loans SET lookups = lookups + 1 WHERE loan_id = ?1 AND state = 'uploading' RETURNING lookups",
-            [loan_id],
-            |r| r.get(0),
-        )?;
-        if n < i64::from(max) {
-            return Ok(false);
-        }
-        conn.exec_cached(
-            "UPDATE loans SET state = 'rejected', updated_at = ?3,
-                    last_error = 'upload outcome still unknown after ' || ?2 || ' look-ups (last: ' || ?4 || '); \
-                                  a retry looks it up again before anything is sent'
-             WHERE loan_id = ?1 AND state = 'uploading'",
-            params![loan_id, n, now, error],
-        )?;
-        Ok(true)
+        self.write(|conn| {
+            let n: i64 = conn.query_row_cached(
+                "UPDATE loans SET lookups = lookups + 1 WHERE loan_id = ?1 AND state = 'uploading' RETURNING lookups",
+                [loan_id],
+                |r| r.get(0),
+            )?;
+            if n < i64::from(max) {
+                return Ok(false);
+            }
+            conn.exec_cached(
+                "UPDATE loans SET state = 'rejected', updated_at = ?3,
+                        last_error = 'upload outcome still unknown after ' || ?2 || ' look-ups (last: ' || ?4 || '); \
+                                      a retry looks it up again before anything is sent'
+                 WHERE loan_id = ?1 AND state = 'uploading'",
+                params![loan_id, n, now, error],
+            )?;
+            Ok(true)
+        })
     }
 
     /// A webhook without a payment reference: the loan's payment history is read on the next
     /// delivery pass of recoveries.
     pub fn request_poll(&self, loan_id: &str) -> Result<(), StoreError> {
-        self.conn()
-            .exec_cached("UPDATE loans SET poll_requested = 1 WHERE loan_id = ?1", [loan_id])?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached("UPDATE loans SET poll_requested = 1 WHERE loan_id = ?1", [loan_id])?;
+            Ok(())
+        })
     }
 
     /// Loans whose payment history a webhook asked to read, after `after`, at most `limit`.
@@ -215,29 +220,32 @@ impl Store {
     /// What a batch of the poll found, in one transaction: the new ledger rows, and the loans
     /// read (a crash before it only means reading them again; rows dedupe on their keys).
     pub fn record_poll(&self, rows: &[NewLedgerRow], polled: &[String], now: f64) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for row in rows {
-            ledger::claim_legacy(&tx, row)?;
-        }
-        let n = ledger::insert_rows(&tx, rows, now)?;
-        for loan_id in polled {
-            tx.exec_cached(
-                "UPDATE loans SET last_polled_at = ?2, poll_requested = 0 WHERE loan_id = ?1",
-                params![loan_id, now],
-            )?;
-        }
-        tx.commit()?;
-        Ok(n)
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            for row in rows {
+                ledger::claim_legacy(&tx, row)?;
+            }
+            let n = ledger::insert_rows(&tx, rows, now)?;
+            for loan_id in polled {
+                tx.exec_cached(
+                    "UPDATE loans SET last_polled_at = ?2, poll_requested = 0 WHERE loan_id = ?1",
+                    params![loan_id, now],
+                )?;
+            }
+            tx.commit()?;
+            Ok(n)
+        })
     }
 
     /// Forgets a loan that was never placed (its first upload provably did not happen).
     pub fn delete_loan(&self, loan_id: &str) -> Result<(), StoreError> {
-        self.conn().exec_cached(
-            "DELETE FROM loans WHERE loan_id = ?1 AND allocation_month IS NULL",
-            [loan_id],
-        )?;
-        Ok(())
+        self.write(|c| {
+            c.exec_cached(
+                "DELETE FROM loans WHERE loan_id = ?1 AND allocation_month IS NULL",
+                [loan_id],
+            )?;
+            Ok(())
+        })
     }
 
     pub fn allocations(&self, loan_id: &str) -> Result<Vec<String>, StoreError> {

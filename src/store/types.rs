@@ -3,6 +3,29 @@
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+/// `ToSql`/`FromSql` for a state enum stored as its name (`as_str`/`parse`), so SQL parameters
+/// and columns take the enum itself and no state name is spelt outside its enum and the SQL.
+macro_rules! sql_name_enum {
+    ($t:ty, $what:literal) => {
+        impl rusqlite::types::ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::Borrowed(
+                    rusqlite::types::ValueRef::Text(self.as_str().as_bytes()),
+                ))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $t {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                let s = v.as_str()?;
+                <$t>::parse(s)
+                    .ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("unknown {} `{s}`", $what).into()))
+            }
+        }
+    };
+}
+pub(super) use sql_name_enum;
+
 /// One read of a loan's line: its numbers, its `updated_at` (the partner's clock) and when the
 /// daemon read it (its own clock).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -13,14 +36,52 @@ pub struct LineRead {
     pub read_at: f64,
 }
 
-/// A rejected loan: (loan id, lead id, borrower-program id, error).
-pub type RejectedLoan = (String, String, String, Option<String>);
-/// A run: (id, job, started, finished, outcome).
-pub type RunRow = (i64, String, f64, Option<f64>, Option<String>);
-/// A stream: (name, cursor, when the cursor last moved, when last read to its end).
-pub type StreamRow = (String, f64, f64, Option<f64>);
-/// A job: (name, last slot, last success, last error).
-pub type JobRow = (String, f64, Option<f64>, Option<String>);
+/// A loan whose last write Credgenics rejected (and no operator set aside).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedLoan {
+    pub loan_id: String,
+    pub lead_id: String,
+    pub borrower_program_id: String,
+    pub error: Option<String>,
+}
+
+/// A loan an operator asked to send again: its line is read afresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResyncRequest {
+    pub loan_id: String,
+    pub lead_id: String,
+    pub borrower_program_id: String,
+}
+
+/// One recorded `--once` run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: i64,
+    pub job: String,
+    pub started_at: f64,
+    pub finished_at: Option<f64>,
+    pub outcome: Option<String>,
+}
+
+/// A change stream's cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRow {
+    pub stream: String,
+    pub cursor: f64,
+    /// When the cursor last moved.
+    pub advanced_at: f64,
+    /// When the stream was last read to its end.
+    pub checked_at: Option<f64>,
+}
+
+/// A scheduled job's last slot and how it went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub job: String,
+    pub last_slot: f64,
+    pub last_ok_at: Option<f64>,
+    pub last_error: Option<String>,
+}
 
 /// Lifecycle of a loan at Credgenics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,6 +98,15 @@ pub enum LoanState {
 }
 
 impl LoanState {
+    /// Every state, for gauges and listings that must show zeros too.
+    pub const ALL: [LoanState; 5] = [
+        LoanState::Uploading,
+        LoanState::Placed,
+        LoanState::Cured,
+        LoanState::Closed,
+        LoanState::Rejected,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             LoanState::Uploading => "uploading",
@@ -47,23 +117,12 @@ impl LoanState {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> rusqlite::Result<Self> {
-        Ok(match s {
-            "uploading" => LoanState::Uploading,
-            "placed" => LoanState::Placed,
-            "cured" => LoanState::Cured,
-            "closed" => LoanState::Closed,
-            "rejected" => LoanState::Rejected,
-            other => {
-                return Err(rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    format!("unknown loan state {other}").into(),
-                ));
-            }
-        })
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
+
+sql_name_enum!(LoanState, "loan state");
 
 /// One loan as the state knows it.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use crego_credgenics_sync::app::{AppError, Report};
 use crego_credgenics_sync::clock::Clock;
 use crego_credgenics_sync::config::{Config, RawConfig};
+use crego_credgenics_sync::flows::{self, Context, RunOptions, RunOutcome, RunReport};
 use crego_credgenics_sync::sandbox::{Realism, RecordedRequest, Sandbox, SandboxConfig, SeedSpec};
 use crego_credgenics_sync::store::Store;
-use crego_credgenics_sync::sync::{self, Context, RunOptions, RunOutcome, RunReport};
 
 pub const IST: &str = "Asia/Kolkata";
 
@@ -133,7 +133,7 @@ impl Harness {
             clock,
             RunOptions {
                 since: None,
-                poll: Some(sync::Poll::All),
+                poll: Some(flows::Poll::All),
             },
         )
         .await
@@ -141,7 +141,7 @@ impl Harness {
 
     pub async fn run(&self, config: Arc<Config>, clock: Clock, opts: RunOptions) -> RunReport {
         let ctx = Context::new(config, self.live_store(), clock).unwrap();
-        sync::run_once(&ctx, &opts).await
+        flows::run_once(&ctx, &opts).await
     }
 
     /// The state the in-process daemon uses; opened (and locked) on first use.
@@ -321,7 +321,7 @@ pub fn exit_code(r: &Result<Report, AppError>) -> i32 {
     match r {
         Ok(Report::Clear) => 0,
         Ok(Report::Attention) | Err(AppError::Failed(_)) => 1,
-        Err(AppError::Usage(_)) => 2,
+        Err(AppError::Usage(_) | AppError::Config(_)) => 2,
         Err(AppError::Incomplete(_)) => 3,
     }
 }

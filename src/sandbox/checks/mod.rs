@@ -5,7 +5,7 @@
 //! errors nested by index).
 //!
 //! It owns what the sandbox accepts. It deliberately shares nothing with the daemon's preflight
-//! (`crate::credgenics::rules`) and must never import it (design §7): the sandbox stands in for
+//! (`crate::partners::credgenics::rules`) and must never import it (design §7): the sandbox stands in for
 //! Credgenics, so a mistake in the preflight has to meet an independent reading of the document
 //! here, not the same mistake twice.
 //!

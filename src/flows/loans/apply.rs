@@ -3,9 +3,9 @@
 use serde_json::{Map, Value, json};
 
 use super::super::context::{Context, SyncError};
-use crate::credgenics::describe_rejection;
-use crate::crego::LineItem;
-use crate::http::ApiError;
+use crate::partners::credgenics::describe_rejection;
+use crate::partners::crego::LineItem;
+use crate::partners::http::ApiError;
 use crate::store::{LoanRow, LoanState};
 use crate::telemetry;
 use crate::telemetry::events;

@@ -1,8 +1,8 @@
 //! One run of flow A: in-doubt uploads and operator resyncs first, then the change stream.
 
 use super::super::context::{Context, SyncError};
-use crate::crego::LineItem;
-use crate::crego::stream::{Stream, StreamReader};
+use crate::partners::crego::LineItem;
+use crate::partners::crego::stream::{Stream, StreamReader};
 use crate::runtime::heartbeat::waiting;
 use crate::telemetry;
 

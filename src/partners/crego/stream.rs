@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::CregoClient;
-use crate::http::ApiError;
+use crate::partners::http::ApiError;
 
 /// Which change stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,7 @@ impl<'a> StreamReader<'a> {
         let fresh = items.iter().any(|i| updated_at(i).is_some_and(|at| at >= self.from));
         if page.has_next && !fresh && self.page > 1 {
             return Err(ApiError::BadBody {
-                api: crate::http::Api::Crego,
+                api: crate::partners::http::Api::Crego,
                 status: 200,
                 message: format!(
                     "{:?} stream: page {} of updated_at__gte={} holds no item not read already, yet has_next \

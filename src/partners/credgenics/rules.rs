@@ -384,7 +384,7 @@ mod tests {
     use serde_json::json;
 
     fn upload_example() -> Value {
-        serde_json::from_str(include_str!("../../fixtures/credgenics_upload_loan.json")).unwrap()
+        serde_json::from_str(include_str!("../../../fixtures/credgenics_upload_loan.json")).unwrap()
     }
 
     #[test]

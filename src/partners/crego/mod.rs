@@ -10,8 +10,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CregoConfig;
-use crate::http::{Api, ApiClient, ApiError, Safety};
 use crate::money;
+use crate::partners::http::{Api, ApiClient, ApiError, Safety};
 
 /// One page of a Crego list.
 #[derive(Debug)]

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::context::{Context, SyncError};
-use super::deliver::{DeliveryStats, Outbound, Prepared, Ready, deliver};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::ledger::deliver::{DeliveryStats, Outbound, Prepared, Ready, deliver};
 use crate::mapping::EvalEnv;
 use crate::money;
 use crate::store::{Direction, LedgerRow, LoanRow, NewLedgerRow, Store, StoreError};
@@ -254,7 +254,7 @@ pub fn check_record(m: &serde_json::Map<String, Value>) -> Option<String> {
     if !m.get("date").is_some_and(Value::is_number) {
         errors.insert("date".into(), Value::String("must be epoch seconds (a number)".into()));
     }
-    crate::credgenics::preflight(errors)
+    crate::partners::credgenics::preflight(errors)
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` or `YYYY-MM-DD` in the configured zone, to the second.

@@ -4,9 +4,9 @@
 use serde_json::Value;
 
 use super::super::context::{Context, SyncError};
-use crate::crego::LineItem;
-use crate::http::ApiError;
-use crate::store::LoanState;
+use crate::partners::crego::LineItem;
+use crate::partners::http::ApiError;
+use crate::store::{LoanState, ResyncRequest};
 use crate::telemetry::events;
 
 use super::apply::*;
@@ -19,7 +19,12 @@ use super::pipeline::{carry_out, process_line};
 /// programs and processed as if it had changed. Then the line dead letters an operator asked to
 /// retry, the same way.
 pub(super) async fn resync_requested(ctx: &Context, stats: &mut FlowAStats) -> Result<(), SyncError> {
-    for (loan_id, lead_id, bp) in ctx.store.loans_to_resync()? {
+    for ResyncRequest {
+        loan_id,
+        lead_id,
+        borrower_program_id: bp,
+    } in ctx.store.loans_to_resync()?
+    {
         if ctx.stopping() {
             return Ok(());
         }

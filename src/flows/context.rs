@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::credgenics::CredgenicsClient;
-use crate::crego::CregoClient;
-use crate::http::ApiError;
+use crate::partners::credgenics::CredgenicsClient;
+use crate::partners::crego::CregoClient;
+use crate::partners::http::ApiError;
 use crate::store::{Store, StoreError};
 
 /// Everything a flow needs.

@@ -5,8 +5,8 @@ use futures::StreamExt;
 
 use super::super::context::{Context, SyncError};
 use crate::clock;
-use crate::crego::LineItem;
-use crate::http::ApiError;
+use crate::partners::crego::LineItem;
+use crate::partners::http::ApiError;
 use crate::store::{LineRead, LoanRow, LoanState};
 
 use super::apply::*;

@@ -4,10 +4,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::context::Context;
-use super::place_loans::{self, FlowAStats};
-use super::pull_recoveries::{self, FlowBStats, Poll};
-use super::push_repayments::{self, FlowCStats};
-use crate::http::ApiClient;
+use super::loans::{self, FlowAStats};
+use super::recoveries::{self, FlowBStats, Poll};
+use super::repayments::{self, FlowCStats};
+use crate::partners::http::ApiClient;
 use crate::store::{Store, StoreError};
 use crate::telemetry::events;
 
@@ -69,15 +69,15 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
         }
     });
     let result = async {
-        place_loans::run(ctx, opts.since, &mut a).await?;
+        loans::run(ctx, opts.since, &mut a).await?;
         if ctx.stopping() {
             return Ok(());
         }
-        push_repayments::run(ctx, opts.since, &mut c).await?;
+        repayments::run(ctx, opts.since, &mut c).await?;
         if ctx.stopping() {
             return Ok(());
         }
-        pull_recoveries::run(ctx, poll, &mut b).await
+        recoveries::run(ctx, poll, &mut b).await
     }
     .await;
     let error = match result {

@@ -7,18 +7,19 @@
 //! `PATCH /payments/{loan_id}?allocation_month=<the loan's latest month>` with a `final_status`
 //! decided when it is sent ([`prepare`], design §1C), never when it is read.
 
+pub mod status;
+
 use crate::runtime::heartbeat::waiting;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::context::{Context, SyncError};
-use super::deliver::{DeliveryStats, Outbound, Prepared, Ready, deliver};
-use super::status;
-use crate::credgenics::round_amounts;
-use crate::crego::stream::{Stream, StreamReader};
+use crate::ledger::deliver::{DeliveryStats, Outbound, Prepared, Ready, deliver};
 use crate::mapping::EvalEnv;
 use crate::money;
+use crate::partners::credgenics::round_amounts;
+use crate::partners::crego::stream::{Stream, StreamReader};
 use crate::store::{Direction, LedgerRow, LedgerState, LineRead, LoanRow, LoanState, NewLedgerRow};
 
 pub const STREAM: &str = "records";
@@ -187,8 +188,8 @@ pub fn map_payment_input(
 ) -> Result<Value, String> {
     let mut p = Value::Object(config.mapping.payment.eval(input, &env).map_err(|e| e.to_string())?);
     round_amounts(&mut p, config.credgenics.amount_decimals)?;
-    let mut errors = crate::credgenics::rules::check_payment(&p);
-    if !crate::credgenics::rules::is_allocation_month(month) {
+    let mut errors = crate::partners::credgenics::rules::check_payment(&p);
+    if !crate::partners::credgenics::rules::is_allocation_month(month) {
         errors.insert(
             "allocation_month".into(),
             Value::String(format!("`{month}` is not YYYY-M-01")),
@@ -203,7 +204,7 @@ pub fn map_payment_input(
             Value::String("is empty: it is needed to recognise this payment later".into()),
         );
     }
-    match crate::credgenics::preflight(errors) {
+    match crate::partners::credgenics::preflight(errors) {
         None => Ok(p),
         Some(reason) => Err(reason),
     }

@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::super::context::Context;
-use crate::credgenics::round_amounts;
-use crate::crego::LineItem;
 use crate::mapping::EvalEnv;
+use crate::partners::credgenics::round_amounts;
+use crate::partners::crego::LineItem;
 
 use super::decide::Line;
 
@@ -22,7 +22,7 @@ pub fn line_of(item: &LineItem) -> Line {
 
 /// The documented rules of an Upload Loan payload, as `decide` asks them.
 pub(super) fn preflight(loan_id: &str, payload: &Value) -> Option<String> {
-    crate::credgenics::preflight(crate::credgenics::rules::check_upload(loan_id, payload))
+    crate::partners::credgenics::preflight(crate::partners::credgenics::rules::check_upload(loan_id, payload))
 }
 
 /// Whether a line is overdue (design §1A), for the flow and for `preview`: [`Line::is_overdue`].

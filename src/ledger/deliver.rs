@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use rust_decimal::Decimal;
 
-use super::context::{Context, SyncError};
-use crate::credgenics::describe_rejection;
-use crate::http::ApiError;
+use crate::flows::context::{Context, SyncError};
+use crate::partners::credgenics::describe_rejection;
+use crate::partners::http::ApiError;
 use crate::store::{Direction, LedgerRow, LedgerState, Sending};
 
 /// Counts of one delivery pass.

@@ -11,9 +11,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::config::CredgenicsConfig;
-use crate::crego::encode;
-use crate::http::{Api, ApiClient, ApiError, Safety};
 use crate::money;
+use crate::partners::crego::encode;
+use crate::partners::http::{Api, ApiClient, ApiError, Safety};
 
 pub struct CredgenicsClient {
     http: ApiClient,
