@@ -183,7 +183,7 @@ pub async fn record(ctx: &Context, id: &str) -> Result<String, String> {
     let month = loan
         .allocation_month
         .clone()
-        .or(loan.pending_month.clone())
+        .or(loan.pending.as_ref().map(|p| p.month.clone()))
         .unwrap_or_default();
     match crate::flows::repayments::map_payment(ctx, &record, &loan, closed, &month) {
         Ok(p) => {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use common::{Harness, WEBHOOK_TOKEN, overdue_loan_ids, writes};
-use crego_credgenics_sync::store::{Direction, LedgerState, LoanState};
+use crego_credgenics_sync::store::{Direction, LedgerState, LoanState, PendingUpload};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -457,8 +457,10 @@ async fn a_repayment_on_a_loan_being_uploaded_waits_for_it_and_then_travels() {
     let mut row = store.loan(loan_id).unwrap().unwrap();
     let placed_row = row.clone();
     row.state = LoanState::Uploading;
-    row.pending_payload = row.payload.clone();
-    row.pending_month = row.allocation_month.clone();
+    row.pending = Some(PendingUpload {
+        payload: row.payload.clone().unwrap(),
+        month: row.allocation_month.clone().unwrap(),
+    });
     store.save_loan(&row, false).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     h.sb.repayment(bp, dec("250"), "UTR-DURING-UPLOAD");

@@ -28,10 +28,11 @@ impl Store {
             last_error: r.get(9)?,
             first_placed_at: r.get(10)?,
             updated_at: r.get(11)?,
-            pending_payload: r
+            pending: r
                 .get::<_, Option<String>>(12)?
-                .and_then(|p| serde_json::from_str(&p).ok()),
-            pending_month: r.get(13)?,
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .zip(r.get::<_, Option<String>>(13)?)
+                .map(|(payload, month)| PendingUpload { payload, month }),
             due_amount: r.get::<_, Option<String>>(14)?.and_then(|d| d.parse().ok()),
             total_outstanding: r.get::<_, Option<String>>(15)?.and_then(|d| d.parse().ok()),
             last_polled_at: r.get(16)?,
@@ -68,6 +69,8 @@ impl Store {
     }
 
     /// Inserts or replaces a loan; when `new_allocation` is set, also records the allocation month.
+    /// Flow A uses it only for rows that may not exist yet (an upload recorded in flight, a first
+    /// refusal); its other moves are the targeted UPDATEs below.
     pub fn save_loan(&self, loan: &LoanRow, new_allocation: bool) -> Result<(), StoreError> {
         self.save_loans(std::slice::from_ref(&(loan, new_allocation)))
     }
@@ -118,8 +121,8 @@ impl Store {
                 loan.last_error,
                 loan.first_placed_at,
                 loan.updated_at,
-                loan.pending_payload.as_ref().map(|p| p.to_string()),
-                loan.pending_month,
+                loan.pending.as_ref().map(|p| p.payload.to_string()),
+                loan.pending.as_ref().map(|p| &p.month),
                 loan.due_amount.map(|d| d.to_string()),
                 loan.total_outstanding.map(|d| d.to_string()),
                 loan.last_polled_at,
@@ -135,6 +138,127 @@ impl Store {
             )?;
         }
         Ok(())
+    }
+
+    // --- flow A's moves: each a targeted UPDATE of the columns it changes, so a row read earlier
+    // cannot undo what another writer changed meanwhile (the line's numbers, the poll mark, the
+    // look-up count, an operator's resync or ignore). The whole-row upsert above is only for rows
+    // that may not exist yet (an upload recorded in flight, a first refusal).
+
+    /// Credgenics has these uploads: each loan's payload, month and hash as [`LoanRow`] now holds
+    /// them (placed, no pending upload, no refusal), and each month recorded as an allocation.
+    pub fn confirm_uploads(&self, loans: &[&LoanRow]) -> Result<(), StoreError> {
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            for loan in loans {
+                tx.exec_cached(
+                    "UPDATE loans SET state = ?2, payload = ?3, payload_hash = ?4, allocation_month = ?5,
+                       pending_payload = NULL, pending_month = NULL, rejected_hash = NULL, last_error = NULL,
+                       first_placed_at = coalesce(first_placed_at, ?6), last_polled_at = coalesce(last_polled_at, ?7),
+                       updated_at = ?8, lookups = 0
+                     WHERE loan_id = ?1",
+                    params![
+                        loan.loan_id,
+                        loan.state,
+                        loan.payload.as_ref().map(|p| p.to_string()),
+                        loan.payload_hash,
+                        loan.allocation_month,
+                        loan.first_placed_at,
+                        loan.last_polled_at,
+                        loan.updated_at,
+                    ],
+                )?;
+                if let Some(month) = &loan.allocation_month {
+                    tx.exec_cached(
+                        "INSERT OR IGNORE INTO allocations (loan_id, allocation_month, uploaded_at) VALUES (?1, ?2, ?3)",
+                        params![loan.loan_id, month, loan.updated_at],
+                    )?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// The loan's state and nothing else (settled as cured or closed, reactivated, or back to
+    /// placed after a refused upload), its error cleared when `clear_error`; leaving `uploading`
+    /// resets the look-up count.
+    pub fn move_loan(&self, loan: &LoanRow, clear_error: bool) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.exec_cached(
+                "UPDATE loans SET state = ?2, updated_at = ?3,
+                   pending_payload = ?4, pending_month = ?5,
+                   last_error = CASE WHEN ?6 THEN NULL ELSE last_error END,
+                   lookups = CASE WHEN ?2 = 'uploading' THEN lookups ELSE 0 END
+                 WHERE loan_id = ?1",
+                params![
+                    loan.loan_id,
+                    loan.state,
+                    loan.updated_at,
+                    loan.pending.as_ref().map(|p| p.payload.to_string()),
+                    loan.pending.as_ref().map(|p| &p.month),
+                    clear_error,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// What Credgenics now holds for the loan within its month (a PATCH it accepted, or keys the
+    /// mapping dropped): the payload and its hash, placed; the refusal and error cleared when
+    /// `clear_refusal`.
+    pub fn set_sent_payload(&self, loan: &LoanRow, clear_refusal: bool) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.exec_cached(
+                "UPDATE loans SET state = ?2, payload = ?3, payload_hash = ?4, updated_at = ?5,
+                   rejected_hash = CASE WHEN ?6 THEN NULL ELSE rejected_hash END,
+                   last_error = CASE WHEN ?6 THEN NULL ELSE last_error END,
+                   lookups = CASE WHEN ?2 = 'uploading' THEN lookups ELSE 0 END
+                 WHERE loan_id = ?1",
+                params![
+                    loan.loan_id,
+                    loan.state,
+                    loan.payload.as_ref().map(|p| p.to_string()),
+                    loan.payload_hash,
+                    loan.updated_at,
+                    clear_refusal,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Credgenics refused the loan's payload: rejected, with the refused payload's hash and the
+    /// reason; its pending upload dropped, and its first placement forgotten when it never was.
+    pub fn reject_loan(&self, loan: &LoanRow) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.exec_cached(
+                "UPDATE loans SET state = ?2, rejected_hash = ?3, last_error = ?4, first_placed_at = ?5,
+                   updated_at = ?6, pending_payload = NULL, pending_month = NULL,
+                   lookups = CASE WHEN ?2 = 'uploading' THEN lookups ELSE 0 END
+                 WHERE loan_id = ?1",
+                params![
+                    loan.loan_id,
+                    loan.state,
+                    loan.rejected_hash,
+                    loan.last_error,
+                    loan.first_placed_at,
+                    loan.updated_at,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Why the loan's upload is in doubt (it stays `uploading`, to be looked up).
+    pub fn note_loan_error(&self, loan_id: &str, error: &str) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.exec_cached(
+                "UPDATE loans SET last_error = ?2 WHERE loan_id = ?1",
+                params![loan_id, error],
+            )?;
+            Ok(())
+        })
     }
 
     /// Records a read of the loan's line (by flow A, or by flow C deciding a payment's status):

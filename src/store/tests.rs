@@ -221,3 +221,82 @@ fn of_two_claimants_holding_the_same_read_exactly_one_wins() {
             .unwrap()
     );
 }
+
+/// Flow A's moves are targeted: a row it read before another writer changed the line's numbers,
+/// the poll mark or the look-up count cannot undo those changes when it records its own move.
+#[test]
+fn flow_a_moves_leave_what_others_wrote_meanwhile() {
+    let store = Store::in_memory().unwrap();
+    let d = |s: &str| s.parse::<Decimal>().unwrap();
+    let mut row = LoanRow {
+        loan_id: "CL1".into(),
+        borrower_program_id: "bp".into(),
+        lead_id: "lead".into(),
+        program_id: None,
+        allocation_month: None,
+        state: LoanState::Uploading,
+        payload: None,
+        payload_hash: None,
+        pending: Some(PendingUpload {
+            payload: serde_json::json!({"loan_id": "CL1"}),
+            month: "2026-11-01".into(),
+        }),
+        rejected_hash: None,
+        last_error: None,
+        first_placed_at: Some(1.0),
+        updated_at: 1.0,
+        due_amount: Some(d("100")),
+        total_outstanding: Some(d("100")),
+        last_polled_at: None,
+        line_updated_at: Some(1.0),
+        line_read_at: Some(1.0),
+    };
+    store.save_loan(&row, false).unwrap();
+    // Meanwhile: flow C reads a newer line, the poll marks the loan, a look-up fails.
+    let newer = LineRead {
+        due_amount: d("40"),
+        total_outstanding: d("40"),
+        updated_at: 5.0,
+        read_at: 5.0,
+    };
+    store.set_line_numbers("CL1", &newer).unwrap();
+    store.record_poll(&[], &["CL1".to_string()], 6.0).unwrap();
+    assert!(!store.lookup_failed("CL1", 10, "timeout", 7.0).unwrap());
+
+    // The upload is confirmed from the row read before all that.
+    row.state = LoanState::Placed;
+    let pending = row.pending.take().unwrap();
+    row.payload = Some(pending.payload);
+    row.allocation_month = Some(pending.month);
+    row.payload_hash = Some("h1".into());
+    row.last_polled_at = Some(2.0);
+    row.updated_at = 8.0;
+    store.confirm_uploads(&[&row]).unwrap();
+    let got = store.loan("CL1").unwrap().unwrap();
+    assert_eq!(got.state, LoanState::Placed);
+    assert_eq!(got.pending, None);
+    assert_eq!(got.allocation_month.as_deref(), Some("2026-11-01"));
+    assert_eq!(got.payload_hash.as_deref(), Some("h1"));
+    assert_eq!((got.due_amount, got.line_updated_at), (Some(d("40")), Some(5.0)));
+    assert_eq!(got.last_polled_at, Some(6.0), "the poll's mark stays");
+    assert_eq!(store.allocations("CL1").unwrap(), vec!["2026-11-01".to_string()]);
+
+    // Settled from the same stale row: only the state moves.
+    row.state = LoanState::Cured;
+    row.updated_at = 9.0;
+    store.move_loan(&row, false).unwrap();
+    let got = store.loan("CL1").unwrap().unwrap();
+    assert_eq!(got.state, LoanState::Cured);
+    assert_eq!((got.due_amount, got.last_polled_at), (Some(d("40")), Some(6.0)));
+
+    // Refused: the refusal and reason recorded, the payload Credgenics holds kept.
+    row.state = LoanState::Rejected;
+    row.rejected_hash = Some("h2".into());
+    row.last_error = Some("400: Invalid Mobile numbers".into());
+    store.reject_loan(&row).unwrap();
+    let got = store.loan("CL1").unwrap().unwrap();
+    assert_eq!(got.state, LoanState::Rejected);
+    assert_eq!(got.rejected_hash.as_deref(), Some("h2"));
+    assert_eq!(got.payload_hash.as_deref(), Some("h1"));
+    assert_eq!(store.rejected_loans().unwrap().len(), 1);
+}

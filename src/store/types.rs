@@ -124,6 +124,14 @@ impl LoanState {
 
 sql_name_enum!(LoanState, "loan state");
 
+/// An upload recorded as in flight: the payload POSTed (or about to be) and its allocation month,
+/// one value so neither can be there without the other.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingUpload {
+    pub payload: Value,
+    pub month: String,
+}
+
 /// One loan as the state knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoanRow {
@@ -135,8 +143,9 @@ pub struct LoanRow {
     pub state: LoanState,
     pub payload: Option<Value>,
     pub payload_hash: Option<String>,
-    pub pending_payload: Option<Value>,
-    pub pending_month: Option<String>,
+    /// The upload recorded as in flight, while Credgenics is not yet seen to have it (state
+    /// `uploading`), or set aside with the loan when its outcome stayed unknown (`rejected`).
+    pub pending: Option<PendingUpload>,
     pub rejected_hash: Option<String>,
     pub last_error: Option<String>,
     pub first_placed_at: Option<f64>,

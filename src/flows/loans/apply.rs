@@ -6,7 +6,7 @@ use super::super::context::{Context, SyncError};
 use crate::partners::credgenics::describe_rejection;
 use crate::partners::crego::LineItem;
 use crate::partners::http::ApiError;
-use crate::store::{LoanRow, LoanState};
+use crate::store::{LoanRow, LoanState, PendingUpload};
 use crate::telemetry;
 use crate::telemetry::events;
 
@@ -38,7 +38,7 @@ pub(super) fn settle(ctx: &Context, mut loan: LoanRow, state: LoanState) -> Resu
     if !ctx.dry_run {
         loan.state = state;
         loan.updated_at = ctx.now_secs();
-        ctx.store.save_loan(&loan, false)?;
+        ctx.store.move_loan(&loan, false)?;
     }
     telemetry::events::loan_state(&loan.loan_id, state.as_str());
     Ok(outcome)
@@ -66,7 +66,7 @@ pub(super) async fn update(
             loan.last_error = None;
             loan.state = LoanState::Placed;
             loan.updated_at = ctx.now_secs();
-            ctx.store.save_loan(&loan, false)?;
+            ctx.store.set_sent_payload(&loan, true)?;
             telemetry::events::loan_updated(&loan.loan_id, &keys);
             Ok(Outcome::Updated)
         }
@@ -106,8 +106,10 @@ pub(super) async fn upload(
     let now = ctx.now_secs();
     let mut loan = existing.unwrap_or_else(|| new_loan_row(item, program, loan_id, now));
     loan.state = LoanState::Uploading;
-    loan.pending_payload = Some(payload);
-    loan.pending_month = Some(month.to_string());
+    loan.pending = Some(PendingUpload {
+        payload,
+        month: month.to_string(),
+    });
     loan.updated_at = now;
     // Placed from the moment its first upload is recorded in flight (design §2.5), even when its
     // acceptance is only confirmed by a look-up runs later: repayments booked from then on are not
@@ -121,7 +123,7 @@ pub(super) async fn upload(
 pub(super) async fn send_upload(ctx: &Context, loan: LoanRow, hash: String) -> Result<Outcome, SyncError> {
     let (outcome, confirmed) = send_upload_deferred(ctx, loan, hash).await?;
     if let Some(loan) = confirmed {
-        ctx.store.save_loan(&loan, true)?;
+        ctx.store.confirm_uploads(&[&loan])?;
         placed_event(&loan, matches!(outcome, Outcome::Placed { new_allocation: true }));
     }
     Ok(outcome)
@@ -133,7 +135,12 @@ pub(super) async fn send_upload_deferred(
     mut loan: LoanRow,
     hash: String,
 ) -> Result<(Outcome, Option<LoanRow>), SyncError> {
-    let payload = loan.pending_payload.clone().expect("an upload has a pending payload");
+    let payload = loan
+        .pending
+        .as_ref()
+        .expect("an upload has a pending payload")
+        .payload
+        .clone();
     let new_allocation = loan.allocation_month.is_some();
     let outcome = match ctx.credgenics.upload_loan(&loan.loan_id, &payload).await {
         Ok(()) => {
@@ -147,8 +154,9 @@ pub(super) async fn send_upload_deferred(
             Err(e.into())
         }
         Err(e) if e.in_doubt() => {
-            loan.last_error = Some(format!("upload in doubt: {e}"));
-            ctx.store.save_loan(&loan, false)?;
+            let error = format!("upload in doubt: {e}");
+            ctx.store.note_loan_error(&loan.loan_id, &error)?;
+            loan.last_error = Some(error);
             telemetry::events::loan_in_doubt(&loan.loan_id, &e);
             Ok(Outcome::InDoubt)
         }
@@ -165,7 +173,7 @@ pub(super) async fn send_upload_deferred(
 pub(super) fn confirm_upload(ctx: &Context, loan: &mut LoanRow, hash: String) -> Result<(), SyncError> {
     let new_allocation = loan.allocation_month.is_some();
     confirmed(ctx, loan, hash);
-    ctx.store.save_loan(loan, true)?;
+    ctx.store.confirm_uploads(&[loan])?;
     placed_event(loan, new_allocation);
     Ok(())
 }
@@ -181,8 +189,10 @@ pub(super) fn placed_event(loan: &LoanRow, new_allocation: bool) {
 /// The row of an upload Credgenics accepted (not yet recorded).
 pub(super) fn confirmed(ctx: &Context, loan: &mut LoanRow, hash: String) {
     let now = ctx.now_secs();
-    loan.payload = loan.pending_payload.take();
-    loan.allocation_month = loan.pending_month.take();
+    if let Some(PendingUpload { payload, month }) = loan.pending.take() {
+        loan.payload = Some(payload);
+        loan.allocation_month = Some(month);
+    }
     loan.payload_hash = Some(hash);
     loan.rejected_hash = None;
     loan.last_error = None;
@@ -203,8 +213,7 @@ pub(super) fn record_rejection(
     body: &str,
 ) -> Result<Outcome, SyncError> {
     let reason = describe_rejection(status, body);
-    loan.pending_payload = None;
-    loan.pending_month = None;
+    loan.pending = None;
     loan.rejected_hash = Some(hash);
     loan.last_error = Some(reason.clone());
     loan.state = LoanState::Rejected;
@@ -213,7 +222,7 @@ pub(super) fn record_rejection(
         loan.first_placed_at = None;
     }
     loan.updated_at = ctx.now_secs();
-    ctx.store.save_loan(loan, false)?;
+    ctx.store.reject_loan(loan)?;
     telemetry::events::loan_rejected(&loan.loan_id, &reason);
     Ok(Outcome::Rejected)
 }
@@ -225,11 +234,10 @@ pub(super) fn restore_after_refusal(ctx: &Context, loan: &mut LoanRow) -> Result
         ctx.store.delete_loan(&loan.loan_id)?;
         return Ok(());
     }
-    loan.pending_payload = None;
-    loan.pending_month = None;
+    loan.pending = None;
     loan.state = LoanState::Placed;
     loan.updated_at = ctx.now_secs();
-    ctx.store.save_loan(loan, false)?;
+    ctx.store.move_loan(loan, false)?;
     Ok(())
 }
 
@@ -244,8 +252,7 @@ pub(super) fn new_loan_row(item: &LineItem, program: &Value, loan_id: &str, now:
         state: LoanState::Rejected,
         payload: None,
         payload_hash: None,
-        pending_payload: None,
-        pending_month: None,
+        pending: None,
         rejected_hash: None,
         last_error: None,
         first_placed_at: None,

@@ -1,11 +1,9 @@
-//! Flow A's choice for one changed line (design §1A), as a value: from the line, the loan's state,
-//! the mapped payload and the allocation month to a [`Decision`] the pipeline applies. Pure — no
-//! HTTP, no SQLite, no clock — so every row of §1A is a table test, and `#[must_use]` makes every
-//! caller act on what was decided.
-//!
-//! It is asked twice at most: first without a payload; when the line needs one (overdue, not held
-//! by an upload in doubt) the answer is [`Decision::Map`], and the caller fetches the lead and
-//! programs, maps, and asks again with the mapping's result.
+//! Flow A's choice for one changed line (design §1A), as values the pipeline applies, in two
+//! steps: [`triage`] reads the line and the loan's state (skip, defer, settle — or map), and only
+//! when told to map does the caller fetch the lead and programs, map, and ask [`decide`] with the
+//! payload and the allocation month. Pure — no HTTP, no SQLite, no clock — so every row of §1A is
+//! a table test, and `#[must_use]` makes every caller act on what was decided. Two types, so no
+//! caller handles an answer that cannot come at its step.
 
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
@@ -34,18 +32,24 @@ impl Line {
 /// A mapped Upload Loan payload, or why there is none (the mapping failed).
 pub type Mapped = Result<Value, String>;
 
-/// What to do with one line.
+/// What a line needs before any payload exists.
 #[must_use]
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub enum Triage {
     /// Nothing to do: not overdue and never placed, or already in the state its line implies.
     Skip,
     /// Its loan's last upload is in doubt: read the line afresh once the look-up settles it.
     Defer,
-    /// Overdue: fetch the lead and programs, map, and decide again with the payload.
-    Map,
     /// A placed loan no longer overdue: cured, or closed at zero outstanding. No call.
     Settle(LoanState),
+    /// Overdue: fetch the lead and programs, map, and [`decide`] with the payload.
+    Map,
+}
+
+/// What to do with an overdue line's mapped payload.
+#[must_use]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
     /// The payload cannot be sent (mapping failed, `loan_id` changed, preflight refused it).
     Reject(String),
     /// The very payload Credgenics already refused: sending it again cannot help.
@@ -61,22 +65,14 @@ pub enum Decision {
     Upload { new_allocation: bool },
 }
 
-/// Decides for one line. `mapped` is `None` on the first ask; `hash` is the payload's hash when
-/// `mapped` is a payload; `preflight` checks a payload for `loan_id` against the documented rules.
-pub fn decide(
-    line: &Line,
-    min_dpd: i64,
-    loan: Option<&LoanRow>,
-    month: &str,
-    mapped: Option<(&Mapped, &str)>,
-    preflight: impl FnOnce(&str, &Value) -> Option<String>,
-) -> Decision {
+/// The first step for one line: what its numbers and its loan's state call for.
+pub fn triage(line: &Line, min_dpd: i64, loan: Option<&LoanRow>) -> Triage {
     if loan.is_some_and(|l| l.state == LoanState::Uploading) {
-        return Decision::Defer;
+        return Triage::Defer;
     }
     if !line.is_overdue(min_dpd) {
         let Some(loan) = loan else {
-            return Decision::Skip;
+            return Triage::Skip;
         };
         let state = if line.total_outstanding.is_zero() {
             LoanState::Closed
@@ -85,13 +81,23 @@ pub fn decide(
         };
         // Never placed (a rejected first upload) or already there: nothing to settle.
         if loan.state == state || loan.allocation_month.is_none() {
-            return Decision::Skip;
+            return Triage::Skip;
         }
-        return Decision::Settle(state);
+        return Triage::Settle(state);
     }
-    let Some((mapped, hash)) = mapped else {
-        return Decision::Map;
-    };
+    Triage::Map
+}
+
+/// The second step, for a line [`triage`] sent to be mapped: `mapped` is the mapping's result,
+/// `hash` its payload's hash, `month` the allocation month now; `preflight` checks a payload for
+/// `loan_id` against the documented rules.
+pub fn decide(
+    loan: Option<&LoanRow>,
+    month: &str,
+    mapped: &Mapped,
+    hash: &str,
+    preflight: impl FnOnce(&str, &Value) -> Option<String>,
+) -> Decision {
     let payload = match mapped {
         Ok(p) => p,
         Err(reason) => return Decision::Reject(reason.clone()),
@@ -222,8 +228,7 @@ mod tests {
             state,
             payload: sent.cloned(),
             payload_hash: sent.map(hash),
-            pending_payload: None,
-            pending_month: None,
+            pending: None,
             rejected_hash: None,
             last_error: None,
             first_placed_at: month.map(|_| 1.0),
@@ -244,14 +249,21 @@ mod tests {
         None
     }
 
-    /// Asks once without a payload and, when told to map, again with `mapped`.
-    fn run(line: Line, existing: Option<&LoanRow>, mapped: Mapped) -> Decision {
-        match decide(&line, MIN_DPD, existing, MONTH, None, ok) {
-            Decision::Map => {
+    /// The answer of the step that ends it: triage's, or decide's after "map".
+    #[derive(Debug, PartialEq)]
+    enum V {
+        T(Triage),
+        D(Decision),
+    }
+
+    /// Triages and, when told to map, decides with `mapped`.
+    fn run(line: Line, existing: Option<&LoanRow>, mapped: Mapped) -> V {
+        match triage(&line, MIN_DPD, existing) {
+            Triage::Map => {
                 let h = mapped.as_ref().map(hash).unwrap_or_default();
-                decide(&line, MIN_DPD, existing, MONTH, Some((&mapped, &h)), ok)
+                V::D(decide(existing, MONTH, &mapped, &h, ok))
             }
-            d => d,
+            t => V::T(t),
         }
     }
 
@@ -273,142 +285,142 @@ mod tests {
         let dropped_key = json!({"loan_id": "CL1",
             "defaults": [{"allocation_month": MONTH, "total_claim_amount": 5000}]});
 
-        let table: Vec<(&str, Line, Option<&LoanRow>, Mapped, Decision)> = vec![
+        let table: Vec<(&str, Line, Option<&LoanRow>, Mapped, V)> = vec![
             (
                 "first time overdue: upload",
                 overdue(),
                 None,
                 Ok(sent.clone()),
-                Decision::Upload { new_allocation: false },
+                V::D(Decision::Upload { new_allocation: false }),
             ),
             (
                 "same month, same payload: no call",
                 overdue(),
                 Some(&placed),
                 Ok(sent.clone()),
-                Decision::Unchanged { reactivate: false },
+                V::D(Decision::Unchanged { reactivate: false }),
             ),
             (
                 "same month, changed loan-level key: PATCH that key only",
                 overdue(),
                 Some(&placed),
                 Ok(changed.clone()),
-                Decision::Patch(Map::from_iter([(
+                V::D(Decision::Patch(Map::from_iter([(
                     "applicant_contact_number".to_string(),
                     json!("9000000001"),
-                )])),
+                )]))),
             ),
             (
                 "same month, only the claim changed: frozen, remembered, no call",
                 overdue(),
                 Some(&placed),
                 Ok(payload("9876543210", 4000)),
-                Decision::Remember,
+                V::D(Decision::Remember),
             ),
             (
                 "same month, a key dropped by the mapping: remembered, no call",
                 overdue(),
                 Some(&placed),
                 Ok(dropped_key),
-                Decision::Remember,
+                V::D(Decision::Remember),
             ),
             (
                 "new month, still overdue: a new allocation",
                 overdue(),
                 Some(&last_month),
                 Ok(sent.clone()),
-                Decision::Upload { new_allocation: true },
+                V::D(Decision::Upload { new_allocation: true }),
             ),
             (
                 "placed, no longer overdue: cured",
                 cured(),
                 Some(&placed),
                 Ok(sent.clone()),
-                Decision::Settle(LoanState::Cured),
+                V::T(Triage::Settle(LoanState::Cured)),
             ),
             (
                 "placed, paid off: closed",
                 paid_off(),
                 Some(&placed),
                 Ok(sent.clone()),
-                Decision::Settle(LoanState::Closed),
+                V::T(Triage::Settle(LoanState::Closed)),
             ),
             (
                 "cured again: nothing",
                 cured(),
                 Some(&cured_loan),
                 Ok(sent.clone()),
-                Decision::Skip,
+                V::T(Triage::Skip),
             ),
             (
                 "cured, then paid off: closed",
                 paid_off(),
                 Some(&cured_loan),
                 Ok(sent.clone()),
-                Decision::Settle(LoanState::Closed),
+                V::T(Triage::Settle(LoanState::Closed)),
             ),
             (
                 "cured loan overdue again, same payload: reactivated, no call",
                 overdue(),
                 Some(&cured_loan),
                 Ok(sent.clone()),
-                Decision::Unchanged { reactivate: true },
+                V::D(Decision::Unchanged { reactivate: true }),
             ),
             (
                 "closed loan overdue again, same payload: reactivated",
                 overdue(),
                 Some(&closed_loan),
                 Ok(sent.clone()),
-                Decision::Unchanged { reactivate: true },
+                V::D(Decision::Unchanged { reactivate: true }),
             ),
             (
                 "not overdue, never seen: nothing",
                 cured(),
                 None,
                 Ok(sent.clone()),
-                Decision::Skip,
+                V::T(Triage::Skip),
             ),
             (
                 "not overdue, first upload was rejected: nothing to settle",
                 paid_off(),
                 Some(&never_placed),
                 Ok(sent.clone()),
-                Decision::Skip,
+                V::T(Triage::Skip),
             ),
             (
                 "rejected first upload, overdue with a mended payload: upload",
                 overdue(),
                 Some(&never_placed),
                 Ok(sent.clone()),
-                Decision::Upload { new_allocation: false },
+                V::D(Decision::Upload { new_allocation: false }),
             ),
             (
                 "upload in doubt: deferred, whatever the line says",
                 overdue(),
                 Some(&in_doubt),
                 Ok(sent.clone()),
-                Decision::Defer,
+                V::T(Triage::Defer),
             ),
             (
                 "upload in doubt, line cured: still deferred",
                 cured(),
                 Some(&in_doubt),
                 Ok(sent.clone()),
-                Decision::Defer,
+                V::T(Triage::Defer),
             ),
             (
                 "mapping failed: rejected with its reason",
                 overdue(),
                 None,
                 Err("mapping of `x` failed".into()),
-                Decision::Reject("mapping of `x` failed".into()),
+                V::D(Decision::Reject("mapping of `x` failed".into())),
             ),
             (
                 "the payload Credgenics refused, again: not resent",
                 overdue(),
                 Some(&refused),
                 Ok(changed.clone()),
-                Decision::AlreadyRefused,
+                V::D(Decision::AlreadyRefused),
             ),
         ];
         for (row, line, existing, mapped, want) in table {
@@ -416,13 +428,13 @@ mod tests {
         }
         // A changed loan_id for a placed borrower-program is refused, naming both.
         match run(overdue(), Some(&placed), Ok(other_id)) {
-            Decision::Reject(r) => assert!(r.contains("`CL2`") && r.contains("`CL1`"), "{r}"),
+            V::D(Decision::Reject(r)) => assert!(r.contains("`CL2`") && r.contains("`CL1`"), "{r}"),
             d => panic!("{d:?}"),
         }
         // Preflight's refusal is the reason, and nothing is decided past it.
         let h = hash(&sent);
         let mapped: Mapped = Ok(sent.clone());
-        let d = decide(&overdue(), MIN_DPD, None, MONTH, Some((&mapped, &h)), |id, _| {
+        let d = decide(None, MONTH, &mapped, &h, |id, _| {
             Some(format!("{id}: Invalid Mobile numbers"))
         });
         assert_eq!(d, Decision::Reject("CL1: Invalid Mobile numbers".into()));

@@ -10,7 +10,7 @@ use crate::partners::http::ApiError;
 use crate::store::{LineRead, LoanRow, LoanState};
 
 use super::apply::*;
-use super::decide::{Decision, decide};
+use super::decide::{Decision, Triage, decide, triage};
 use super::map::*;
 use super::outcome::*;
 
@@ -79,8 +79,8 @@ pub(super) async fn run_page(
     }
     // Decided but never recorded nor sent (an error stopped the page): nothing happened to them.
     drop(to_mark);
-    let rows: Vec<(&LoanRow, bool)> = confirmed.iter().map(|(l, _)| (l, true)).collect();
-    ctx.store.save_loans(&rows)?;
+    let rows: Vec<&LoanRow> = confirmed.iter().map(|(l, _)| l).collect();
+    ctx.store.confirm_uploads(&rows)?;
     for (loan, new_allocation) in &confirmed {
         placed_event(loan, *new_allocation);
     }
@@ -177,9 +177,9 @@ pub(super) async fn process_line(ctx: &Context, item: &LineItem, backfill: bool)
     let line = line_of(item);
     let min_dpd = ctx.config.sync.min_dpd;
     let month = clock::allocation_month(ctx.clock.today());
-    match decide(&line, min_dpd, existing.as_ref(), &month, None, preflight) {
-        Decision::Map => {}
-        Decision::Defer => {
+    match triage(&line, min_dpd, existing.as_ref()) {
+        Triage::Map => {}
+        Triage::Defer => {
             // Its last upload is in doubt: the look-up at the start of a run settles it, and the
             // line is then read afresh from the lead's programs. The stream moves on meanwhile.
             if !ctx.dry_run
@@ -189,8 +189,8 @@ pub(super) async fn process_line(ctx: &Context, item: &LineItem, backfill: bool)
             }
             return Ok(Outcome::Deferred);
         }
-        Decision::Settle(state) => return settle(ctx, existing.expect("a settled loan exists"), state),
-        _ => return Ok(Outcome::Skipped),
+        Triage::Settle(state) => return settle(ctx, existing.expect("a settled loan exists"), state),
+        Triage::Skip => return Ok(Outcome::Skipped),
     }
 
     let fetched = tokio::try_join!(ctx.crego.programs(&item.lead_id), ctx.crego.lead(&item.lead_id));
@@ -223,14 +223,7 @@ pub(super) async fn process_line(ctx: &Context, item: &LineItem, backfill: bool)
         )
     });
     let hash = mapped.as_ref().map(payload_hash).unwrap_or_default();
-    let decision = decide(
-        &line,
-        min_dpd,
-        existing.as_ref(),
-        &month,
-        Some((&mapped, &hash)),
-        preflight,
-    );
+    let decision = decide(existing.as_ref(), &month, &mapped, &hash, preflight);
     let payload = mapped.unwrap_or_default();
     match decision {
         Decision::Reject(reason) => {
@@ -255,7 +248,7 @@ pub(super) async fn process_line(ctx: &Context, item: &LineItem, backfill: bool)
                 loan.state = LoanState::Placed;
                 loan.last_error = None;
                 loan.updated_at = ctx.now_secs();
-                ctx.store.save_loan(&loan, false)?;
+                ctx.store.move_loan(&loan, true)?;
             }
             Ok(Outcome::Unchanged)
         }
@@ -266,7 +259,7 @@ pub(super) async fn process_line(ctx: &Context, item: &LineItem, backfill: bool)
                 loan.payload_hash = Some(hash);
                 loan.state = LoanState::Placed;
                 loan.updated_at = ctx.now_secs();
-                ctx.store.save_loan(&loan, false)?;
+                ctx.store.set_sent_payload(&loan, false)?;
             }
             Ok(Outcome::Unchanged)
         }
@@ -277,9 +270,6 @@ pub(super) async fn process_line(ctx: &Context, item: &LineItem, backfill: bool)
         Decision::Upload { .. } => {
             let loan_id = payload["loan_id"].as_str().unwrap_or_default().to_string();
             upload(ctx, existing, item, &program, &loan_id, &month, payload, hash).await
-        }
-        Decision::Map | Decision::Defer | Decision::Skip | Decision::Settle(_) => {
-            unreachable!("decided before mapping")
         }
     }
 }

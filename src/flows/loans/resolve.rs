@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::super::context::{Context, SyncError};
 use crate::partners::crego::LineItem;
 use crate::partners::http::ApiError;
-use crate::store::{LoanState, ResyncRequest};
+use crate::store::{LoanState, PendingUpload, ResyncRequest};
 use crate::telemetry::events;
 
 use super::apply::*;
@@ -105,10 +105,7 @@ pub(super) async fn resolve_in_doubt(ctx: &Context, stats: &mut FlowAStats) -> R
             return Ok(());
         }
         ctx.progressed(|| "A: resolving earlier work".into());
-        let Some(month) = loan.pending_month.clone() else {
-            continue;
-        };
-        let Some(payload) = loan.pending_payload.clone() else {
+        let Some(PendingUpload { payload, month }) = loan.pending.clone() else {
             continue;
         };
         let hash = payload_hash(&payload);

@@ -225,7 +225,7 @@ pub(crate) fn build_rows(
         let amount = money::from_json(&record["amount"]).unwrap_or(Decimal::ZERO);
         // The month is only known for sure at send time; a first upload in flight has its own.
         let month = send_month(&loan)
-            .or_else(|| loan.pending_month.clone())
+            .or_else(|| loan.pending.as_ref().map(|p| p.month.clone()))
             .unwrap_or_default();
         let (reference, dead_reason) = match map_payment(ctx, &record, &loan, false, &month) {
             // The reference actually sent is what the echo check and the look-up match on.
@@ -277,7 +277,7 @@ pub(crate) async fn prepare(ctx: &Context, row: &LedgerRow) -> Result<Prepared, 
     let Some(mut loan) = ctx.store.loan(&row.loan_id)? else {
         return Ok(Prepared::Dead(format!("loan {} is not in the state", row.loan_id)));
     };
-    if loan.state == LoanState::Uploading || (loan.allocation_month.is_none() && loan.pending_month.is_some()) {
+    if loan.state == LoanState::Uploading || (loan.allocation_month.is_none() && loan.pending.is_some()) {
         // In flight, or its outcome unknown (a dead letter an operator may retry): where and
         // whether the payment goes is known once that settles.
         return Ok(Prepared::Wait("its loan's upload is in flight".into()));
