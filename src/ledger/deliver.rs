@@ -328,11 +328,8 @@ async fn lookup(ctx: &Context, row: &LedgerRow) -> Result<Option<Option<String>>
                 .and_then(|p| p["account"].as_str())
                 .unwrap_or_default()
                 .to_string();
-            let found = ctx.crego.records_by_utr(&row.reference).await?;
-            Ok(found
-                .iter()
-                .find(|r| r["utr"].as_str() == Some(row.reference.as_str()) && r["account"].as_str() == Some(&account))
-                .map(|r| r["id"].as_str().map(str::to_string)))
+            let found = ctx.crego.find_record_by_utr(&row.reference, &account).await?;
+            Ok(found.map(|r| r["id"].as_str().map(str::to_string)))
         }
     }
 }

@@ -177,18 +177,43 @@ impl CregoClient {
             .json(Api::Crego)
     }
 
-    /// Records carrying `utr` (the look-up before an in-doubt record is sent again).
-    pub async fn records_by_utr(&self, utr: &str) -> Result<Vec<Value>, ApiError> {
-        let query = [
-            ("utr", utr.to_string()),
-            ("page", "1".to_string()),
-            ("page_size", "50".to_string()),
-        ];
-        let resp = self
-            .http
-            .send(Method::GET, &self.records_path, &query, None, Safety::Idempotent)
-            .await?;
-        Ok(parse_page(&resp.json(Api::Crego)?)?.results)
+    /// The record carrying `utr` on `account`, if Crego has one: the look-up before an in-doubt
+    /// record is sent again. It reads page after page until it finds the record or the list ends
+    /// — a tenant that ignores the `utr` filter answers with every record of the book, and "not
+    /// on the first page" must not read as "absent", or the record is written twice. A list
+    /// longer than [`LOOKUP_MAX_PAGES`] is inconclusive: an error, so the row stays in doubt.
+    pub async fn find_record_by_utr(&self, utr: &str, account: &str) -> Result<Option<Value>, ApiError> {
+        for page in 1..=LOOKUP_MAX_PAGES {
+            let query = [
+                ("utr", utr.to_string()),
+                ("page", page.to_string()),
+                ("page_size", LOOKUP_PAGE_SIZE.to_string()),
+            ];
+            let resp = self
+                .http
+                .send(Method::GET, &self.records_path, &query, None, Safety::Idempotent)
+                .await?;
+            let found = parse_page(&resp.json(Api::Crego)?)?;
+            let more = found.has_next || found.total_pages.is_some_and(|n| u64::from(page) < n);
+            if let Some(r) = found
+                .results
+                .into_iter()
+                .find(|r| r["utr"].as_str() == Some(utr) && r["account"].as_str() == Some(account))
+            {
+                return Ok(Some(r));
+            }
+            if !more {
+                return Ok(None);
+            }
+        }
+        Err(ApiError::BadBody {
+            api: Api::Crego,
+            status: 200,
+            message: format!(
+                "look-up of utr {utr}: not found in the first {} records and the list goes on; the row stays in doubt",
+                LOOKUP_MAX_PAGES * LOOKUP_PAGE_SIZE
+            ),
+        })
     }
 
     /// `POST /v1/lms/records/`: creates one record. Not idempotent.
@@ -200,6 +225,11 @@ impl CregoClient {
         resp.json(Api::Crego)
     }
 }
+
+/// Records a page of the `utr` look-up asks for.
+const LOOKUP_PAGE_SIZE: u32 = 50;
+/// Pages the `utr` look-up reads at most (10 000 records) before it calls the look-up inconclusive.
+pub const LOOKUP_MAX_PAGES: u32 = 200;
 
 fn parse_page(v: &Value) -> Result<Page, ApiError> {
     let bad = |m: &str| ApiError::BadBody {
