@@ -10,7 +10,7 @@ impl Store {
 
     pub fn cursor(&self, stream: &str) -> Result<Option<f64>, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row_cached("SELECT value FROM cursors WHERE stream = ?1", [stream], |r| r.get(0))
             .optional()?)
     }
@@ -18,7 +18,7 @@ impl Store {
     /// The `updated_at` at which `item_id` was last processed on `stream`, if inside the window.
     pub fn seen(&self, stream: &str, item_id: &str) -> Result<Option<f64>, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row_cached(
                 "SELECT updated_at FROM stream_seen WHERE stream = ?1 AND item_id = ?2",
                 [stream, item_id],

@@ -61,7 +61,11 @@ pub enum StoreError {
     Migration(#[from] refinery::Error),
 }
 pub struct Store {
+    /// The connection every write goes through.
     conn: Mutex<Connection>,
+    /// A second, read-only connection to the same file (WAL): reads never queue behind a write's
+    /// fsync'd commit. `None` for in-memory, read-only and shared opens, which read on `conn`.
+    reader: Option<Mutex<Connection>>,
     path: PathBuf,
     // Held for the life of the store; the OS lock goes with the handle.
     _lock: Option<File>,
@@ -104,7 +108,14 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         migrate(&mut conn)?;
-        Ok(Self::wrap(conn, path.to_path_buf(), Some(lock)))
+        let reader =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        reader.busy_timeout(std::time::Duration::from_secs(10))?;
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(Self {
+            reader: Some(Mutex::new(reader)),
+            ..Self::wrap(conn, path.to_path_buf(), Some(lock))
+        })
     }
 
     /// Opens an existing state file without the lock and without writing (dry runs, `status`),
@@ -150,6 +161,7 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Self {
             conn: Mutex::new(conn),
+            reader: None,
             path,
             _lock: lock,
         }
@@ -176,12 +188,27 @@ impl Store {
     /// is its own transaction, which a panic unwinding through it rolls back (rusqlite's
     /// `Transaction` drop), so the connection is sound to use again.
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|poisoned| {
-            crate::telemetry::events::state_lock_recovered();
-            self.conn.clear_poison();
-            poisoned.into_inner()
-        })
+        lock(&self.conn)
     }
+
+    /// The connection for a read: the read-only one when there is one. Each read is its own
+    /// statement (autocommit), so it sees every write committed before it began.
+    pub(crate) fn read(&self) -> MutexGuard<'_, Connection> {
+        match &self.reader {
+            Some(reader) => lock(reader),
+            None => self.conn(),
+        }
+    }
+}
+
+/// Locks a connection; a poisoned lock only means a task panicked while holding it (see
+/// [`Store::conn`]).
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|poisoned| {
+        crate::telemetry::events::state_lock_recovered();
+        m.clear_poison();
+        poisoned.into_inner()
+    })
 }
 
 /// Makes an existing state file private (0600) if it is not, saying so.

@@ -40,7 +40,7 @@ impl Store {
             "SELECT line_id, lead_id, borrower_program_id, reason, attempts, created_at, updated_at
              FROM line_dead_letters WHERE {filter} ORDER BY created_at, line_id"
         );
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([], |r| {
             Ok(LineDeadLetter {
@@ -86,7 +86,7 @@ impl Store {
 
     /// Rejected loans not ignored.
     pub fn rejected_loans(&self) -> Result<Vec<RejectedLoan>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT loan_id, lead_id, borrower_program_id, last_error FROM loans
              WHERE state = 'rejected' AND ignored_reason IS NULL ORDER BY loan_id",
@@ -135,7 +135,7 @@ impl Store {
 
     /// Loans an operator asked to send again.
     pub fn loans_to_resync(&self) -> Result<Vec<ResyncRequest>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt =
             conn.prepare_cached("SELECT loan_id, lead_id, borrower_program_id FROM loans WHERE resync = 1")?;
         let rows = stmt.query_map([], |r| {
@@ -157,7 +157,7 @@ impl Store {
 
     /// Loans cured in the LMS while still open at Credgenics (no API closes them): for a person.
     pub fn cured_loans(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached("SELECT loan_id FROM loans WHERE state = 'cured' ORDER BY loan_id")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -165,7 +165,7 @@ impl Store {
 
     /// The last `n` runs, newest first.
     pub fn last_runs(&self, n: u32) -> Result<Vec<RunRow>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn
             .prepare_cached("SELECT id, job, started_at, finished_at, outcome FROM runs ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt.query_map([n], |r| {
@@ -181,7 +181,7 @@ impl Store {
     }
 
     pub fn loan_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM loans GROUP BY state")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)

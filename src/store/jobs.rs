@@ -13,7 +13,7 @@ impl Store {
     /// When the last read of `stream` that reached its end started, by the real wall clock.
     pub fn stream_read_started_at(&self, stream: &str) -> Result<Option<f64>, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row_cached("SELECT read_started_at FROM cursors WHERE stream = ?1", [stream], |r| {
                 r.get(0)
             })
@@ -36,7 +36,7 @@ impl Store {
 
     /// Every stream's cursor, by name.
     pub fn streams(&self) -> Result<Vec<StreamRow>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt =
             conn.prepare_cached("SELECT stream, value, advanced_at, checked_at FROM cursors ORDER BY stream")?;
         let rows = stmt.query_map([], |r| {
@@ -52,7 +52,7 @@ impl Store {
 
     pub fn last_slot(&self, job: &str) -> Result<Option<f64>, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row_cached("SELECT last_slot FROM job_slots WHERE job = ?1", [job], |r| r.get(0))
             .optional()?)
     }
@@ -72,7 +72,7 @@ impl Store {
 
     /// Every job's last slot, by name.
     pub fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt =
             conn.prepare_cached("SELECT job, last_slot, last_ok_at, last_error FROM job_slots ORDER BY job")?;
         let rows = stmt.query_map([], |r| {

@@ -259,13 +259,13 @@ impl Store {
 
     pub fn webhook_event_count(&self) -> Result<usize, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row_cached("SELECT count(*) FROM webhook_events", [], |r| r.get::<_, i64>(0))? as usize)
     }
 
     pub fn ledger_by_key(&self, key: &str) -> Result<Option<LedgerRow>, StoreError> {
         let sql = format!("SELECT {COLS} FROM ledger WHERE source_key = ?1");
-        Ok(self.conn().query_row_cached(&sql, [key], from_row).optional()?)
+        Ok(self.read().query_row_cached(&sql, [key], from_row).optional()?)
     }
 
     /// Rows of `direction` in `state`, oldest first; for `pending`, only those due by `now`. At
@@ -282,7 +282,7 @@ impl Store {
             "SELECT {COLS} FROM ledger WHERE direction = ?1 AND state = ?2 AND (?2 != 'pending' OR next_attempt_at <= ?3)
                AND id > ?4 ORDER BY id LIMIT ?5"
         );
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![direction, state, now, after_id, limit], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -291,7 +291,7 @@ impl Store {
     /// The latest `event_at` among one loan's rows in `direction` (the latest-payment decision),
     /// without reading the rows.
     pub fn latest_event_at(&self, direction: Direction, loan_id: &str) -> Result<Option<f64>, StoreError> {
-        Ok(self.conn().query_row_cached(
+        Ok(self.read().query_row_cached(
             "SELECT max(event_at) FROM ledger WHERE direction = ?1 AND loan_id = ?2",
             params![direction, loan_id],
             |r| r.get(0),
@@ -301,7 +301,7 @@ impl Store {
     /// All rows of one loan and direction (totals, latest-payment decisions).
     pub fn ledger_for_loan(&self, direction: Direction, loan_id: &str) -> Result<Vec<LedgerRow>, StoreError> {
         let sql = format!("SELECT {COLS} FROM ledger WHERE direction = ?1 AND loan_id = ?2 ORDER BY id");
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![direction, loan_id], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -311,7 +311,7 @@ impl Store {
     /// (the echo check).
     pub fn wrote_reference(&self, direction: Direction, loan_id: &str, reference: &str) -> Result<bool, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row_cached(
                 "SELECT 1 FROM ledger WHERE direction = ?1 AND loan_id = ?2 AND reference = ?3 LIMIT 1",
                 params![direction, loan_id, reference],
@@ -413,7 +413,7 @@ impl Store {
     /// Dead rows not ignored, oldest first.
     pub fn dead_letters(&self) -> Result<Vec<LedgerRow>, StoreError> {
         let sql = format!("SELECT {COLS} FROM ledger WHERE state = 'dead' AND ignored_reason IS NULL ORDER BY id");
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -455,7 +455,7 @@ impl Store {
 
     /// Counts by (direction, state); ignored dead rows count as `ignored`.
     pub fn ledger_counts(&self) -> Result<BTreeMap<(String, String), u64>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT direction, CASE WHEN state = 'dead' AND ignored_reason IS NOT NULL THEN 'ignored' ELSE state END,
                     count(*) FROM ledger GROUP BY 1, 2",
@@ -466,7 +466,7 @@ impl Store {
 
     /// Rows still owed: pending, in flight, or dead and not ignored.
     pub fn ledger_unresolved(&self) -> Result<u64, StoreError> {
-        Ok(self.conn().query_row_cached(
+        Ok(self.read().query_row_cached(
             "SELECT count(*) FROM ledger WHERE state IN ('pending', 'in_flight')
                OR (state = 'dead' AND ignored_reason IS NULL)",
             [],

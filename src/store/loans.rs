@@ -44,7 +44,7 @@ impl Store {
     pub fn loan_by_program(&self, borrower_program_id: &str) -> Result<Option<LoanRow>, StoreError> {
         let sql = format!("SELECT {} FROM loans WHERE borrower_program_id = ?1", Self::LOAN_COLS);
         Ok(self
-            .conn()
+            .read()
             .query_row_cached(&sql, [borrower_program_id], Self::loan_from_row)
             .optional()?)
     }
@@ -52,7 +52,7 @@ impl Store {
     pub fn loan(&self, loan_id: &str) -> Result<Option<LoanRow>, StoreError> {
         let sql = format!("SELECT {} FROM loans WHERE loan_id = ?1", Self::LOAN_COLS);
         Ok(self
-            .conn()
+            .read()
             .query_row_cached(&sql, [loan_id], Self::loan_from_row)
             .optional()?)
     }
@@ -62,7 +62,7 @@ impl Store {
             "SELECT {} FROM loans WHERE state = ?1 ORDER BY loan_id",
             Self::LOAN_COLS
         );
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([state], Self::loan_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -320,7 +320,7 @@ impl Store {
             "SELECT {} FROM loans WHERE poll_requested = 1 AND loan_id > ?1 ORDER BY loan_id LIMIT ?2",
             Self::LOAN_COLS
         );
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![after, limit], Self::loan_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -335,7 +335,7 @@ impl Store {
                AND (last_polled_at IS NULL OR last_polled_at < ?1) AND loan_id > ?2 ORDER BY loan_id LIMIT ?3",
             Self::LOAN_COLS
         );
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![since, after, limit], Self::loan_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -373,7 +373,7 @@ impl Store {
     }
 
     pub fn allocations(&self, loan_id: &str) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt =
             conn.prepare_cached("SELECT allocation_month FROM allocations WHERE loan_id = ?1 ORDER BY uploaded_at")?;
         let rows = stmt.query_map([loan_id], |r| r.get(0))?;
@@ -383,7 +383,7 @@ impl Store {
     /// Loans in doubt, or rejected and not ignored by an operator, and line dead letters not
     /// ignored.
     pub fn loans_unresolved(&self) -> Result<u64, StoreError> {
-        Ok(self.conn().query_row_cached(
+        Ok(self.read().query_row_cached(
             "SELECT (SELECT count(*) FROM loans
                       WHERE state = 'uploading' OR (state = 'rejected' AND ignored_reason IS NULL))
                   + (SELECT count(*) FROM line_dead_letters WHERE ignored_reason IS NULL)",

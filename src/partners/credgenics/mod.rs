@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::config::CredgenicsConfig;
 use crate::money;
-use crate::partners::crego::encode;
+use crate::partners::http::path::segment;
 use crate::partners::http::{Api, ApiClient, ApiError, Safety};
 
 pub struct CredgenicsClient {
@@ -51,7 +51,7 @@ impl CredgenicsClient {
             .http
             .send(
                 Method::GET,
-                &format!("/loan/{}", encode(loan_id)),
+                &format!("/loan/{}", segment(loan_id)),
                 &query,
                 None,
                 Safety::Idempotent,
@@ -69,7 +69,7 @@ impl CredgenicsClient {
         self.http
             .send(
                 Method::POST,
-                &format!("/loan/{}", encode(loan_id)),
+                &format!("/loan/{}", segment(loan_id)),
                 &[],
                 Some(payload),
                 Safety::Unsafe,
@@ -83,7 +83,7 @@ impl CredgenicsClient {
         self.http
             .send(
                 Method::PATCH,
-                &format!("/loan/{}", encode(loan_id)),
+                &format!("/loan/{}", segment(loan_id)),
                 &[],
                 Some(patch),
                 Safety::Idempotent,
@@ -97,7 +97,7 @@ impl CredgenicsClient {
     /// `PATCH /payments/{loan_id}?allocation_month=`: creates one payment entry. Not idempotent.
     pub async fn add_payment(&self, loan_id: &str, allocation_month: &str, payload: &Value) -> Result<(), ApiError> {
         let query = [("allocation_month", allocation_month.to_string())];
-        let path = format!("/payments/{}", encode(loan_id));
+        let path = format!("/payments/{}", segment(loan_id));
         self.http
             .send(Method::PATCH, &path, &query, Some(payload), Safety::Unsafe)
             .await?;

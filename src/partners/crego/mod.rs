@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CregoConfig;
 use crate::money;
+use crate::partners::http::path::segment;
 use crate::partners::http::{Api, ApiClient, ApiError, Safety};
 
 /// One page of a Crego list.
@@ -131,7 +132,7 @@ impl CregoClient {
 
     /// The lead (applicant details).
     pub async fn lead(&self, lead_id: &str) -> Result<Value, ApiError> {
-        let path = self.lead_path.replace("{lead_id}", &encode(lead_id));
+        let path = self.lead_path.replace("{lead_id}", &segment(lead_id));
         self.http
             .send(Method::GET, &path, &[], None, Safety::Idempotent)
             .await?
@@ -140,7 +141,7 @@ impl CregoClient {
 
     /// The lead's borrower-programs (`line_detail`, `loan_data`, `program`), as documented.
     pub async fn programs(&self, lead_id: &str) -> Result<Vec<Value>, ApiError> {
-        let path = self.programs_path.replace("{lead_id}", &encode(lead_id));
+        let path = self.programs_path.replace("{lead_id}", &segment(lead_id));
         let v = self
             .http
             .send(Method::GET, &path, &[], None, Safety::Idempotent)
@@ -170,7 +171,7 @@ impl CregoClient {
 
     /// One record (`GET /v1/lms/records/{id}/`, "Get Single Record").
     pub async fn record(&self, id: &str) -> Result<Value, ApiError> {
-        let path = format!("{}{}/", self.records_path, encode(id));
+        let path = format!("{}{}/", self.records_path, segment(id));
         self.http
             .send(Method::GET, &path, &[], None, Safety::Idempotent)
             .await?
@@ -253,10 +254,6 @@ fn parse_page(v: &Value) -> Result<Page, ApiError> {
 /// Epoch seconds as Crego writes them (shortest exact form).
 pub fn format_epoch(secs: f64) -> String {
     format!("{secs}")
-}
-
-pub fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 fn truncate(s: &str) -> String {

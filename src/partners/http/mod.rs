@@ -10,6 +10,7 @@
 pub mod client;
 pub mod error;
 pub mod gate;
+pub mod path;
 pub mod token;
 
 pub use client::{ApiClient, ApiStats, Auth, Response};
