@@ -34,6 +34,16 @@ pub struct CregoConfig {
     pub lead_path: String,
     pub programs_path: String,
     pub records_path: String,
+    pub filters: CregoFilters,
+}
+
+/// The Crego list filters' parameter names (`[crego.filters]`).
+#[derive(Debug, Clone)]
+pub struct CregoFilters {
+    pub updated_since: String,
+    pub ordering: String,
+    pub record_type: String,
+    pub utr: String,
 }
 
 #[derive(Debug)]
@@ -43,6 +53,9 @@ pub struct CredgenicsConfig {
     pub company_id: Option<String>,
     pub limits: ApiLimits,
     pub amount_decimals: u32,
+    /// `{loan_id}` is replaced by the loan id, escaped as one path segment.
+    pub loan_path: String,
+    pub payments_path: String,
 }
 
 #[derive(Debug)]

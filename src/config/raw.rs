@@ -117,6 +117,46 @@ pub struct RawCrego {
     pub programs_path: String,
     #[serde(default = "d_records_path")]
     pub records_path: String,
+    /// The list filters' parameter names (design §5: the documents do not name them).
+    #[serde(default)]
+    pub filters: RawCregoFilters,
+}
+
+/// `[crego.filters]`: what Crego calls each list filter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCregoFilters {
+    /// Items updated at or after this epoch time (the change streams).
+    #[serde(default = "d_f_updated_since")]
+    pub updated_since: String,
+    /// Sort order; its value is `updated_at`.
+    #[serde(default = "d_f_ordering")]
+    pub ordering: String,
+    /// A record's type (`repayment`).
+    #[serde(default = "d_f_type")]
+    pub record_type: String,
+    /// A record's `utr` (the look-up before an in-doubt record is sent again).
+    #[serde(default = "d_f_utr")]
+    pub utr: String,
+}
+
+impl Default for RawCregoFilters {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("all filter keys have defaults")
+    }
+}
+
+fn d_f_updated_since() -> String {
+    "updated_at__gte".into()
+}
+fn d_f_ordering() -> String {
+    "ordering".into()
+}
+fn d_f_type() -> String {
+    "type".into()
+}
+fn d_f_utr() -> String {
+    "utr".into()
 }
 
 impl Default for RawCrego {
@@ -157,6 +197,12 @@ pub struct RawCredgenics {
     pub max_retry_after_secs: u64,
     #[serde(default = "d_amount_decimals")]
     pub amount_decimals: u32,
+    /// Upload, update and read a loan (`{loan_id}` is replaced); under `base_url`.
+    #[serde(default = "d_cg_loan_path")]
+    pub loan_path: String,
+    /// Add a payment to a loan's allocation (`{loan_id}` is replaced).
+    #[serde(default = "d_cg_payments_path")]
+    pub payments_path: String,
 }
 
 impl Default for RawCredgenics {
@@ -314,6 +360,14 @@ fn d_page_size() -> u32 {
 }
 fn d_amount_decimals() -> u32 {
     2
+}
+/// The seed document's paths (`api-docs/credgenics-api.txt`, under `/recovery`); the newer
+/// public profile lists `/v1/loan/{loan_id}` instead, which a tenant on it sets here.
+fn d_cg_loan_path() -> String {
+    "/loan/{loan_id}".into()
+}
+fn d_cg_payments_path() -> String {
+    "/payments/{loan_id}".into()
 }
 fn d_line_details_path() -> String {
     "/v1/lms/line-details/".into()

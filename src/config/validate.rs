@@ -83,7 +83,26 @@ impl RawConfig {
         c.path_template("crego.lead_path", &crego.lead_path, Some("{lead_id}"));
         c.path_template("crego.programs_path", &crego.programs_path, Some("{lead_id}"));
         c.path_template("crego.records_path", &crego.records_path, None);
+        for (key, name) in [
+            ("updated_since", &crego.filters.updated_since),
+            ("ordering", &crego.filters.ordering),
+            ("record_type", &crego.filters.record_type),
+            ("utr", &crego.filters.utr),
+        ] {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "_-.[]".contains(ch))
+            {
+                c.problem(
+                    &format!("crego.filters.{key}"),
+                    format!("`{name}` is not a query parameter name (letters, digits, _ - . [ ])"),
+                );
+            }
+        }
 
+        c.path_template("credgenics.loan_path", &credgenics.loan_path, Some("{loan_id}"));
+        c.path_template("credgenics.payments_path", &credgenics.payments_path, Some("{loan_id}"));
         let cg_url = c.url(
             "credgenics.base_url",
             &credgenics.base_url,
@@ -248,6 +267,12 @@ impl RawConfig {
                 lead_path: crego.lead_path,
                 programs_path: crego.programs_path,
                 records_path: crego.records_path,
+                filters: CregoFilters {
+                    updated_since: crego.filters.updated_since,
+                    ordering: crego.filters.ordering,
+                    record_type: crego.filters.record_type,
+                    utr: crego.filters.utr,
+                },
             },
             credgenics: CredgenicsConfig {
                 base_url: cg_url,
@@ -255,6 +280,8 @@ impl RawConfig {
                 company_id: credgenics.company_id,
                 limits: cg_limits,
                 amount_decimals: credgenics.amount_decimals,
+                loan_path: credgenics.loan_path,
+                payments_path: credgenics.payments_path,
             },
             sync: SyncConfig {
                 timezone: tz,

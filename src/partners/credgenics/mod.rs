@@ -17,6 +17,8 @@ use crate::partners::http::{Api, ApiClient, ApiError, Safety};
 
 pub struct CredgenicsClient {
     http: ApiClient,
+    loan_path: String,
+    payments_path: String,
 }
 
 impl CredgenicsClient {
@@ -37,11 +39,20 @@ impl CredgenicsClient {
         if let Some(company) = &cfg.company_id {
             http = http.with_query("company_id", company);
         }
-        Ok(Self { http })
+        Ok(Self {
+            http,
+            loan_path: cfg.loan_path.clone(),
+            payments_path: cfg.payments_path.clone(),
+        })
     }
 
     pub fn http(&self) -> &ApiClient {
         &self.http
+    }
+
+    /// `credgenics.loan_path` for `loan_id`.
+    fn loan_path(&self, loan_id: &str) -> String {
+        self.loan_path.replace("{loan_id}", &segment(loan_id))
     }
 
     /// `GET /loan/{loan_id}`; `None` when Credgenics does not have the loan (404).
@@ -49,13 +60,7 @@ impl CredgenicsClient {
         let query: Vec<(&str, String)> = fields.map(|f| ("fields", f.to_string())).into_iter().collect();
         match self
             .http
-            .send(
-                Method::GET,
-                &format!("/loan/{}", segment(loan_id)),
-                &query,
-                None,
-                Safety::Idempotent,
-            )
+            .send(Method::GET, &self.loan_path(loan_id), &query, None, Safety::Idempotent)
             .await
         {
             Ok(r) => Ok(Some(r.json(Api::Credgenics)?)),
@@ -69,7 +74,7 @@ impl CredgenicsClient {
         self.http
             .send(
                 Method::POST,
-                &format!("/loan/{}", segment(loan_id)),
+                &self.loan_path(loan_id),
                 &[],
                 Some(payload),
                 Safety::Unsafe,
@@ -83,7 +88,7 @@ impl CredgenicsClient {
         self.http
             .send(
                 Method::PATCH,
-                &format!("/loan/{}", segment(loan_id)),
+                &self.loan_path(loan_id),
                 &[],
                 Some(patch),
                 Safety::Idempotent,
@@ -97,7 +102,7 @@ impl CredgenicsClient {
     /// `PATCH /payments/{loan_id}?allocation_month=`: creates one payment entry. Not idempotent.
     pub async fn add_payment(&self, loan_id: &str, allocation_month: &str, payload: &Value) -> Result<(), ApiError> {
         let query = [("allocation_month", allocation_month.to_string())];
-        let path = format!("/payments/{}", segment(loan_id));
+        let path = self.payments_path.replace("{loan_id}", &segment(loan_id));
         self.http
             .send(Method::PATCH, &path, &query, Some(payload), Safety::Unsafe)
             .await?;

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::CregoConfig;
+use crate::config::{CregoConfig, CregoFilters};
 use crate::money;
 use crate::partners::http::path::segment;
 use crate::partners::http::{Api, ApiClient, ApiError, Safety};
@@ -86,6 +86,7 @@ pub struct CregoClient {
     lead_path: String,
     programs_path: String,
     records_path: String,
+    filters: CregoFilters,
 }
 
 impl CregoClient {
@@ -102,6 +103,7 @@ impl CregoClient {
             lead_path: cfg.lead_path.clone(),
             programs_path: cfg.programs_path.clone(),
             records_path: cfg.records_path.clone(),
+            filters: cfg.filters.clone(),
         })
     }
 
@@ -116,10 +118,14 @@ impl CregoClient {
 
     /// One page of a change stream: items of `path` updated at or after `since`, oldest first.
     async fn stream_page(&self, path: &str, kind: Option<&str>, since: f64, page: u32) -> Result<Page, ApiError> {
-        let mut query: Vec<(&str, String)> = kind.map(|k| ("type", k.to_string())).into_iter().collect();
+        let f = &self.filters;
+        let mut query: Vec<(&str, String)> = kind
+            .map(|k| (f.record_type.as_str(), k.to_string()))
+            .into_iter()
+            .collect();
         query.extend([
-            ("updated_at__gte", format_epoch(since)),
-            ("ordering", "updated_at".to_string()),
+            (f.updated_since.as_str(), format_epoch(since)),
+            (f.ordering.as_str(), "updated_at".to_string()),
             ("page", page.to_string()),
             ("page_size", self.page_size.to_string()),
         ]);
@@ -186,7 +192,7 @@ impl CregoClient {
     pub async fn find_record_by_utr(&self, utr: &str, account: &str) -> Result<Option<Value>, ApiError> {
         for page in 1..=LOOKUP_MAX_PAGES {
             let query = [
-                ("utr", utr.to_string()),
+                (self.filters.utr.as_str(), utr.to_string()),
                 ("page", page.to_string()),
                 ("page_size", LOOKUP_PAGE_SIZE.to_string()),
             ];
