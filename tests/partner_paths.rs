@@ -106,3 +106,30 @@ async fn crego_list_filters_go_by_their_configured_names() {
     assert!(c.records_page(1_700_000_000.5, 1).await.unwrap().results.is_empty());
     assert_eq!(c.find_record_by_utr("UTR-1", "acct").await.unwrap(), None);
 }
+
+/// "Absent" is a 404 only by assumption (design §5): a tenant that answers 400 for a loan it
+/// does not have would leave every in-doubt upload in doubt for ever. `absent_statuses` says
+/// which statuses mean "not there"; any other refusal is still an error, never "absent".
+#[tokio::test]
+async fn absent_is_the_configured_statuses_and_nothing_else() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/recovery/loan/CL1"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"message": "Loan not found"})))
+        .mount(&server)
+        .await;
+    let default = client(&server, "");
+    assert!(
+        default.get_loan("CL1", None).await.is_err(),
+        "a 400 is not absent by default"
+    );
+    let tenant = client(&server, "absent_statuses = [400, 404]\n");
+    assert_eq!(tenant.get_loan("CL1", None).await.unwrap(), None);
+    let server404 = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server404)
+        .await;
+    let c404 = client(&server404, "absent_statuses = [400]\n");
+    assert!(c404.get_loan("CL1", None).await.is_err(), "404 not listed: not absent");
+}

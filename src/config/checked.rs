@@ -56,6 +56,8 @@ pub struct CredgenicsConfig {
     /// `{loan_id}` is replaced by the loan id, escaped as one path segment.
     pub loan_path: String,
     pub payments_path: String,
+    /// Statuses of `GET` loan that mean "not there" (404 by default).
+    pub absent_statuses: Vec<u16>,
 }
 
 #[derive(Debug)]

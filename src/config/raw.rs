@@ -203,6 +203,11 @@ pub struct RawCredgenics {
     /// Add a payment to a loan's allocation (`{loan_id}` is replaced).
     #[serde(default = "d_cg_payments_path")]
     pub payments_path: String,
+    /// The statuses with which `GET` of a loan says Credgenics does not have it (design §5
+    /// assumes 404). A look-up that gets one reads "absent"; any other refusal keeps an in-doubt
+    /// upload in doubt.
+    #[serde(default = "d_cg_absent_statuses")]
+    pub absent_statuses: Vec<u16>,
 }
 
 impl Default for RawCredgenics {
@@ -368,6 +373,9 @@ fn d_cg_loan_path() -> String {
 }
 fn d_cg_payments_path() -> String {
     "/payments/{loan_id}".into()
+}
+fn d_cg_absent_statuses() -> Vec<u16> {
+    vec![404]
 }
 fn d_line_details_path() -> String {
     "/v1/lms/line-details/".into()

@@ -103,6 +103,20 @@ impl RawConfig {
 
         c.path_template("credgenics.loan_path", &credgenics.loan_path, Some("{loan_id}"));
         c.path_template("credgenics.payments_path", &credgenics.payments_path, Some("{loan_id}"));
+        if credgenics.absent_statuses.is_empty()
+            || credgenics
+                .absent_statuses
+                .iter()
+                .any(|s| !(400..=499).contains(s) || *s == 429)
+        {
+            c.problem(
+                "credgenics.absent_statuses",
+                format!(
+                    "{:?}: give one or more 4xx statuses (not 429) with which Credgenics answers a loan it does not have",
+                    credgenics.absent_statuses
+                ),
+            );
+        }
         let cg_url = c.url(
             "credgenics.base_url",
             &credgenics.base_url,
@@ -282,6 +296,7 @@ impl RawConfig {
                 amount_decimals: credgenics.amount_decimals,
                 loan_path: credgenics.loan_path,
                 payments_path: credgenics.payments_path,
+                absent_statuses: credgenics.absent_statuses,
             },
             sync: SyncConfig {
                 timezone: tz,

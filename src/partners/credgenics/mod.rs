@@ -19,6 +19,7 @@ pub struct CredgenicsClient {
     http: ApiClient,
     loan_path: String,
     payments_path: String,
+    absent_statuses: Vec<u16>,
 }
 
 impl CredgenicsClient {
@@ -43,6 +44,7 @@ impl CredgenicsClient {
             http,
             loan_path: cfg.loan_path.clone(),
             payments_path: cfg.payments_path.clone(),
+            absent_statuses: cfg.absent_statuses.clone(),
         })
     }
 
@@ -55,7 +57,8 @@ impl CredgenicsClient {
         self.loan_path.replace("{loan_id}", &segment(loan_id))
     }
 
-    /// `GET /loan/{loan_id}`; `None` when Credgenics does not have the loan (404).
+    /// `GET /loan/{loan_id}`; `None` when Credgenics does not have the loan (a status of
+    /// `credgenics.absent_statuses`, 404 by default).
     pub async fn get_loan(&self, loan_id: &str, fields: Option<&str>) -> Result<Option<Value>, ApiError> {
         let query: Vec<(&str, String)> = fields.map(|f| ("fields", f.to_string())).into_iter().collect();
         match self
@@ -64,7 +67,8 @@ impl CredgenicsClient {
             .await
         {
             Ok(r) => Ok(Some(r.json(Api::Credgenics)?)),
-            Err(ApiError::NotFound { .. }) => Ok(None),
+            Err(ApiError::NotFound { .. }) if self.absent_statuses.contains(&404) => Ok(None),
+            Err(ApiError::Rejected { status, .. }) if self.absent_statuses.contains(&status) => Ok(None),
             Err(e) => Err(e),
         }
     }
