@@ -289,3 +289,38 @@ async fn a_token_endpoint_that_fails_leaves_nothing_in_doubt_or_rejected() {
         );
     }
 }
+
+/// Credgenics issues tokens for 900 s unless asked (`token_expiry_duration`), and says how long
+/// in `expiry`, not `expires_in`: `credgenics.token_lifetime_secs` is sent, and the lifetime is
+/// read back from the answer, so a token asked for an hour is not renewed at the sandbox's
+/// short default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_asked_token_lifetime_is_sent_and_read_back_from_expiry() {
+    let h = harness(1.0).await;
+    let toml = h.config_toml().replace(
+        "auth_token = \"sandbox-credgenics-token\"",
+        "client_id = \"sandbox-client\"\nclient_secret = \"sandbox-secret\"\ntoken_lifetime_secs = 3600",
+    );
+    let config = RawConfig::from_toml_str(&toml).unwrap().validate().unwrap();
+    let cg = CredgenicsClient::new(&config.credgenics).unwrap();
+    assert!(cg.get_loan("CL000000", None).await.unwrap().is_none());
+    // Past the sandbox's default lifetime (1 s): an hour was asked and given, so no renewal.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(cg.get_loan("CL000000", None).await.unwrap().is_none());
+    assert_eq!(h.sb.token_exchanges(Api::Credgenics), 1);
+    assert_eq!(unauthorized(&h, "credgenics"), 0);
+
+    let refused = h.config_toml().replace(
+        "auth_token = \"sandbox-credgenics-token\"",
+        "client_id = \"sandbox-client\"\nclient_secret = \"sandbox-secret\"\ntoken_lifetime_secs = 100000",
+    );
+    let err = RawConfig::from_toml_str(&refused)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("credgenics.token_lifetime_secs: 100000 is outside 60..=86400"),
+        "{err}"
+    );
+}

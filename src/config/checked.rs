@@ -123,6 +123,8 @@ pub enum Credential {
         secret: SecretString,
         token_path: String,
         refresh_path: Option<String>,
+        /// The lifetime asked for (Credgenics' `token_expiry_duration`), seconds.
+        lifetime_secs: Option<u32>,
     },
 }
 

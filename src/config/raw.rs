@@ -178,6 +178,9 @@ pub struct RawCredgenics {
     pub client_secret_file: Option<String>,
     #[serde(default = "d_cg_token_path")]
     pub token_path: String,
+    /// The token lifetime asked for at the exchange (`token_expiry_duration`); Credgenics'
+    /// default (900 s) when unset.
+    pub token_lifetime_secs: Option<u32>,
     pub company_id: Option<String>,
     #[serde(default = "d_cg_rps")]
     pub requests_per_second: u32,

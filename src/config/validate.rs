@@ -55,6 +55,7 @@ impl RawConfig {
                     secret,
                     token_path: crego.token_path.clone(),
                     refresh_path: Some(crego.refresh_path.clone()),
+                    lifetime_secs: None,
                 })
         } else {
             c.secret(
@@ -130,6 +131,14 @@ impl RawConfig {
                 );
             }
             c.path_template("credgenics.token_path", &credgenics.token_path, None);
+            if let Some(secs) = credgenics.token_lifetime_secs
+                && !(60..=86_400).contains(&secs)
+            {
+                c.problem(
+                    "credgenics.token_lifetime_secs",
+                    format!("{secs} is outside 60..=86400 (Credgenics issues tokens for at most a day)"),
+                );
+            }
             c.secret(
                 "credgenics",
                 "client_secret",
@@ -142,6 +151,7 @@ impl RawConfig {
                 secret,
                 token_path: credgenics.token_path.clone(),
                 refresh_path: None,
+                lifetime_secs: credgenics.token_lifetime_secs,
             })
         } else {
             c.secret(

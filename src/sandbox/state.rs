@@ -320,15 +320,19 @@ impl SandboxState {
         let token = format!("{api}-token-{n}-{}", self.tokens.len());
         self.tokens
             .insert(token.clone(), (api, Instant::now() + Duration::from_secs_f64(ttl)));
-        let mut answer = serde_json::json!({"expires_in": ttl});
         if with_refresh {
+            // Crego's shape: `{access, refresh, expires_in}`.
             let refresh = format!("{api}-refresh-{n}");
             self.refresh_tokens.insert(refresh.clone(), api);
-            answer["access"] = Value::String(token);
-            answer["refresh"] = Value::String(refresh);
+            serde_json::json!({"access": token, "refresh": refresh, "expires_in": ttl})
         } else {
-            answer["api_key"] = Value::String(token);
+            // Credgenics' documented answer: `api_key`, `expiry` (typed only as a string; here
+            // the lifetime in seconds) and `company_details[]` — no `expires_in`.
+            serde_json::json!({
+                "api_key": token,
+                "expiry": format!("{ttl}"),
+                "company_details": [{"company_id": "sandbox-company", "company_name": "Sandbox Lender"}],
+            })
         }
-        answer
     }
 }

@@ -115,6 +115,7 @@ impl ApiClient {
                 secret,
                 token_path,
                 refresh_path,
+                lifetime_secs,
             } => {
                 let base = base_url.as_str().trim_end_matches('/');
                 let exchange = match refresh_path {
@@ -128,6 +129,7 @@ impl ApiClient {
                         token_url: format!("{base}{token_path}"),
                         client_id: id.clone(),
                         client_secret: secret.clone(),
+                        lifetime_secs: *lifetime_secs,
                     },
                 };
                 let manager = token::TokenManager::new(

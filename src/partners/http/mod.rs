@@ -10,6 +10,7 @@
 pub mod client;
 pub mod error;
 pub mod gate;
+pub mod lifetime;
 pub mod path;
 pub mod token;
 
