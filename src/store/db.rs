@@ -61,11 +61,17 @@ pub enum StoreError {
     Migration(#[from] refinery::Error),
 }
 pub struct Store {
-    /// The connection every write goes through.
-    conn: Mutex<Connection>,
     /// A second, read-only connection to the same file (WAL): reads never queue behind a write's
     /// fsync'd commit. `None` for in-memory, read-only and shared opens, which read on `conn`.
+    ///
+    /// Declared before `conn` so it is dropped (closed) first: the last connection to close
+    /// checkpoints the WAL into the file and removes it, and a read-only one cannot. Closed last,
+    /// it left committed state in `<file>-wal`, which an open of the same file by another name
+    /// (a hard link) does not read — the hardening test's hard-link round then found an empty
+    /// state and placed every loan again.
     reader: Option<Mutex<Connection>>,
+    /// The connection every write goes through.
+    conn: Mutex<Connection>,
     path: PathBuf,
     // Held for the life of the store; the OS lock goes with the handle.
     _lock: Option<File>,

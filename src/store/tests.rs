@@ -300,3 +300,30 @@ fn flow_a_moves_leave_what_others_wrote_meanwhile() {
     assert_eq!(got.payload_hash.as_deref(), Some("h1"));
     assert_eq!(store.rejected_loans().unwrap().len(), 1);
 }
+
+/// Regression: with a second (read-only) connection closed after the writer, a clean exit left
+/// committed state in `<file>-wal` — the read-only connection, last to close, cannot checkpoint.
+/// An open of the same file under another name (a hard link) then saw an empty state, and the
+/// hardening test's hard-link round placed every loan again. The writer now closes last.
+#[test]
+fn a_clean_close_leaves_everything_in_the_file_and_no_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .commit_page("line_details", Some(42.0), &[("x".into(), 42.0)], 30.0, 43.0)
+            .unwrap();
+        assert_eq!(
+            store.cursor("line_details").unwrap(),
+            Some(42.0),
+            "read back on the reader"
+        );
+    }
+    let wal = dir.path().join("state.db-wal");
+    assert!(!wal.exists(), "the WAL is checkpointed and removed at close");
+    let link = dir.path().join("by-another-name.db");
+    std::fs::hard_link(&path, &link).unwrap();
+    let store = Store::open(&link).unwrap();
+    assert_eq!(store.cursor("line_details").unwrap(), Some(42.0));
+}
