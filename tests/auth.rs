@@ -252,7 +252,7 @@ async fn a_token_endpoint_that_fails_leaves_nothing_in_doubt_or_rejected() {
         let config = exchanged(&h, "sandbox-secret");
         h.sb.fail_next_on(
             Api::Credgenics,
-            Some("POST /recovery/user/public/access-token"),
+            Some("POST /user/public/access-token"),
             10_000,
             status,
             None,

@@ -133,3 +133,41 @@ async fn absent_is_the_configured_statuses_and_nothing_else() {
     let c404 = client(&server404, "absent_statuses = [400]\n");
     assert!(c404.get_loan("CL1", None).await.is_err(), "404 not listed: not absent");
 }
+
+/// The documented token exchange is at the root of the Credgenics host, not under `/recovery`
+/// (issue 13): that is the default; `token_url` names another, `token_path` keeps the old
+/// under-`base_url` form, and both at once is refused by name.
+#[test]
+fn the_credgenics_token_exchange_defaults_to_the_host_root() {
+    use crego_credgenics_sync::config::Credential;
+    let cfg = |extra: &str| {
+        RawConfig::from_toml_str(&format!(
+            "[crego]\nbase_url = \"https://crego.example\"\nbearer_token = \"t\"\n\
+             [credgenics]\nbase_url = \"https://cg.example/recovery\"\nclient_id = \"id\"\nclient_secret = \"s\"\n{extra}"
+        ))
+        .unwrap()
+        .validate()
+    };
+    let url_of = |c: &crego_credgenics_sync::config::Config| match &c.credgenics.credential {
+        Credential::Exchange {
+            token_url, token_path, ..
+        } => (token_url.as_ref().map(|u| u.to_string()), token_path.clone()),
+        other => panic!("{other:?}"),
+    };
+    let c = cfg("").unwrap();
+    assert_eq!(
+        url_of(&c).0.as_deref(),
+        Some("https://cg.example/user/public/access-token")
+    );
+    let c = cfg("token_url = \"https://auth.cg.example/token\"\n").unwrap();
+    assert_eq!(url_of(&c).0.as_deref(), Some("https://auth.cg.example/token"));
+    let c = cfg("token_path = \"/user/public/access-token\"\n").unwrap();
+    assert_eq!(url_of(&c), (None, "/user/public/access-token".to_string()));
+    let err = cfg("token_url = \"https://a.example/t\"\ntoken_path = \"/t\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("credgenics.token_url: set token_url or token_path, not both"),
+        "{err}"
+    );
+}

@@ -122,6 +122,8 @@ pub enum Credential {
         id: String,
         secret: SecretString,
         token_path: String,
+        /// The exchange's absolute URL; `None`: `token_path` under the base URL.
+        token_url: Option<url::Url>,
         refresh_path: Option<String>,
         /// The lifetime asked for (Credgenics' `token_expiry_duration`), seconds.
         lifetime_secs: Option<u32>,

@@ -172,12 +172,15 @@ pub struct RawCredgenics {
     pub base_url: String,
     pub auth_token: Option<String>,
     pub auth_token_file: Option<String>,
-    /// Instead of a static token: client credentials exchanged at `token_path`.
+    /// Instead of a static token: client credentials exchanged at `token_url`.
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub client_secret_file: Option<String>,
-    #[serde(default = "d_cg_token_path")]
-    pub token_path: String,
+    /// Where the exchange is (absolute): by default the documented
+    /// `POST /user/public/access-token` at the root of `base_url`'s host, not under `/recovery`.
+    pub token_url: Option<String>,
+    /// The exchange's path under `base_url` instead (what `token_path` meant before `token_url`).
+    pub token_path: Option<String>,
     /// The token lifetime asked for at the exchange (`token_expiry_duration`); Credgenics'
     /// default (900 s) when unset.
     pub token_lifetime_secs: Option<u32>,
@@ -406,9 +409,6 @@ fn d_crego_token_path() -> String {
 }
 fn d_crego_refresh_path() -> String {
     "/v1/auth/token/refresh/".into()
-}
-fn d_cg_token_path() -> String {
-    "/user/public/access-token".into()
 }
 fn d_retry_base() -> u64 {
     30

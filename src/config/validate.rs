@@ -11,6 +11,9 @@ use super::checker::Checker;
 use super::error::ConfigError;
 use super::raw::*;
 
+/// Credgenics' documented token exchange (`api-docs/secondary/`), at the root of its host.
+const CG_TOKEN_PATH: &str = "/user/public/access-token";
+
 impl RawConfig {
     /// Checks everything and produces the runnable form, or every problem found.
     pub fn validate(self) -> Result<Config, ConfigError> {
@@ -54,6 +57,7 @@ impl RawConfig {
                     id: user,
                     secret,
                     token_path: crego.token_path.clone(),
+                    token_url: None,
                     refresh_path: Some(crego.refresh_path.clone()),
                     lifetime_secs: None,
                 })
@@ -130,7 +134,19 @@ impl RawConfig {
                     "set either auth_token or client_id/client_secret, not both",
                 );
             }
-            c.path_template("credgenics.token_path", &credgenics.token_path, None);
+            let token_url = match (&credgenics.token_url, &credgenics.token_path) {
+                (Some(_), Some(_)) => {
+                    c.problem("credgenics.token_url", "set token_url or token_path, not both");
+                    None
+                }
+                (Some(u), None) => c.url("credgenics.token_url", u, credgenics.allow_insecure_http),
+                (None, Some(p)) => {
+                    c.path_template("credgenics.token_path", p, None);
+                    None
+                }
+                // The documented exchange is at the host's root, beside `/recovery`.
+                (None, None) => cg_url.as_ref().and_then(|u| u.join(CG_TOKEN_PATH).ok()),
+            };
             if let Some(secs) = credgenics.token_lifetime_secs
                 && !(60..=86_400).contains(&secs)
             {
@@ -149,7 +165,8 @@ impl RawConfig {
             .map(|secret| Credential::Exchange {
                 id,
                 secret,
-                token_path: credgenics.token_path.clone(),
+                token_path: credgenics.token_path.clone().unwrap_or_else(|| CG_TOKEN_PATH.into()),
+                token_url,
                 refresh_path: None,
                 lifetime_secs: credgenics.token_lifetime_secs,
             })

@@ -26,10 +26,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/loan/{loan_id}", get(get_loan).post(upload_loan).patch(update_loan))
         .route("/payments/{loan_id}", axum::routing::patch(add_payment))
-        .route("/user/public/access-token", axum::routing::post(access_token))
         .route("/_sandbox/requests", get(requests_handler))
         .route("/_sandbox/stats", get(stats_handler));
     Router::new()
+        // Documented at the host's root, beside `/recovery` (api-docs/secondary/).
+        .route("/user/public/access-token", axum::routing::post(access_token))
         .nest("/recovery", api)
         .layer(axum::middleware::from_fn_with_state(gate.clone(), gatekeeper))
         .with_state(gate)

@@ -114,6 +114,7 @@ impl ApiClient {
                 id,
                 secret,
                 token_path,
+                token_url,
                 refresh_path,
                 lifetime_secs,
             } => {
@@ -126,7 +127,10 @@ impl ApiClient {
                         password: secret.clone(),
                     },
                     None => token::Exchange::ClientCredentials {
-                        token_url: format!("{base}{token_path}"),
+                        token_url: token_url
+                            .as_ref()
+                            .map(|u| u.to_string())
+                            .unwrap_or_else(|| format!("{base}{token_path}")),
                         client_id: id.clone(),
                         client_secret: secret.clone(),
                         lifetime_secs: *lifetime_secs,
