@@ -2,13 +2,19 @@
 //! where it has one — its metric, emitted by the same call so the two cannot drift (vector's
 //! `internal_events`). Call sites name an event; they do not spell `event = "…"` themselves.
 //!
-//! Text that may quote personal data (partner reasons, mapping errors) is masked here, once.
+//! Text that may quote personal data — partner reasons, and every error's message (a partner's
+//! answer can be quoted in it) — is masked here, once, by value (`mask_digits`).
 
 use std::fmt::Display;
 use std::time::Duration;
 
 use super::mask::mask_digits;
 use super::metric;
+
+/// An error's message with personal data masked by value.
+fn masked(e: &dyn Display) -> String {
+    mask_digits(&e.to_string())
+}
 
 // ----- partners -----------------------------------------------------------------------------
 
@@ -25,12 +31,12 @@ impl HttpRetry<'_> {
     pub fn emit(self) {
         metrics::counter!(metric::HTTP_RETRIES, "api" => self.api).increment(1);
         tracing::warn!(event = "http_retry", api = self.api, method = self.method, path = self.path,
-            error = %self.error, delay_ms = self.delay.as_millis() as u64, "retrying request");
+            error = %masked(self.error), delay_ms = self.delay.as_millis() as u64, "retrying request");
     }
 }
 
 pub fn token_retry(api: &dyn Display, attempt: u32, error: &dyn Display) {
-    tracing::warn!(event = "token_retry", api = %api, attempt, error = %error, "token endpoint busy; trying again");
+    tracing::warn!(event = "token_retry", api = %api, attempt, error = %masked(error), "token endpoint busy; trying again");
 }
 
 // ----- mapping ------------------------------------------------------------------------------
@@ -81,7 +87,7 @@ pub fn loan_state(loan_id: &str, state: &str) {
 }
 
 pub fn loan_in_doubt(loan_id: &str, err: &dyn Display) {
-    tracing::warn!(event = "loan_in_doubt", loan_id, error = %err, "upload outcome unknown; will look before resending");
+    tracing::warn!(event = "loan_in_doubt", loan_id, error = %masked(err), "upload outcome unknown; will look before resending");
 }
 
 pub fn page_done(stream: &str, page: u32, items: usize, cursor: f64) {
@@ -89,11 +95,11 @@ pub fn page_done(stream: &str, page: u32, items: usize, cursor: f64) {
 }
 
 pub fn line_detail_unreadable(error: &dyn Display) {
-    tracing::error!(event = "line_detail_unreadable", error = %error, "line detail skipped");
+    tracing::error!(event = "line_detail_unreadable", error = %masked(error), "line detail skipped");
 }
 
 pub fn fetch_failed(line: &str, error: &dyn Display) {
-    tracing::warn!(event = "fetch_failed", line, error = %error, "line will be read again next run");
+    tracing::warn!(event = "fetch_failed", line, error = %masked(error), "line will be read again next run");
 }
 
 pub fn line_dead_letter(line: &str, lead: &str, borrower_program: &str, reason: &str) {
@@ -102,20 +108,20 @@ pub fn line_dead_letter(line: &str, lead: &str, borrower_program: &str, reason: 
 }
 
 pub fn update_failed(loan_id: &str, error: &dyn Display) {
-    tracing::warn!(event = "update_failed", loan_id, error = %error, "update will be retried next run");
+    tracing::warn!(event = "update_failed", loan_id, error = %masked(error), "update will be retried next run");
 }
 
 pub fn upload_failed(loan_id: &str, error: &dyn Display) {
-    tracing::warn!(event = "upload_failed", loan_id, error = %error, "upload will be retried next run");
+    tracing::warn!(event = "upload_failed", loan_id, error = %masked(error), "upload will be retried next run");
 }
 
 pub fn upload_dead_letter(loan_id: &str, lookups: u32, error: &dyn Display) {
-    tracing::error!(event = "upload_dead_letter", loan_id, lookups, error = %error,
+    tracing::error!(event = "upload_dead_letter", loan_id, lookups, error = %masked(error),
         "upload outcome still unknown: set aside as a dead letter");
 }
 
 pub fn lookup_failed(loan_id: &str, error: &dyn Display) {
-    tracing::warn!(event = "lookup_failed", loan_id, error = %error, "in-doubt upload stays in doubt");
+    tracing::warn!(event = "lookup_failed", loan_id, error = %masked(error), "in-doubt upload stays in doubt");
 }
 
 /// An operator resync could not read the line: gone for good (`reason`) or for now (`error`).
@@ -130,7 +136,7 @@ pub fn resync_line_gone(lead: &str, borrower_program: &str, reason: &str) {
 }
 
 pub fn resync_deferred(lead: &str, error: &dyn Display) {
-    tracing::warn!(event = "resync_failed", lead, error = %error, "left for the next run");
+    tracing::warn!(event = "resync_failed", lead, error = %masked(error), "left for the next run");
 }
 
 // ----- flow C: repayments -------------------------------------------------------------------
@@ -141,7 +147,9 @@ pub fn record_unreadable() {
 
 pub fn line_read_failed(loan_id: &str, error: Option<&dyn Display>) {
     match error {
-        Some(e) => tracing::warn!(event = "line_read_failed", loan_id, error = %e, "line not read; the payment waits"),
+        Some(e) => {
+            tracing::warn!(event = "line_read_failed", loan_id, error = %masked(e), "line not read; the payment waits")
+        }
         None => tracing::warn!(
             event = "line_read_failed",
             loan_id,
@@ -200,7 +208,7 @@ pub fn webhook_ignored(kind: &str) {
 }
 
 pub fn webhook_store_failed(error: &dyn Display) {
-    tracing::error!(event = "webhook_store_failed", error = %error, "webhook not stored");
+    tracing::error!(event = "webhook_store_failed", error = %masked(error), "webhook not stored");
 }
 
 /// A recovery that contradicts one already recorded under its key (`ccsync_webhooks_total{outcome="conflict"}`).
@@ -218,7 +226,7 @@ impl RecoveryConflict<'_> {
 }
 
 pub fn poll_failed(loan_id: &str, error: &dyn Display) {
-    tracing::warn!(event = "poll_failed", loan_id, error = %error, "payment history not read");
+    tracing::warn!(event = "poll_failed", loan_id, error = %masked(error), "payment history not read");
 }
 
 pub fn payment_unidentifiable(loan_id: &str) {
@@ -232,7 +240,7 @@ pub fn payment_unidentifiable(loan_id: &str) {
 // ----- the ledger ---------------------------------------------------------------------------
 
 pub fn ledger_lookup_failed(row: i64, error: &dyn Display) {
-    tracing::warn!(event = "ledger_lookup_failed", row, error = %error, "row stays in doubt");
+    tracing::warn!(event = "ledger_lookup_failed", row, error = %masked(error), "row stays in doubt");
 }
 
 pub fn payment_delivered(direction: &str, loan_id: &str, reference: &str) {
@@ -251,7 +259,7 @@ pub fn payment_dead(direction: &str, loan_id: &str, reason: &str) {
 }
 
 pub fn payment_in_doubt(direction: &str, loan_id: &str, error: &dyn Display) {
-    tracing::warn!(event = "payment_in_doubt", direction, loan_id, error = %error,
+    tracing::warn!(event = "payment_in_doubt", direction, loan_id, error = %masked(error),
         "outcome unknown; will look before resending");
 }
 
@@ -265,11 +273,11 @@ pub fn run_interrupted() {
 }
 
 pub fn run_stopped(error: &dyn Display) {
-    tracing::error!(event = "run_stopped", error = %error, "run stopped");
+    tracing::error!(event = "run_stopped", error = %masked(error), "run stopped");
 }
 
 pub fn run_not_recorded(error: &dyn Display) {
-    tracing::error!(event = "run_not_recorded", error = %error, "could not record the run");
+    tracing::error!(event = "run_not_recorded", error = %masked(error), "could not record the run");
 }
 
 pub fn job_started(job: &str, slot: &dyn Display) {
@@ -285,11 +293,11 @@ pub fn job_catch_up(job: &str, slot: &dyn Display) {
 }
 
 pub fn schedule_error(job: &str, error: &dyn Display) {
-    tracing::error!(event = "schedule_error", job, error = %error, "no next slot; job stops");
+    tracing::error!(event = "schedule_error", job, error = %masked(error), "no next slot; job stops");
 }
 
 pub fn job_not_recorded(job: &str, error: &dyn Display) {
-    tracing::error!(event = "job_not_recorded", job, error = %error, "could not record the job's slot");
+    tracing::error!(event = "job_not_recorded", job, error = %masked(error), "could not record the job's slot");
 }
 
 /// A job's run ended (not cut short by shutdown): its duration, outcome and last success.
@@ -317,7 +325,9 @@ impl JobFinished<'_> {
                     "job finished"
                 )
             }
-            Some(e) => tracing::error!(event = "job_failed", job, error = %e, "job failed; next slot retries"),
+            Some(e) => {
+                tracing::error!(event = "job_failed", job, error = %mask_digits(e), "job failed; next slot retries")
+            }
         }
     }
 }
