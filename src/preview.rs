@@ -76,7 +76,7 @@ pub async fn lead(ctx: &Context, lead_id: &str) -> Result<String, String> {
         let mut line = program["line_detail"].clone();
         line["lead_id"] = json!(lead_id);
         line["borrower_program_id"] = json!(bp);
-        let item = LineItem::from_value(line)?;
+        let item = LineItem::with_links(line, lead_id.to_string(), bp.to_string())?;
         let overdue = is_overdue(ctx, &item);
         let input = loan_input(ctx, &lead, program, &item, &month);
         let env = crate::mapping::EvalEnv {

@@ -104,7 +104,10 @@ async fn crego_list_filters_go_by_their_configured_names() {
     .unwrap();
     let c = CregoClient::new(&raw.validate().unwrap().crego).unwrap();
     assert!(c.records_page(1_700_000_000.5, 1).await.unwrap().results.is_empty());
-    assert_eq!(c.find_record_by_utr("UTR-1", "acct").await.unwrap(), None);
+    assert_eq!(
+        c.find_record_by_utr("UTR-1", |r| r["account"] == "acct").await.unwrap(),
+        None
+    );
 }
 
 /// "Absent" is a 404 only by assumption (design §5): a tenant that answers 400 for a loan it

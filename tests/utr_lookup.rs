@@ -51,14 +51,22 @@ async fn a_record_past_the_first_page_of_an_unfiltered_list_is_found() {
     // The same utr on another account is not ours; ours is on page 3.
     serve(&server, 3, page(3, false, Some(record(7, "UTR-7", "acct-other")))).await;
     let c = client(&server).await;
-    assert_eq!(c.find_record_by_utr("UTR-7", "acct-1").await.unwrap(), None);
+    assert_eq!(
+        c.find_record_by_utr("UTR-7", |r| r["account"] == "acct-1")
+            .await
+            .unwrap(),
+        None
+    );
 
     let server = MockServer::start().await;
     serve(&server, 1, page(1, true, None)).await;
     serve(&server, 2, page(2, true, None)).await;
     serve(&server, 3, page(3, false, Some(record(7, "UTR-7", "acct-1")))).await;
     let c = client(&server).await;
-    let found = c.find_record_by_utr("UTR-7", "acct-1").await.unwrap();
+    let found = c
+        .find_record_by_utr("UTR-7", |r| r["account"] == "acct-1")
+        .await
+        .unwrap();
     assert_eq!(
         found.and_then(|r| r["id"].as_str().map(str::to_string)),
         Some("rec-7".into())
@@ -76,6 +84,9 @@ async fn a_list_too_long_to_read_is_inconclusive_not_absent() {
         .mount(&server)
         .await;
     let c = client(&server).await;
-    let err = c.find_record_by_utr("UTR-7", "acct-1").await.unwrap_err();
+    let err = c
+        .find_record_by_utr("UTR-7", |r| r["account"] == "acct-1")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("stays in doubt"), "{err}");
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::mapping::FieldSet;
+use crate::mapping::link::Links;
+pub use crate::partners::http::absent::Absent;
 
 /// Rate, concurrency, timeout and retry settings of one partner API.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct CregoConfig {
     pub programs_path: String,
     pub records_path: String,
     pub filters: CregoFilters,
+    /// Which answers to a read mean "Crego does not have it".
+    pub absent: Absent,
 }
 
 /// The Crego list filters' parameter names (`[crego.filters]`).
@@ -56,8 +60,12 @@ pub struct CredgenicsConfig {
     /// `{loan_id}` is replaced by the loan id, escaped as one path segment.
     pub loan_path: String,
     pub payments_path: String,
-    /// Statuses of `GET` loan that mean "not there" (404 by default).
-    pub absent_statuses: Vec<u16>,
+    /// Which answers to `GET` loan mean "not there" (404 by default).
+    pub absent: Absent,
+    /// Decimals of `amount_recovered` in a payment.
+    pub payment_amount_decimals: u32,
+    /// `final_status` values allowed beyond the documented two.
+    pub extra_final_statuses: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -101,6 +109,7 @@ pub struct Mapping {
     pub default: FieldSet,
     pub payment: FieldSet,
     pub record: FieldSet,
+    pub link: Links,
 }
 
 #[derive(Debug, Clone)]

@@ -220,6 +220,22 @@ impl Checker {
         }
     }
 
+    /// `<api>.absent_statuses` and `<api>.absent_message`.
+    pub(super) fn absent(&mut self, api: &str, statuses: &[u16], message: &Option<String>) {
+        if statuses.is_empty() || statuses.iter().any(|s| !(400..=499).contains(s) || *s == 429) {
+            self.problem(
+                &format!("{api}.absent_statuses"),
+                format!("{statuses:?}: give one or more 4xx statuses (not 429) with which {api} answers a read of something it does not have"),
+            );
+        }
+        if message.as_deref().is_some_and(|m| m.trim().is_empty()) {
+            self.problem(
+                &format!("{api}.absent_message"),
+                "is empty: remove the key or give the text",
+            );
+        }
+    }
+
     pub(super) fn fieldset(
         &mut self,
         section: &str,

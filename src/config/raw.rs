@@ -120,6 +120,11 @@ pub struct RawCrego {
     /// The list filters' parameter names (design §5: the documents do not name them).
     #[serde(default)]
     pub filters: RawCregoFilters,
+    /// Statuses with which a read (lead, programs) says Crego does not have the thing.
+    #[serde(default = "d_cg_absent_statuses")]
+    pub absent_statuses: Vec<u16>,
+    /// Text a non-404 absent answer's body must hold (case-insensitive).
+    pub absent_message: Option<String>,
 }
 
 /// `[crego.filters]`: what Crego calls each list filter.
@@ -214,6 +219,14 @@ pub struct RawCredgenics {
     /// upload in doubt.
     #[serde(default = "d_cg_absent_statuses")]
     pub absent_statuses: Vec<u16>,
+    /// Text a non-404 absent answer's body must hold (case-insensitive), e.g. "Loan not found".
+    pub absent_message: Option<String>,
+    /// Decimals of a payment's `amount_recovered` (documented as an integer); `amount_decimals`
+    /// when unset. 0 sends whole rupees.
+    pub payment_amount_decimals: Option<u32>,
+    /// `final_status` values allowed beyond the documented `Closed` and `Partially Recovered`.
+    #[serde(default)]
+    pub extra_final_statuses: Vec<String>,
 }
 
 impl Default for RawCredgenics {
@@ -315,6 +328,10 @@ pub struct RawMapping {
     pub payment: BTreeMap<String, String>,
     #[serde(default)]
     pub record: BTreeMap<String, String>,
+    /// Which fields link a line item to its lead and borrower-program, and a record to its
+    /// borrower-program (jq; design §5).
+    #[serde(default)]
+    pub link: BTreeMap<String, String>,
 }
 
 fn d_budget_ms() -> u64 {
@@ -329,6 +346,7 @@ impl Default for RawMapping {
             default: BTreeMap::new(),
             payment: BTreeMap::new(),
             record: BTreeMap::new(),
+            link: BTreeMap::new(),
         }
     }
 }

@@ -108,19 +108,15 @@ impl RawConfig {
 
         c.path_template("credgenics.loan_path", &credgenics.loan_path, Some("{loan_id}"));
         c.path_template("credgenics.payments_path", &credgenics.payments_path, Some("{loan_id}"));
-        if credgenics.absent_statuses.is_empty()
-            || credgenics
-                .absent_statuses
-                .iter()
-                .any(|s| !(400..=499).contains(s) || *s == 429)
-        {
-            c.problem(
-                "credgenics.absent_statuses",
-                format!(
-                    "{:?}: give one or more 4xx statuses (not 429) with which Credgenics answers a loan it does not have",
-                    credgenics.absent_statuses
-                ),
-            );
+        c.absent("crego", &crego.absent_statuses, &crego.absent_message);
+        c.absent("credgenics", &credgenics.absent_statuses, &credgenics.absent_message);
+        if credgenics.payment_amount_decimals.is_some_and(|d| d > 6) {
+            c.problem("credgenics.payment_amount_decimals", "must be between 0 and 6");
+        }
+        for s in &credgenics.extra_final_statuses {
+            if s.trim().is_empty() {
+                c.problem("credgenics.extra_final_statuses", "holds an empty status");
+            }
         }
         let cg_url = c.url(
             "credgenics.base_url",
@@ -271,6 +267,26 @@ impl RawConfig {
             record: c
                 .fieldset("record", mapping::DEFAULT_RECORD, &raw_mapping.record)
                 .with_budget(budget),
+            link: {
+                use mapping::link::{DEFAULT_LINE_LINK, DEFAULT_RECORD_LINK, keys, overrides_for};
+                for key in raw_mapping.link.keys() {
+                    if !keys().any(|k| k == key) {
+                        c.problem(
+                            &format!("mapping.link.{key}"),
+                            format!("unknown link; the links are {}", keys().collect::<Vec<_>>().join(", ")),
+                        );
+                    }
+                }
+                let all = &raw_mapping.link;
+                mapping::link::Links {
+                    line: c
+                        .fieldset("link", DEFAULT_LINE_LINK, &overrides_for(DEFAULT_LINE_LINK, all))
+                        .with_budget(budget),
+                    record: c
+                        .fieldset("link", DEFAULT_RECORD_LINK, &overrides_for(DEFAULT_RECORD_LINK, all))
+                        .with_budget(budget),
+                }
+            },
         };
 
         let format = match log.format.as_str() {
@@ -314,6 +330,10 @@ impl RawConfig {
                     record_type: crego.filters.record_type,
                     utr: crego.filters.utr,
                 },
+                absent: Absent {
+                    statuses: crego.absent_statuses,
+                    message: crego.absent_message,
+                },
             },
             credgenics: CredgenicsConfig {
                 base_url: cg_url,
@@ -323,7 +343,12 @@ impl RawConfig {
                 amount_decimals: credgenics.amount_decimals,
                 loan_path: credgenics.loan_path,
                 payments_path: credgenics.payments_path,
-                absent_statuses: credgenics.absent_statuses,
+                absent: Absent {
+                    statuses: credgenics.absent_statuses,
+                    message: credgenics.absent_message,
+                },
+                payment_amount_decimals: credgenics.payment_amount_decimals.unwrap_or(credgenics.amount_decimals),
+                extra_final_statuses: credgenics.extra_final_statuses,
             },
             sync: SyncConfig {
                 timezone: tz,

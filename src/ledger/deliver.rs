@@ -322,13 +322,20 @@ async fn lookup(ctx: &Context, row: &LedgerRow) -> Result<Option<Option<String>>
             Ok(found.then_some(None))
         }
         Direction::ToCrego => {
-            let account = row
-                .payload
-                .as_ref()
-                .and_then(|p| p["account"].as_str())
-                .unwrap_or_default()
-                .to_string();
-            let found = ctx.crego.find_record_by_utr(&row.reference, &account).await?;
+            // The record found must be on this loan's borrower-program, read through the record
+            // link as any LMS record is (a tenant may expand `account` on read).
+            let program = match ctx.store.loan(&row.loan_id) {
+                Ok(Some(loan)) => loan.borrower_program_id,
+                _ => row
+                    .payload
+                    .as_ref()
+                    .and_then(|p| p["account"].as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            let link = &ctx.config.mapping.link;
+            let on_loan = |r: &Value| link.record_program(r).is_ok_and(|p| p == program);
+            let found = ctx.crego.find_record_by_utr(&row.reference, on_loan).await?;
             Ok(found.map(|r| r["id"].as_str().map(str::to_string)))
         }
     }

@@ -6,12 +6,14 @@
 //!   where `program` is the borrower-program entry of `/programs/` (with its own `line_detail`,
 //!   `loan_data`, `program`), `line_detail` the fresh line from the change stream, `today` the
 //!   date in the configured time zone and `today_epoch` its midnight as epoch seconds (UTC).
-//! - payment: `{record, loan: {loan_id, account, allocation_month}, line_detail: {due_amount,
-//!   total_outstanding}, closed, reference, today}` where `reference` is the record's `utr` (or its
+//! - payment: `{record, loan: {loan_id, account, allocation_month}, allocation, line_detail:
+//!   {due_amount, total_outstanding}, closed, reference, today}` where `allocation` is the loan's
+//!   current allocation as sent (its `defaults[]` entry: `allocation_month`, `total_claim_amount`,
+//!   `date_of_default`, …), and `reference` is the record's `utr` (or its
 //!   `ref_id` when the utr is empty) and `closed` is true for the latest repayment of a line no
 //!   longer due.
 //! - record: `{payment: <webhook data or payment_history entry>, loan: {loan_id, account,
-//!   allocation_month}, utr, recovery_epoch, today}` where `utr` is the payment reference (or
+//!   allocation_month}, allocation, utr, recovery_epoch, today}` where `utr` is the payment reference (or
 //!   `CG-<hash>` when empty) and `recovery_epoch` the recovery date as epoch seconds.
 
 /// Upload Loan top-level keys (Credgenics "Request Body Parameters").
@@ -69,6 +71,8 @@ pub const DEFAULT_PAYMENT: &[(&str, &str)] = &[
         "if .closed then \"Closed\" else \"Partially Recovered\" end",
     ),
     ("closure_with", "if .closed then \"NOC\" else null end"),
+    // The documented example carries it; the older document requires it with Partially Recovered.
+    ("date_of_default", ".allocation.date_of_default"),
     ("payment_method", "\"Bank Account Transfer\""),
     ("payment_mode", ".record.payment_mode"),
     ("payment_reference_number", ".reference"),

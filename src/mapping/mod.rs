@@ -12,6 +12,7 @@ mod defaults;
 pub mod samples;
 
 pub mod jq;
+pub mod link;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

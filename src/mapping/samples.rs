@@ -22,37 +22,46 @@ pub struct Finding {
     pub overran: bool,
 }
 
-/// Evaluates the four field sets on their samples, calling `before` with each field's config key
-/// first (a crash — a stack overflow cannot be caught — is then pinned on the last key named);
-/// every failure found.
-pub fn check(
-    loan: &FieldSet,
-    default: &FieldSet,
-    payment: &FieldSet,
-    record: &FieldSet,
-    env: &EvalEnv,
-    mut before: impl FnMut(&str),
-) -> Vec<Finding> {
+/// Which built-in sample a field set is evaluated on.
+#[derive(Debug, Clone, Copy)]
+pub enum Sample {
+    /// The loan / default input document.
+    Loan,
+    /// The payment input document.
+    Payment,
+    /// The record input document.
+    Record,
+    /// A line-details item (the loan sample's `line_detail`), for the line links.
+    LineItem,
+    /// An LMS record (the payment sample's `record`), for the record link.
+    LmsRecord,
+}
+
+/// Evaluates each `(section, set, sample)` on its sample, calling `before` with each field's
+/// config key first (a crash — a stack overflow cannot be caught — is then pinned on the last key
+/// named); every failure found.
+pub fn check(sets: &[(&str, &FieldSet, Sample)], env: &EvalEnv, mut before: impl FnMut(&str)) -> Vec<Finding> {
     let parse = |text: &str| serde_json::from_str::<Value>(text).expect("built-in sample is JSON");
     let (loan_in, payment_in, record_in) = (parse(LOAN_INPUT), parse(PAYMENT_INPUT), parse(RECORD_INPUT));
-    [
-        ("loan", loan, &loan_in),
-        ("default", default, &loan_in),
-        ("payment", payment, &payment_in),
-        ("record", record, &record_in),
-    ]
-    .into_iter()
-    .flat_map(|(section, set, input)| {
-        set.check_each(input, env, |key| before(&format!("mapping.{section}.{key}")))
-            .into_iter()
-            .map(move |(error, overran)| Finding {
-                key: format!("mapping.{section}.{}", error.field),
-                error,
-                overran,
-            })
-            .collect::<Vec<_>>()
-    })
-    .collect()
+    let input = |sample: Sample| match sample {
+        Sample::Loan => &loan_in,
+        Sample::Payment => &payment_in,
+        Sample::Record => &record_in,
+        Sample::LineItem => &loan_in["line_detail"],
+        Sample::LmsRecord => &payment_in["record"],
+    };
+    sets.iter()
+        .flat_map(|(section, set, sample)| {
+            set.check_each(input(*sample), env, |key| before(&format!("mapping.{section}.{key}")))
+                .into_iter()
+                .map(move |(error, overran)| Finding {
+                    key: format!("mapping.{section}.{}", error.field),
+                    error,
+                    overran,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -72,11 +81,16 @@ mod tests {
 
     #[test]
     fn the_built_in_mapping_passes_on_its_samples() {
+        use super::super::link::{DEFAULT_LINE_LINK, DEFAULT_RECORD_LINK};
         let found = check(
-            &set(super::super::DEFAULT_LOAN, &[]),
-            &set(super::super::DEFAULT_DEFAULT, &[]),
-            &set(super::super::DEFAULT_PAYMENT, &[]),
-            &set(super::super::DEFAULT_RECORD, &[]),
+            &[
+                ("loan", &set(super::super::DEFAULT_LOAN, &[]), Sample::Loan),
+                ("default", &set(super::super::DEFAULT_DEFAULT, &[]), Sample::Loan),
+                ("payment", &set(super::super::DEFAULT_PAYMENT, &[]), Sample::Payment),
+                ("record", &set(super::super::DEFAULT_RECORD, &[]), Sample::Record),
+                ("link", &set(DEFAULT_LINE_LINK, &[]), Sample::LineItem),
+                ("link", &set(DEFAULT_RECORD_LINK, &[]), Sample::LmsRecord),
+            ],
             &ENV,
             |_| {},
         );
@@ -86,17 +100,11 @@ mod tests {
     /// Regression (issue 11): `def f: f; f` passed check-config and then froze the daemon.
     #[test]
     fn a_mapping_that_never_ends_is_found_and_named_and_the_next_field_still_checked() {
-        let found = check(
-            &set(
-                super::super::DEFAULT_LOAN,
-                &[("loan_id", "def f: f; f"), ("tags", ".nope | tonumber")],
-            ),
-            &FieldSet::default(),
-            &FieldSet::default(),
-            &FieldSet::default(),
-            &ENV,
-            |_| {},
+        let loan = set(
+            super::super::DEFAULT_LOAN,
+            &[("loan_id", "def f: f; f"), ("tags", ".nope | tonumber")],
         );
+        let found = check(&[("loan", &loan, Sample::Loan)], &ENV, |_| {});
         let runaway: Vec<_> = found.iter().filter(|f| f.overran).map(|f| f.key.as_str()).collect();
         assert_eq!(runaway, ["mapping.loan.loan_id"], "{found:?}");
         assert!(

@@ -20,6 +20,19 @@ fn env_of(config: &Config) -> crate::mapping::EvalEnv {
     }
 }
 
+/// Every configured field set with the sample it is checked on.
+fn sample_sets(m: &config::Mapping) -> [(&'static str, &crate::mapping::FieldSet, samples::Sample); 6] {
+    use samples::Sample;
+    [
+        ("loan", &m.loan, Sample::Loan),
+        ("default", &m.default, Sample::Loan),
+        ("payment", &m.payment, Sample::Payment),
+        ("record", &m.record, Sample::Record),
+        ("link", &m.link.line, Sample::LineItem),
+        ("link", &m.link.record, Sample::LmsRecord),
+    ]
+}
+
 fn one_line(s: &str) -> String {
     s.replace(['\n', '\r', '\t'], " ")
 }
@@ -29,7 +42,7 @@ pub fn samples_only(path: &Path) -> Result<Report, AppError> {
     let config = config::load(Some(path)).map_err(AppError::config)?;
     let m = &config.mapping;
     let mut out = std::io::stdout().lock();
-    let found = samples::check(&m.loan, &m.default, &m.payment, &m.record, &env_of(&config), |key| {
+    let found = samples::check(&sample_sets(m), &env_of(&config), |key| {
         // Flushed before evaluating: the last line out names the culprit of a crash.
         let _ = writeln!(out, "eval\t{key}");
         let _ = out.flush();
@@ -104,14 +117,11 @@ fn expr_of<'a>(config: &'a Config, key: &str) -> &'a str {
         .strip_prefix("mapping.")
         .and_then(|k| k.split_once('.'))
         .unwrap_or_default();
-    let set = match section {
-        "loan" => &m.loan,
-        "default" => &m.default,
-        "payment" => &m.payment,
-        "record" => &m.record,
-        _ => return "",
-    };
-    set.exprs().find(|(k, _)| *k == field).map(|(_, e)| e).unwrap_or("")
+    sample_sets(m)
+        .into_iter()
+        .filter(|(s, _, _)| *s == section)
+        .find_map(|(_, set, _)| set.exprs().find(|(k, _)| *k == field).map(|(_, e)| e))
+        .unwrap_or("")
 }
 
 /// `check-config`: exit 0 with `config OK`, or 2 naming every problem.
@@ -133,7 +143,7 @@ pub fn run(path: &Path) -> Result<Report, AppError> {
         // No child (no /proc, a sandboxed exec): check in this process, without the crash guard.
         Err(_) => {
             let m = &config.mapping;
-            samples::check(&m.loan, &m.default, &m.payment, &m.record, &env_of(&config), |_| {})
+            samples::check(&sample_sets(m), &env_of(&config), |_| {})
                 .into_iter()
                 .map(|f| Verdict {
                     key: f.key,

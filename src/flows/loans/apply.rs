@@ -60,7 +60,7 @@ pub(super) async fn update(
     }
     match ctx.credgenics.update_loan(&loan.loan_id, &patch).await {
         Ok(()) => {
-            loan.payload = Some(payload);
+            loan.payload = Some(super::decide::held_payload(loan.payload.as_ref(), payload));
             loan.payload_hash = Some(hash);
             loan.rejected_hash = None;
             loan.last_error = None;

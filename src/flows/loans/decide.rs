@@ -139,6 +139,26 @@ pub fn decide(
     }
 }
 
+/// The loan's current allocation as Credgenics holds it: the claim snapshot (`defaults[0]` of the
+/// payload, with `date_of_default`, `total_claim_amount`, `allocation_month`), `null` before one.
+pub fn allocation_of(loan: &LoanRow) -> Value {
+    loan.payload
+        .as_ref()
+        .and_then(|p| p[CLAIM_KEY].get(0))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// What Credgenics holds after a PATCH (or a remembered payload) within the month: `new`'s
+/// loan-level keys with `old`'s claim, which no PATCH changes. The payment and record mappings
+/// read that claim as the allocation (issue 13), so it must be the one sent, not the latest seen.
+pub fn held_payload(old: Option<&Value>, mut new: Value) -> Value {
+    if let (Some(claim), Some(obj)) = (old.and_then(|o| o.get(CLAIM_KEY)), new.as_object_mut()) {
+        obj.insert(CLAIM_KEY.to_string(), claim.clone());
+    }
+    new
+}
+
 /// The loan-level keys of `new` that differ from `old`. The allocation's claim — its
 /// `defaults[]` entry — is a snapshot taken when the allocation is created and is never PATCHed
 /// within the month (design §1A): repayments reach Credgenics as payments, never also as a lower

@@ -23,7 +23,7 @@ pub mod pipeline;
 pub mod resolve;
 pub mod run;
 
-pub use decide::{CLAIM_KEY, changed_keys, frozen_claim_changes};
+pub use decide::{CLAIM_KEY, allocation_of, changed_keys, frozen_claim_changes};
 pub use map::{is_overdue, line_of, loan_input, map_loan_input, payload_hash};
 pub use outcome::{FlowAStats, STREAM};
 pub use run::run;

@@ -255,7 +255,7 @@ pub(super) async fn process_line(ctx: &Context, item: &LineItem, backfill: bool)
         Decision::Remember => {
             // Only keys dropped by the mapping: Credgenics has no way to unset them.
             if let Some(mut loan) = existing.filter(|_| !ctx.dry_run) {
-                loan.payload = Some(payload);
+                loan.payload = Some(super::decide::held_payload(loan.payload.as_ref(), payload));
                 loan.payload_hash = Some(hash);
                 loan.state = LoanState::Placed;
                 loan.updated_at = ctx.now_secs();

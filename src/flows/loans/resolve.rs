@@ -91,7 +91,7 @@ pub(super) async fn process_afresh(
     };
     line["lead_id"] = Value::String(lead_id.to_string());
     line["borrower_program_id"] = Value::String(bp.to_string());
-    match LineItem::from_value(line) {
+    match LineItem::with_links(line, lead_id.to_string(), bp.to_string()) {
         Ok(item) => Ok(Some(carry_out(ctx, process_line(ctx, &item, true).await?).await?)),
         Err(e) => gone(&format!("line unreadable: {e}")),
     }

@@ -44,7 +44,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
         page += 1;
         let mut items = Vec::with_capacity(results.len());
         for raw in results {
-            match LineItem::from_value(raw) {
+            match LineItem::from_value(raw, &ctx.config.mapping.link) {
                 Ok(i) => items.push(i),
                 Err(e) => {
                     crate::telemetry::events::line_detail_unreadable(&e);

@@ -147,6 +147,7 @@ pub fn payment_row(
     let input = json!({
         "payment": payment,
         "loan": {"loan_id": loan.loan_id, "account": loan.borrower_program_id, "allocation_month": loan.allocation_month},
+        "allocation": crate::flows::loans::allocation_of(loan),
         "utr": utr,
         "recovery_epoch": event_at,
         "today": clock.today().to_string(),

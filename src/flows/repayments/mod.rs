@@ -123,8 +123,12 @@ pub(crate) fn eligible(ctx: &Context, record: &Value, stats: &mut FlowCStats) ->
         stats.not_eligible += 1;
         return Ok(None);
     }
-    let account = record["account"].as_str().unwrap_or_default();
-    let Some(loan) = ctx.store.loan_by_program(account)? else {
+    // A record the link cannot read is on no loan of ours.
+    let Ok(account) = ctx.config.mapping.link.record_program(record) else {
+        stats.unplaced += 1;
+        return Ok(None);
+    };
+    let Some(loan) = ctx.store.loan_by_program(&account)? else {
         stats.unplaced += 1;
         return Ok(None);
     };
@@ -164,6 +168,7 @@ pub fn map_payment(ctx: &Context, record: &Value, loan: &LoanRow, closed: bool, 
     let input = json!({
         "record": record,
         "loan": {"loan_id": loan.loan_id, "account": loan.borrower_program_id, "allocation_month": month},
+        "allocation": crate::flows::loans::allocation_of(loan),
         "line_detail": {"due_amount": loan.due_amount.map(money::to_json), "total_outstanding": loan.total_outstanding.map(money::to_json)},
         "closed": closed,
         "reference": reference,
@@ -187,8 +192,14 @@ pub fn map_payment_input(
     month: &str,
 ) -> Result<Value, String> {
     let mut p = Value::Object(config.mapping.payment.eval(input, &env).map_err(|e| e.to_string())?);
-    round_amounts(&mut p, config.credgenics.amount_decimals)?;
+    round_amounts(&mut p, config.credgenics.payment_amount_decimals)?;
     let mut errors = crate::partners::credgenics::rules::check_payment(&p);
+    if p["final_status"]
+        .as_str()
+        .is_some_and(|s| config.credgenics.extra_final_statuses.iter().any(|x| x == s))
+    {
+        errors.remove("final_status");
+    }
     if !crate::partners::credgenics::rules::is_allocation_month(month) {
         errors.insert(
             "allocation_month".into(),

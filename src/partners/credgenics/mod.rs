@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::config::CredgenicsConfig;
 use crate::money;
+use crate::partners::http::absent::Absent;
 use crate::partners::http::path::segment;
 use crate::partners::http::{Api, ApiClient, ApiError, Safety};
 
@@ -19,7 +20,7 @@ pub struct CredgenicsClient {
     http: ApiClient,
     loan_path: String,
     payments_path: String,
-    absent_statuses: Vec<u16>,
+    absent: Absent,
 }
 
 impl CredgenicsClient {
@@ -37,14 +38,15 @@ impl CredgenicsClient {
             Some("authenticationtoken"),
             cancel,
         )?;
-        if let Some(company) = &cfg.company_id {
-            http = http.with_query("company_id", company);
-        }
+        http = match &cfg.company_id {
+            Some(company) => http.with_query("company_id", company),
+            None => http.learn_company(),
+        };
         Ok(Self {
             http,
             loan_path: cfg.loan_path.clone(),
             payments_path: cfg.payments_path.clone(),
-            absent_statuses: cfg.absent_statuses.clone(),
+            absent: cfg.absent.clone(),
         })
     }
 
@@ -58,18 +60,16 @@ impl CredgenicsClient {
     }
 
     /// `GET /loan/{loan_id}`; `None` when Credgenics does not have the loan (a status of
-    /// `credgenics.absent_statuses`, 404 by default).
+    /// `credgenics.absent_statuses` and `absent_message`, 404 by default).
     pub async fn get_loan(&self, loan_id: &str, fields: Option<&str>) -> Result<Option<Value>, ApiError> {
         let query: Vec<(&str, String)> = fields.map(|f| ("fields", f.to_string())).into_iter().collect();
-        match self
+        let read = self
             .http
             .send(Method::GET, &self.loan_path(loan_id), &query, None, Safety::Idempotent)
-            .await
-        {
-            Ok(r) => Ok(Some(r.json(Api::Credgenics)?)),
-            Err(ApiError::NotFound { .. }) if self.absent_statuses.contains(&404) => Ok(None),
-            Err(ApiError::Rejected { status, .. }) if self.absent_statuses.contains(&status) => Ok(None),
-            Err(e) => Err(e),
+            .await;
+        match self.absent.read(read)? {
+            Some(r) => Ok(Some(r.json(Api::Credgenics)?)),
+            None => Ok(None),
         }
     }
 

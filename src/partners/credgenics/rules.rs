@@ -34,8 +34,10 @@ const PAYMENT_METHODS: &[&str] = &[
     "Payment Link",
 ];
 const CLOSURE_WITH: &[&str] = &["NOC", "Settlement"];
-/// The dispositions the documents show ("e.g. Closed, Partially Recovered etc.").
-const FINAL_STATUS: &[&str] = &["Closed", "Partially Recovered", "Settled", "Recovered"];
+/// The dispositions documented for a payment: the main document's "e.g. Closed, Partially
+/// Recovered etc." and the older one's "Choices - Partially Recovered, Closed". Others a tenant
+/// accepts are config (`credgenics.extra_final_statuses`).
+pub const FINAL_STATUS: &[&str] = &["Closed", "Partially Recovered"];
 const ADDRESS_TYPES: &[&str] = &["Home", "Business", "Office"];
 const GENDERS: &[&str] = &["Male", "Female", "Non-Binary", "Other"];
 /// ISO 639-1 codes and names of the documented languages.

@@ -10,7 +10,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CregoConfig, CregoFilters};
+use crate::mapping::link::Links;
 use crate::money;
+use crate::partners::http::absent::Absent;
 use crate::partners::http::path::segment;
 use crate::partners::http::{Api, ApiClient, ApiError, Safety};
 
@@ -36,18 +38,28 @@ pub struct LineItem {
 }
 
 impl LineItem {
-    /// Reads the typed fields, naming the first that is missing or of the wrong type.
-    pub fn from_value(raw: Value) -> Result<Self, String> {
-        let s = |k: &str| {
-            raw.get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| format!("line detail has no string `{k}`"))
+    /// Reads the typed fields, its lead and borrower-program through the link expressions
+    /// (`[mapping.link]`), naming the first that is missing or of the wrong type.
+    pub fn from_value(raw: Value, links: &Links) -> Result<Self, String> {
+        let (lead_id, borrower_program_id) = match links.line_ids(&raw) {
+            Ok(ids) => ids,
+            Err(e) => {
+                let id = raw.get("id").and_then(Value::as_str).unwrap_or("?");
+                return Err(format!("{e} (line detail {id})"));
+            }
         };
-        let id = s("id")?;
+        Self::with_links(raw, lead_id, borrower_program_id)
+    }
+
+    /// Reads the typed fields of a line whose lead and borrower-program are already known (a
+    /// line read through its lead's `/programs/`).
+    pub fn with_links(raw: Value, lead_id: String, borrower_program_id: String) -> Result<Self, String> {
+        let id = raw
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| "line detail has no string `id`".to_string())?;
         let ctx = |e: String| format!("{e} (line detail {id})");
-        let lead_id = s("lead_id").map_err(ctx)?;
-        let borrower_program_id = s("borrower_program_id").map_err(ctx)?;
         let dpd = raw
             .get("dpd")
             .and_then(Value::as_i64)
@@ -87,6 +99,7 @@ pub struct CregoClient {
     programs_path: String,
     records_path: String,
     filters: CregoFilters,
+    absent: Absent,
 }
 
 impl CregoClient {
@@ -104,6 +117,7 @@ impl CregoClient {
             programs_path: cfg.programs_path.clone(),
             records_path: cfg.records_path.clone(),
             filters: cfg.filters.clone(),
+            absent: cfg.absent.clone(),
         })
     }
 
@@ -139,20 +153,29 @@ impl CregoClient {
     /// The lead (applicant details).
     pub async fn lead(&self, lead_id: &str) -> Result<Value, ApiError> {
         let path = self.lead_path.replace("{lead_id}", &segment(lead_id));
-        self.http
-            .send(Method::GET, &path, &[], None, Safety::Idempotent)
-            .await?
-            .json(Api::Crego)
+        self.read(&path).await?.json(Api::Crego)
+    }
+
+    /// A `GET` whose "absent" answer (`crego.absent_statuses`, `absent_message`) is
+    /// [`ApiError::NotFound`], and whose 404 is not when the tenant's absence is something else.
+    async fn read(&self, path: &str) -> Result<crate::partners::http::Response, ApiError> {
+        let read = self.http.send(Method::GET, path, &[], None, Safety::Idempotent).await;
+        match self.absent.read(read) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(ApiError::NotFound { api: Api::Crego }),
+            Err(ApiError::NotFound { api }) => Err(ApiError::Rejected {
+                api,
+                status: 404,
+                body: "404 is not among crego.absent_statuses".into(),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// The lead's borrower-programs (`line_detail`, `loan_data`, `program`), as documented.
     pub async fn programs(&self, lead_id: &str) -> Result<Vec<Value>, ApiError> {
         let path = self.programs_path.replace("{lead_id}", &segment(lead_id));
-        let v = self
-            .http
-            .send(Method::GET, &path, &[], None, Safety::Idempotent)
-            .await?
-            .json(Api::Crego)?;
+        let v = self.read(&path).await?.json(Api::Crego)?;
         match v {
             Value::Array(items) => Ok(items),
             // Tolerate the list envelope some tenants return.
@@ -184,12 +207,16 @@ impl CregoClient {
             .json(Api::Crego)
     }
 
-    /// The record carrying `utr` on `account`, if Crego has one: the look-up before an in-doubt
+    /// The record carrying `utr` that `on_loan` accepts (booked on the loan's account), if Crego has one: the look-up before an in-doubt
     /// record is sent again. It reads page after page until it finds the record or the list ends
     /// — a tenant that ignores the `utr` filter answers with every record of the book, and "not
     /// on the first page" must not read as "absent", or the record is written twice. A list
     /// longer than [`LOOKUP_MAX_PAGES`] is inconclusive: an error, so the row stays in doubt.
-    pub async fn find_record_by_utr(&self, utr: &str, account: &str) -> Result<Option<Value>, ApiError> {
+    pub async fn find_record_by_utr(
+        &self,
+        utr: &str,
+        on_loan: impl Fn(&Value) -> bool,
+    ) -> Result<Option<Value>, ApiError> {
         for page in 1..=LOOKUP_MAX_PAGES {
             let query = [
                 (self.filters.utr.as_str(), utr.to_string()),
@@ -205,7 +232,7 @@ impl CregoClient {
             if let Some(r) = found
                 .results
                 .into_iter()
-                .find(|r| r["utr"].as_str() == Some(utr) && r["account"].as_str() == Some(account))
+                .find(|r| r["utr"].as_str() == Some(utr) && on_loan(r))
             {
                 return Ok(Some(r));
             }

@@ -194,6 +194,15 @@ impl ApiClient {
         self.api
     }
 
+    /// With exchanged credentials, name on every request the company the token answer gives
+    /// (no `company_id` configured; the answer must name exactly one).
+    pub fn learn_company(self) -> Self {
+        if let Auth::Managed { manager, .. } = &self.auth {
+            manager.learn_company();
+        }
+        self
+    }
+
     /// Sends one logical request, retrying as its safety allows.
     pub async fn send(
         &self,
@@ -300,6 +309,13 @@ impl ApiClient {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         let mut q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         q.extend(self.extra_query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let learned = match &self.auth {
+            Auth::Managed { manager, .. } => manager.company(),
+            _ => None,
+        };
+        if let Some(company) = &learned {
+            q.push(("company_id", company));
+        }
         if !q.is_empty() {
             req = req.query(&q);
         }

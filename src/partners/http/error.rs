@@ -87,6 +87,10 @@ pub enum ApiError {
     /// manager has retried the exchange already).
     #[error("{api} request not sent: no token: {message}")]
     NoToken { api: Api, message: String },
+    /// The partner's answer shows the config cannot work as it is (a company to choose): no
+    /// request can succeed until an operator changes it.
+    #[error("{api}: {message}")]
+    Misconfigured { api: Api, message: String },
 }
 
 impl ApiError {
@@ -103,7 +107,8 @@ impl ApiError {
             | ApiError::NotFound { .. }
             | ApiError::Redirected { .. }
             | ApiError::Cancelled { .. }
-            | ApiError::NoToken { .. } => false,
+            | ApiError::NoToken { .. }
+            | ApiError::Misconfigured { .. } => false,
         }
     }
 
@@ -125,7 +130,10 @@ impl ApiError {
     pub fn stops_run(&self) -> bool {
         matches!(
             self,
-            ApiError::Unauthorized { .. } | ApiError::Redirected { .. } | ApiError::Cancelled { .. }
+            ApiError::Unauthorized { .. }
+                | ApiError::Redirected { .. }
+                | ApiError::Cancelled { .. }
+                | ApiError::Misconfigured { .. }
         )
     }
 
@@ -143,7 +151,8 @@ impl ApiError {
             | ApiError::BadBody { api, .. }
             | ApiError::Redirected { api, .. }
             | ApiError::Cancelled { api }
-            | ApiError::NoToken { api, .. } => *api,
+            | ApiError::NoToken { api, .. }
+            | ApiError::Misconfigured { api, .. } => *api,
         }
     }
 

@@ -7,6 +7,7 @@
 //! not act (429, connection refused). Any other failure of such a write is *in doubt*, and the
 //! caller must look on the other side before sending again (design §2.3).
 
+pub mod absent;
 pub mod client;
 pub mod error;
 pub mod gate;

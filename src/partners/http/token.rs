@@ -55,6 +55,11 @@ pub struct TokenManager {
     max_response_bytes: u64,
     max_retry_after: Duration,
     current: Mutex<Option<Token>>,
+    /// No `company_id` is configured: take it from the answer's `company_details[]`, which must
+    /// then name exactly one company.
+    learn_company: std::sync::atomic::AtomicBool,
+    /// The company learned from the last answer.
+    company: std::sync::Mutex<Option<String>>,
     /// Exchanges made (log-free observability and tests).
     pub issued: AtomicU64,
 }
@@ -76,8 +81,20 @@ impl TokenManager {
             max_response_bytes,
             max_retry_after,
             current: Mutex::new(None),
+            learn_company: std::sync::atomic::AtomicBool::new(false),
+            company: std::sync::Mutex::new(None),
             issued: AtomicU64::new(0),
         }
+    }
+
+    /// Take the company from each answer's `company_details[]` (no `company_id` configured).
+    pub fn learn_company(&self) {
+        self.learn_company.store(true, Ordering::Relaxed);
+    }
+
+    /// The company learned from the token answer, when asked to learn it.
+    pub fn company(&self) -> Option<String> {
+        self.company.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// A valid token, renewing it first when it is about to expire.
@@ -225,6 +242,9 @@ impl TokenManager {
             Exchange::Password { .. } => 3600.0,
             Exchange::ClientCredentials { .. } => 900.0,
         };
+        if self.learn_company.load(Ordering::Relaxed) {
+            *self.company.lock().unwrap_or_else(|p| p.into_inner()) = Some(only_company(api, &v)?);
+        }
         let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
         let ttl = super::lifetime::lifetime_secs(&v, token, now, default);
         // Renew a little before expiry: a fifth of the lifetime, at most a minute.
@@ -235,5 +255,29 @@ impl TokenManager {
             refresh: v["refresh"].as_str().map(|r| SecretString::from(r.to_string())),
             renew_at: Instant::now() + Duration::from_secs_f64(ttl - margin),
         })
+    }
+}
+
+/// The one company of a Credgenics token answer's `company_details[]`: every request must name
+/// it, and with several (or none) there is no guessing which the lender meant.
+fn only_company(api: Api, answer: &Value) -> Result<String, ApiError> {
+    let ids: Vec<&str> = answer["company_details"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["company_id"].as_str()).collect())
+        .unwrap_or_default();
+    match ids.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(ApiError::Misconfigured {
+            api,
+            message: "the token answer names no company in company_details[]: set credgenics.company_id".into(),
+        }),
+        several => Err(ApiError::Misconfigured {
+            api,
+            message: format!(
+                "these client credentials belong to {} companies ({}): set credgenics.company_id to the one to use",
+                several.len(),
+                several.join(", ")
+            ),
+        }),
     }
 }
