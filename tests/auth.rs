@@ -23,7 +23,7 @@ fn exchanged(h: &Harness, secret: &str) -> Arc<Config> {
         )
         .replace(
             "auth_token = \"sandbox-credgenics-token\"",
-            &format!("client_id = \"sandbox-client\"\nclient_secret = \"{secret}\"\ncompany_id = \"lender-7\""),
+            &format!("client_id = \"sandbox-client\"\nclient_secret = \"{secret}\"\ncompany_id = \"sandbox-company\""),
         );
     assert!(!toml.contains("sandbox-crego-token") && !toml.contains("sandbox-credgenics-token"));
     Arc::new(RawConfig::from_toml_str(&toml).unwrap().validate().unwrap())
@@ -85,7 +85,7 @@ async fn tokens_are_exchanged_once_and_renewed_before_expiry_under_concurrency()
         h.sb.requests()
             .iter()
             .filter(|r| r.path.starts_with("/recovery/loan/"))
-            .all(|r| r.query["company_id"] == "lender-7")
+            .all(|r| r.query["company_id"] == "sandbox-company")
     );
     assert_eq!((crego.http().tokens_issued(), cg.http().tokens_issued()), (2, 2));
 }
@@ -213,7 +213,7 @@ async fn token_exchanges_count_against_the_rate_ceiling() {
         .config_toml()
         .replace(
             "auth_token = \"sandbox-credgenics-token\"",
-            "client_id = \"sandbox-client\"\nclient_secret = \"sandbox-secret\"\ncompany_id = \"lender-7\"",
+            "client_id = \"sandbox-client\"\nclient_secret = \"sandbox-secret\"\ncompany_id = \"sandbox-company\"",
         )
         .replace("requests_per_second = 200", "requests_per_second = 4")
         .replace("max_in_flight = 8", "max_in_flight = 1");

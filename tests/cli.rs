@@ -148,6 +148,7 @@ fn the_example_config_passes_with_the_two_tokens_from_env() {
 
 #[test]
 fn the_example_config_lists_every_default_expression() {
+    use crego_credgenics_sync::mapping::link::{DEFAULT_LINE_LINK, DEFAULT_RECORD_LINK};
     use crego_credgenics_sync::mapping::{DEFAULT_DEFAULT, DEFAULT_LOAN, DEFAULT_PAYMENT, DEFAULT_RECORD};
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml.example")).unwrap();
     for (section, defaults) in [
@@ -155,6 +156,8 @@ fn the_example_config_lists_every_default_expression() {
         ("default", DEFAULT_DEFAULT),
         ("payment", DEFAULT_PAYMENT),
         ("record", DEFAULT_RECORD),
+        ("link", DEFAULT_LINE_LINK),
+        ("link", DEFAULT_RECORD_LINK),
     ] {
         let start = text
             .find(&format!("[mapping.{section}]"))

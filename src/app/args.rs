@@ -98,6 +98,10 @@ pub enum Command {
         #[arg(long)]
         record: Option<String>,
     },
+    /// Check a tenant before go-live with the real config: both credentials, the paths, the
+    /// link expressions on live data, the mapping of the first overdue line against the
+    /// documented rules, the webhook and the state folder. Read-only; exit 0 when all pass.
+    Doctor,
     /// Work on the field mapping without sending anything.
     #[command(subcommand)]
     Mapping(MappingCmd),

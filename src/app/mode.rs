@@ -25,6 +25,8 @@ pub enum Mode {
         samples_only: bool,
     },
     Demo,
+    /// `doctor`: a tenant checked before go-live.
+    Doctor,
     Sandbox(SandboxArgs),
     Bench(BenchArgs),
     Status {
@@ -106,6 +108,7 @@ impl Resolved {
                 match command {
                     Command::CheckConfig { samples_only } => Mode::CheckConfig { samples_only },
                     Command::Demo => Mode::Demo,
+                    Command::Doctor => Mode::Doctor,
                     Command::Sandbox(a) => Mode::Sandbox(a),
                     Command::Bench(a) => Mode::Bench(a),
                     Command::Status { json } => Mode::Status { json },
@@ -141,6 +144,7 @@ fn name(c: &Command) -> &'static str {
         Command::DeadLetters(_) => "dead-letters",
         Command::Preview { .. } => "preview",
         Command::Mapping(_) => "mapping",
+        Command::Doctor => "doctor",
     }
 }
 

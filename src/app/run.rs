@@ -27,6 +27,7 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
             Mode::CheckConfig { samples_only: false } => crate::ops::check_config::run(config),
             Mode::CheckConfig { samples_only: true } => crate::ops::check_config::samples_only(config),
             Mode::Demo => crate::demo::run().await,
+            Mode::Doctor => crate::ops::doctor::run(config).await,
             Mode::Sandbox(args) => serve_sandbox(args).await,
             Mode::Bench(args) => crate::bench::run(args).await,
             Mode::Status { json } => crate::ops::status(&state_path(config)?, json),

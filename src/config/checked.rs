@@ -101,6 +101,8 @@ pub struct WebhookConfig {
     pub max_amount: rust_decimal::Decimal,
     pub max_connections: usize,
     pub idle_timeout: Duration,
+    /// What reaches `listen` from outside (`doctor` prints the webhook URL from it).
+    pub public_url: Option<url::Url>,
 }
 
 #[derive(Debug)]

@@ -298,6 +298,9 @@ pub struct RawWebhook {
     /// keep-alives, half-sent requests).
     #[serde(default = "d_idle_timeout")]
     pub idle_timeout_secs: u64,
+    /// The public address (https) that reaches `listen` from Credgenics; `doctor` prints the
+    /// webhook URL from it.
+    pub public_url: Option<String>,
 }
 
 fn d_max_connections() -> u32 {

@@ -238,6 +238,11 @@ impl RawConfig {
                 None
             }
         };
+        // Credgenics calls it from the internet: https, unless a loopback address for a test.
+        let public_url = webhook
+            .public_url
+            .as_deref()
+            .and_then(|u| c.url("webhook.public_url", u, false));
         let webhook_token = c.secret("webhook", "token", &webhook.token, &webhook.token_file, false);
         if webhook.max_amount == 0 {
             c.problem("webhook.max_amount", "must be at least 1");
@@ -371,6 +376,7 @@ impl RawConfig {
                 max_amount: rust_decimal::Decimal::from(webhook.max_amount),
                 max_connections: webhook.max_connections as usize,
                 idle_timeout: Duration::from_secs(webhook.idle_timeout_secs),
+                public_url,
             },
             mapping,
             log: LogConfig {

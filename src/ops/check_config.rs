@@ -173,6 +173,15 @@ pub fn run(path: &Path) -> Result<Report, AppError> {
         eprintln!("config refused: {refused} mapping expression(s) never finished");
         return Err(AppError::Usage(String::new()));
     }
+    if matches!(config.credgenics.credential, config::Credential::Exchange { .. })
+        && config.credgenics.company_id.is_none()
+    {
+        eprintln!(
+            "warning: credgenics.company_id is not set: with client credentials it is taken from the token \
+             answer when that names exactly one company, and the run stops if it names several; set it to be \
+             sure (`doctor` shows the one it would take)"
+        );
+    }
     println!("config OK: {}", path.display());
     Ok(Report::Clear)
 }

@@ -3,6 +3,7 @@
 //! serialises their few writes with the daemon's.
 
 pub mod check_config;
+pub mod doctor;
 
 use std::path::Path;
 

@@ -99,6 +99,9 @@ async fn get_loan(
 ) -> Response {
     match gate.shared.lock().cg_loans.get(&loan_id) {
         Some(l) => Json(loan_view(l)).into_response(),
+        None if gate.shared.config.tenant.unknown_is_400 => {
+            json_error(StatusCode::BAD_REQUEST, json!({"message": "Loan not found"}))
+        }
         None => json_error(StatusCode::NOT_FOUND, json!({"message": "Loan not found"})),
     }
 }
@@ -207,6 +210,31 @@ async fn update_loan(State(gate): State<Gate>, Path(loan_id): Path<String>, body
         .into_response()
 }
 
+/// The older document's payment rules (`api-docs/secondary/`): "Choices - Partially Recovered,
+/// Closed", `date_of_default` "Required only if final_status is Partially Recovered", and the
+/// main document's `amount_recovered | integer`.
+fn strict_payment_errors(body: &Value, errors: &mut Map<String, Value>) {
+    let status = body["final_status"].as_str();
+    if status.is_some_and(|s| s != "Closed" && s != "Partially Recovered") {
+        errors.insert(
+            "final_status".into(),
+            json!("final_status must be one of: Partially Recovered, Closed"),
+        );
+    }
+    if status == Some("Partially Recovered") && body.get("date_of_default").is_none_or(Value::is_null) {
+        errors.insert(
+            "date_of_default".into(),
+            json!("date_of_default is required when final_status is Partially Recovered"),
+        );
+    }
+    if body["amount_recovered"]
+        .as_number()
+        .is_some_and(|n| !n.is_i64() && !n.is_u64())
+    {
+        errors.insert("amount_recovered".into(), json!("amount_recovered must be an integer"));
+    }
+}
+
 /// `PATCH /payments/{loan_id}?allocation_month=`: one new payment entry per call, announced by the
 /// `payment` webhook.
 async fn add_payment(
@@ -220,7 +248,10 @@ async fn add_payment(
         Err(r) => return *r,
     };
     let month = q.get("allocation_month").cloned().unwrap_or_default();
-    let errors = checks::payment_errors(&body, q.get("allocation_month").map(String::as_str));
+    let mut errors = checks::payment_errors(&body, q.get("allocation_month").map(String::as_str));
+    if gate.shared.config.tenant.strict_payments {
+        strict_payment_errors(&body, &mut errors);
+    }
     if !errors.is_empty() {
         return validation_failed(errors);
     }
@@ -273,6 +304,6 @@ async fn access_token(State(gate): State<Gate>, body: Bytes) -> Response {
             }
         },
     };
-    let answer = gate.shared.lock().issue_token("credgenics", ttl, false);
+    let answer = gate.shared.lock().issue_token("credgenics", ttl, false, &cfg.tenant);
     Json(answer).into_response()
 }

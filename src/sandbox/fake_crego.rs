@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::gate::{Gate, Shared, gatekeeper, json_error, requests_handler, stats_handler};
 use super::realism::Listed;
+use super::spec::Tenant;
 use crate::partners::http::Api;
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -43,12 +44,13 @@ fn param<T: std::str::FromStr>(q: &HashMap<String, String>, k: &str, default: T)
     }
 }
 
-/// `page`, `page_size` and `updated_at__gte` of a list request, or the 400 answer.
-fn list_params(q: &HashMap<String, String>) -> Result<(u64, u64, (i64, String)), Box<Response>> {
+/// `page`, `page_size` and the updated-since filter (by the tenant's name for it) of a list
+/// request, or the 400 answer.
+fn list_params(q: &HashMap<String, String>, tenant: &Tenant) -> Result<(u64, u64, (i64, String)), Box<Response>> {
     let bad = |e: String| Box::new(json_error(StatusCode::BAD_REQUEST, json!({"detail": e})));
     let page = param(q, "page", 1u64).map_err(bad)?;
     let page_size = param(q, "page_size", 20u64).map_err(bad)?;
-    let since = param(q, "updated_at__gte", 0f64).map_err(bad)?;
+    let since = param(q, &tenant.filters.updated_since, 0f64).map_err(bad)?;
     if page == 0 || page_size == 0 || page_size > 1000 {
         return Err(bad("page must be ≥ 1 and page_size 1..1000".into()));
     }
@@ -57,7 +59,13 @@ fn list_params(q: &HashMap<String, String>) -> Result<(u64, u64, (i64, String)),
 
 /// One page of `all` (which holds `count` items) in the list envelope of design §5. Only the page
 /// is cloned: a book of 100 000 lines is served page by page without copying it.
-fn paged<'a>(count: usize, all: impl Iterator<Item = &'a Value>, page: u64, page_size: u64) -> Response {
+fn paged<'a>(
+    count: usize,
+    all: impl Iterator<Item = &'a Value>,
+    page: u64,
+    page_size: u64,
+    view: impl Fn(Value) -> Value,
+) -> Response {
     let count = count as u64;
     let total_pages = count.div_ceil(page_size).max(1);
     if page > total_pages && count > 0 {
@@ -67,7 +75,7 @@ fn paged<'a>(count: usize, all: impl Iterator<Item = &'a Value>, page: u64, page
         .into_iter()
         .skip(((page - 1) * page_size) as usize)
         .take(page_size as usize)
-        .cloned()
+        .map(|v| view(v.clone()))
         .collect();
     Json(json!({
         "count": count, "current_page": page, "page_size": page_size, "total_pages": total_pages,
@@ -78,7 +86,7 @@ fn paged<'a>(count: usize, all: impl Iterator<Item = &'a Value>, page: u64, page
 
 /// `GET /v1/lms/line-details/`: filtered by `updated_at__gte`, oldest first.
 async fn line_details(State(gate): State<Gate>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (page, page_size, from) = match list_params(&q) {
+    let (page, page_size, from) = match list_params(&q, &gate.shared.config.tenant) {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -102,7 +110,11 @@ async fn line_details(State(gate): State<Gate>, Query(q): Query<HashMap<String, 
             .line_index
             .range(from..)
             .map(|(_, (lead, i))| &s.programs[lead][*i]["line_detail"]);
-        (paged(count, all, page, page_size), s.page_padding)
+        let tenant = &gate.shared.config.tenant;
+        (
+            paged(count, all, page, page_size, |l| listed_line(tenant, l)),
+            s.page_padding,
+        )
     };
     if padding == 0 {
         return resp;
@@ -119,29 +131,38 @@ async fn line_details(State(gate): State<Gate>, Query(q): Query<HashMap<String, 
 async fn lead(State(gate): State<Gate>, Path(id): Path<String>) -> Response {
     match gate.shared.lock().leads.get(&id) {
         Some(l) => Json(l.clone()).into_response(),
-        None => json_error(StatusCode::NOT_FOUND, json!({"detail": "Not found."})),
+        None => not_found(&gate.shared.config.tenant),
     }
 }
 
 async fn programs(State(gate): State<Gate>, Path(id): Path<String>) -> Response {
     match gate.shared.lock().programs.get(&id) {
         Some(p) => Json(Value::Array(p.clone())).into_response(),
-        None => json_error(StatusCode::NOT_FOUND, json!({"detail": "Not found."})),
+        None => not_found(&gate.shared.config.tenant),
     }
 }
 
 /// `GET /v1/lms/records/`: filtered by `type`, `utr`, `status` and `updated_at__gte`, oldest first.
 async fn list_records(State(gate): State<Gate>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (page, page_size, from) = match list_params(&q) {
+    let (page, page_size, from) = match list_params(&q, &gate.shared.config.tenant) {
         Ok(x) => x,
         Err(r) => return *r,
     };
     let mut s = gate.shared.lock();
     s.touch_while_listing(Listed::Records, &from, ((page - 1) * page_size) as usize);
+    let tenant = &gate.shared.config.tenant;
+    let f = &tenant.filters;
+    // (the tenant's filter name, the record key it filters on)
+    let filters = [
+        (f.record_type.as_str(), "type"),
+        (f.utr.as_str(), "utr"),
+        ("status", "status"),
+        ("account", "account"),
+    ];
     let matches = |r: &Value| {
-        ["type", "utr", "status", "account"]
+        filters
             .iter()
-            .all(|k| q.get(*k).is_none_or(|want| r[*k].as_str() == Some(want.as_str())))
+            .all(|(name, k)| q.get(*name).is_none_or(|want| r[*k].as_str() == Some(want.as_str())))
     };
     let all: Vec<&Value> = s
         .record_index
@@ -149,7 +170,43 @@ async fn list_records(State(gate): State<Gate>, Query(q): Query<HashMap<String, 
         .map(|((_, id), _)| &s.records[id])
         .filter(|r| matches(r))
         .collect();
-    paged(all.len(), all.into_iter(), page, page_size)
+    paged(all.len(), all.into_iter(), page, page_size, |r| {
+        listed_record(tenant, r)
+    })
+}
+
+/// A line item as the tenant lists it: with its links expanded, or the ids as design §5 assumes.
+fn listed_line(tenant: &Tenant, mut line: Value) -> Value {
+    if tenant.expanded_links
+        && let Some(m) = line.as_object_mut()
+    {
+        let lead = m.remove("lead_id").unwrap_or_default();
+        let bp = m.remove("borrower_program_id").unwrap_or_default();
+        m.insert("lead".into(), json!({"id": lead}));
+        m.insert("borrower_program".into(), json!({"id": bp}));
+    }
+    line
+}
+
+/// A record as the tenant lists it: `account` expanded, or the id.
+fn listed_record(tenant: &Tenant, mut record: Value) -> Value {
+    if tenant.expanded_links {
+        let account = record["account"].take();
+        record["account"] = json!({"id": account});
+    }
+    record
+}
+
+/// The answer to a read of something Crego does not have, as the tenant gives it.
+fn not_found(tenant: &Tenant) -> Response {
+    if tenant.unknown_is_400 {
+        json_error(
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "Lead matching query does not exist."}),
+        )
+    } else {
+        json_error(StatusCode::NOT_FOUND, json!({"detail": "Not found."}))
+    }
 }
 
 /// `POST /v1/lms/records/`: the record shape's writable fields; a duplicate `utr` is a 400.
@@ -210,7 +267,10 @@ async fn token(State(gate): State<Gate>, body: Bytes) -> Response {
             json!({"detail": "No active account found with the given credentials"}),
         );
     }
-    let answer = gate.shared.lock().issue_token("crego", cfg.token_ttl_secs, true);
+    let answer = gate
+        .shared
+        .lock()
+        .issue_token("crego", cfg.token_ttl_secs, true, &cfg.tenant);
     Json(answer).into_response()
 }
 
@@ -227,8 +287,8 @@ async fn refresh(State(gate): State<Gate>, body: Bytes) -> Response {
             json!({"detail": "Token is invalid or expired"}),
         );
     }
-    let ttl = gate.shared.config.token_ttl_secs;
-    Json(s.issue_token("crego", ttl, true)).into_response()
+    let cfg = &gate.shared.config;
+    Json(s.issue_token("crego", cfg.token_ttl_secs, true, &cfg.tenant)).into_response()
 }
 
 async fn one_record(State(gate): State<Gate>, Path(id): Path<String>) -> Response {

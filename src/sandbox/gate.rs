@@ -66,6 +66,24 @@ impl Gate {
                 .is_some_and(|(api, expires)| *api == self.api.name() && Instant::now() < *expires)
     }
 
+    /// Credgenics: a request made with an exchanged token must name the company it acts for
+    /// (`?company_id=`, one of the client's `company_details[]`); any named company must be one.
+    fn company_refusal(&self, headers: &axum::http::HeaderMap, query: &BTreeMap<String, String>) -> Option<String> {
+        if self.api != Api::Credgenics {
+            return None;
+        }
+        let companies = &self.shared.config.tenant.companies;
+        match query.get("company_id") {
+            Some(c) if companies.contains(c) => None,
+            Some(c) => Some(format!("Unknown company_id {c}")),
+            None => {
+                let given = headers.get("authenticationtoken").and_then(|v| v.to_str().ok());
+                let exchanged = given.is_some_and(|t| t != self.shared.config.credgenics_token);
+                exchanged.then(|| "company_id is required with an access token".to_string())
+            }
+        }
+    }
+
     fn rps(&self) -> Option<u32> {
         match self.api {
             Api::Crego => self.shared.config.crego_rps,
@@ -198,6 +216,15 @@ pub(crate) async fn gatekeeper(
             Api::Credgenics => serde_json::json!({"message": "Unauthorized"}),
         };
         (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+    } else if let Some(message) = (!is_token_endpoint)
+        .then(|| gate.company_refusal(&parts.headers, &rec.query))
+        .flatten()
+    {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"message": message})),
+        )
+            .into_response()
     } else {
         next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
             .await

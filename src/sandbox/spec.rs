@@ -35,6 +35,8 @@ pub struct SandboxConfig {
     pub collect_pct: u32,
     /// The realistic mode (design §7), or the tidy one.
     pub realism: Option<Realism>,
+    /// The tenant's shape where the documents leave it open.
+    pub tenant: Tenant,
 }
 
 impl Default for SandboxConfig {
@@ -54,8 +56,78 @@ impl Default for SandboxConfig {
             keep_request_log: true,
             collect_pct: 0,
             realism: None,
+            tenant: Tenant::default(),
         }
     }
+}
+
+/// One lender's tenant where the documents leave the shape open (issue 13): each switch is a
+/// shape a real tenant may have, so that the daemon's config for it is tested against it. The
+/// default is the shape design §5 assumes.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Foreign keys expanded on read, as Django REST nested serializers do: a listed line item
+    /// names `lead: {id}` and `borrower_program: {id}` instead of `lead_id` and
+    /// `borrower_program_id`, and a listed record's `account` is `{id}` (written as the id).
+    pub expanded_links: bool,
+    /// The Crego list filters' names.
+    pub filters: TenantFilters,
+    /// How the Credgenics access-token answer states the token's lifetime.
+    pub token_lifetime: TokenLifetime,
+    /// The companies Credgenics' client credentials belong to (`company_details[]`). A request
+    /// made with an exchanged token must name one as `?company_id=`; a static token may omit it.
+    pub companies: Vec<String>,
+    /// Reads of a thing the partner does not have answer 400 with a message (Crego lead and
+    /// programs, Credgenics loan), not 404.
+    pub unknown_is_400: bool,
+    /// The older Credgenics document's payment rules: `final_status` only `Closed` or
+    /// `Partially Recovered`, `date_of_default` required with `Partially Recovered`, and
+    /// `amount_recovered` an integer (as the main document types it).
+    pub strict_payments: bool,
+}
+
+impl Default for Tenant {
+    fn default() -> Self {
+        Self {
+            expanded_links: false,
+            filters: TenantFilters::default(),
+            token_lifetime: TokenLifetime::Expiry,
+            companies: vec!["sandbox-company".into()],
+            unknown_is_400: false,
+            strict_payments: false,
+        }
+    }
+}
+
+/// What a tenant calls the Crego list filters.
+#[derive(Debug, Clone)]
+pub struct TenantFilters {
+    pub updated_since: String,
+    pub record_type: String,
+    pub utr: String,
+}
+
+impl Default for TenantFilters {
+    fn default() -> Self {
+        Self {
+            updated_since: "updated_at__gte".into(),
+            record_type: "type".into(),
+            utr: "utr".into(),
+        }
+    }
+}
+
+/// How a Credgenics access-token answer states the lifetime.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TokenLifetime {
+    /// `expiry`: seconds, as a string (the documented answer).
+    Expiry,
+    /// `expires_in`: seconds, as a number.
+    ExpiresIn,
+    /// Only the token's own JWT `exp` claim.
+    JwtExp,
+    /// Nothing: the documented default of 900 s applies.
+    Unstated,
 }
 
 /// What one fake has answered, for benchmarks (control endpoints not counted).

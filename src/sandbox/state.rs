@@ -313,26 +313,62 @@ impl SandboxState {
         })
     }
 
-    /// Issues a token for `api` (and a refresh token when asked), valid `ttl` seconds.
-    pub(crate) fn issue_token(&mut self, api: &'static str, ttl: f64, with_refresh: bool) -> Value {
+    /// Issues a token for `api` (and a refresh token when asked), valid `ttl` seconds; a
+    /// Credgenics answer states the lifetime as `tenant` does.
+    pub(crate) fn issue_token(&mut self, api: &'static str, ttl: f64, with_refresh: bool, tenant: &Tenant) -> Value {
+        use serde_json::json;
         let n = self.token_exchanges.entry(api).or_default();
         *n += 1;
-        let token = format!("{api}-token-{n}-{}", self.tokens.len());
+        let mut token = format!("{api}-token-{n}-{}", self.tokens.len());
+        let ttl = if with_refresh || tenant.token_lifetime != TokenLifetime::Unstated {
+            ttl
+        } else {
+            900.0
+        };
+        if !with_refresh && tenant.token_lifetime == TokenLifetime::JwtExp {
+            let exp = (jiff::Timestamp::now().as_second() as f64 + ttl).floor() as i64;
+            token = format!(
+                "{}.{}.{}",
+                base64url(br#"{"alg":"none","typ":"JWT"}"#),
+                base64url(json!({"exp": exp, "sub": token}).to_string().as_bytes()),
+                base64url(b"sandbox")
+            );
+        }
         self.tokens
             .insert(token.clone(), (api, Instant::now() + Duration::from_secs_f64(ttl)));
         if with_refresh {
             // Crego's shape: `{access, refresh, expires_in}`.
             let refresh = format!("{api}-refresh-{n}");
             self.refresh_tokens.insert(refresh.clone(), api);
-            serde_json::json!({"access": token, "refresh": refresh, "expires_in": ttl})
-        } else {
-            // Credgenics' documented answer: `api_key`, `expiry` (typed only as a string; here
-            // the lifetime in seconds) and `company_details[]` — no `expires_in`.
-            serde_json::json!({
-                "api_key": token,
-                "expiry": format!("{ttl}"),
-                "company_details": [{"company_id": "sandbox-company", "company_name": "Sandbox Lender"}],
-            })
+            return json!({"access": token, "refresh": refresh, "expires_in": ttl});
+        }
+        // Credgenics' documented answer: `api_key`, `expiry` (typed only as a string; here the
+        // lifetime in seconds) and `company_details[]`; other tenants state it otherwise.
+        let companies: Vec<Value> = tenant
+            .companies
+            .iter()
+            .map(|c| json!({"company_id": c, "company_name": format!("Lender {c}")}))
+            .collect();
+        let mut answer = json!({"api_key": token, "company_details": companies});
+        match tenant.token_lifetime {
+            TokenLifetime::Expiry => answer["expiry"] = json!(format!("{ttl}")),
+            TokenLifetime::ExpiresIn => answer["expires_in"] = json!(ttl),
+            TokenLifetime::JwtExp | TokenLifetime::Unstated => {}
+        }
+        answer
+    }
+}
+
+/// Unpadded base64url, for the sandbox's JWTs.
+fn base64url(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
     }
+    out
 }

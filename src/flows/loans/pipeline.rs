@@ -198,7 +198,11 @@ pub(super) async fn process_line(ctx: &Context, item: &LineItem, backfill: bool)
         Ok(x) => x,
         Err(e) if e.stops_run() => return Err(e.into()),
         Err(ApiError::NotFound { .. }) => {
-            return dead_line(ctx, item, "the lead of this overdue line is not found at Crego (404)");
+            return dead_line(
+                ctx,
+                item,
+                "the lead of this overdue line is not found at Crego (404, or as crego.absent_statuses says)",
+            );
         }
         Err(e) => {
             crate::telemetry::events::fetch_failed(&item.id, &e);

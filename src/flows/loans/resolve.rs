@@ -76,7 +76,9 @@ pub(super) async fn process_afresh(
     let programs = match ctx.crego.programs(lead_id).await {
         Ok(p) => p,
         Err(e) if e.stops_run() => return Err(e.into()),
-        Err(ApiError::NotFound { .. }) => return gone("the lead is not found at Crego (404)"),
+        Err(ApiError::NotFound { .. }) => {
+            return gone("the lead is not found at Crego (404, or as crego.absent_statuses says)");
+        }
         Err(e) => {
             events::resync_deferred(lead_id, &e);
             return Ok(None);

@@ -194,6 +194,15 @@ impl ApiClient {
         self.api
     }
 
+    /// The company learned from the token answer (no `company_id` configured), once a token
+    /// was had.
+    pub fn learned_company(&self) -> Option<String> {
+        match &self.auth {
+            Auth::Managed { manager, .. } => manager.company(),
+            _ => None,
+        }
+    }
+
     /// With exchanged credentials, name on every request the company the token answer gives
     /// (no `company_id` configured; the answer must name exactly one).
     pub fn learn_company(self) -> Self {

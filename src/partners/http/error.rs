@@ -20,14 +20,14 @@ impl Api {
     }
 
     /// The config key an operator fixes when the credential is refused.
-    fn credential_key(self) -> &'static str {
+    pub fn credential_key(self) -> &'static str {
         match self {
             Api::Crego => "crego.bearer_token (or crego.username/password)",
             Api::Credgenics => "credgenics.auth_token (or credgenics.client_id/client_secret)",
         }
     }
 
-    fn base_url_key(self) -> &'static str {
+    pub fn base_url_key(self) -> &'static str {
         match self {
             Api::Crego => "crego.base_url",
             Api::Credgenics => "credgenics.base_url",
