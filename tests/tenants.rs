@@ -121,6 +121,19 @@ async fn expanded_links_and_renamed_filters_work_once_configured() {
             .all(|r| r.query.contains_key("modified_after") && !r.query.contains_key("updated_at__gte")),
         "the stream filter goes by the tenant's name"
     );
+    let record_lists: Vec<_> = h
+        .requests_since(before)
+        .into_iter()
+        .filter(|r| r.api == "crego" && r.method == "GET" && r.path.ends_with("/records/"))
+        .collect();
+    assert!(!record_lists.is_empty());
+    assert!(
+        record_lists
+            .iter()
+            .all(|r| r.query.get("record_type").map(String::as_str) == Some("repayment")
+                && !r.query.contains_key("type")),
+        "the record type filter goes by the tenant's name"
+    );
 
     // An LMS repayment (listed with `account: {id}`) reaches Credgenics.
     let store = h.store();
