@@ -98,6 +98,28 @@ pub enum Command {
         #[arg(long)]
         record: Option<String>,
     },
+    /// Do the two books agree? Reads both sides of every placed loan (or one, or those changed
+    /// since a date) and lists each disagreement with both sides' figures and the action that
+    /// fixes it. Exit 0 when they agree, 1 with findings, 3 when it could not complete (run it
+    /// again: it resumes).
+    Reconcile {
+        /// Only this loan (its Credgenics loan id).
+        #[arg(long, conflicts_with = "since")]
+        loan: Option<String>,
+        /// Only loans changed since this date (midnight in the configured zone) or RFC 3339 time.
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Mend what the daemon can safely (a missing payment on either side, a missing
+        /// allocation) through the ledger, exactly once; the rest is reported.
+        #[arg(long)]
+        fix: bool,
+        /// The report as JSON.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// The findings as CSV.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Check a tenant before go-live with the real config: both credentials, the paths, the
     /// link expressions on live data, the mapping of the first overdue line against the
     /// documented rules, the webhook and the state folder. Read-only; exit 0 when all pass.

@@ -27,6 +27,13 @@ pub enum Mode {
     Demo,
     /// `doctor`: a tenant checked before go-live.
     Doctor,
+    /// `reconcile`: both books compared, loan by loan.
+    Reconcile {
+        loan: Option<String>,
+        since: Option<String>,
+        fix: bool,
+        format: crate::ops::reconcile::Format,
+    },
     Sandbox(SandboxArgs),
     Bench(BenchArgs),
     Status {
@@ -109,6 +116,24 @@ impl Resolved {
                     Command::CheckConfig { samples_only } => Mode::CheckConfig { samples_only },
                     Command::Demo => Mode::Demo,
                     Command::Doctor => Mode::Doctor,
+                    Command::Reconcile {
+                        loan,
+                        since,
+                        fix,
+                        json,
+                        csv,
+                    } => Mode::Reconcile {
+                        loan,
+                        since,
+                        fix,
+                        format: if json {
+                            crate::ops::reconcile::Format::Json
+                        } else if csv {
+                            crate::ops::reconcile::Format::Csv
+                        } else {
+                            crate::ops::reconcile::Format::Table
+                        },
+                    },
                     Command::Sandbox(a) => Mode::Sandbox(a),
                     Command::Bench(a) => Mode::Bench(a),
                     Command::Status { json } => Mode::Status { json },
@@ -145,6 +170,7 @@ fn name(c: &Command) -> &'static str {
         Command::Preview { .. } => "preview",
         Command::Mapping(_) => "mapping",
         Command::Doctor => "doctor",
+        Command::Reconcile { .. } => "reconcile",
     }
 }
 

@@ -28,6 +28,12 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
             Mode::CheckConfig { samples_only: true } => crate::ops::check_config::samples_only(config),
             Mode::Demo => crate::demo::run().await,
             Mode::Doctor => crate::ops::doctor::run(config).await,
+            Mode::Reconcile {
+                loan,
+                since,
+                fix,
+                format,
+            } => reconcile(config, loan, since.as_deref(), fix, format).await,
             Mode::Sandbox(args) => serve_sandbox(args).await,
             Mode::Bench(args) => crate::bench::run(args).await,
             Mode::Status { json } => crate::ops::status(&state_path(config)?, json),
@@ -157,6 +163,48 @@ async fn preview(config: &Path, target: &PreviewTarget, reveal: bool) -> Result<
     .map_err(AppError::Failed)?;
     print!("{text}");
     Ok(Report::Clear)
+}
+
+/// `reconcile`: one run, stopped between loans by SIGTERM/SIGINT (the next run resumes).
+async fn reconcile(
+    config: &Path,
+    loan: Option<String>,
+    since: Option<&str>,
+    fix: bool,
+    format: crate::ops::reconcile::Format,
+) -> Result<Report, AppError> {
+    use crate::flows::reconcile::{Options, Scope};
+    let (config, clock, store) = prepare(config, false)?;
+    let scope = match (loan, since) {
+        (Some(id), _) => Scope::Loan(id),
+        (None, Some(s)) => Scope::Since(
+            clock::parse_instant(s, clock.tz())
+                .map(|ts| ts.as_millisecond() as f64 / 1000.0)
+                .map_err(|e| AppError::Usage(format!("--since `{s}`: {e}")))?,
+        ),
+        (None, None) => Scope::All,
+    };
+    let ctx = Arc::new(context(config, store, clock)?);
+    let cancel = ctx.cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        cancel.cancel();
+    });
+    let opts = Options {
+        scope,
+        fix,
+        share_poll_reads: false,
+    };
+    let report = flows::reconcile::run(&ctx, &opts)
+        .await
+        .map_err(|e| AppError::Incomplete(e.to_string()))?;
+    print!("{}", crate::ops::reconcile::render(&report, format));
+    if !report.complete() {
+        return Err(AppError::Incomplete(report.error.clone().unwrap_or_else(|| {
+            "the run stopped before its end or could not read every loan; run it again to resume".into()
+        })));
+    }
+    Ok(Report::clear_if(report.open().next().is_none()))
 }
 
 /// Daemon mode: the listener on `webhook.listen`, every job on its schedule, until SIGTERM/SIGINT.

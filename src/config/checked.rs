@@ -48,6 +48,7 @@ pub struct CregoFilters {
     pub ordering: String,
     pub record_type: String,
     pub utr: String,
+    pub account: String,
 }
 
 #[derive(Debug)]

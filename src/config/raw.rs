@@ -143,6 +143,9 @@ pub struct RawCregoFilters {
     /// A record's `utr` (the look-up before an in-doubt record is sent again).
     #[serde(default = "d_f_utr")]
     pub utr: String,
+    /// A record's account (reconcile reads the records of one loan's account).
+    #[serde(default = "d_f_account")]
+    pub account: String,
 }
 
 impl Default for RawCregoFilters {
@@ -162,6 +165,9 @@ fn d_f_type() -> String {
 }
 fn d_f_utr() -> String {
     "utr".into()
+}
+fn d_f_account() -> String {
+    "account".into()
 }
 
 impl Default for RawCrego {

@@ -334,6 +334,7 @@ impl RawConfig {
                     ordering: crego.filters.ordering,
                     record_type: crego.filters.record_type,
                     utr: crego.filters.utr,
+                    account: crego.filters.account,
                 },
                 absent: Absent {
                     statuses: crego.absent_statuses,

@@ -14,6 +14,7 @@
 pub mod context;
 pub mod loans;
 pub mod once;
+pub mod reconcile;
 pub mod recoveries;
 pub mod repayments;
 

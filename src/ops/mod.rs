@@ -4,6 +4,7 @@
 
 pub mod check_config;
 pub mod doctor;
+pub mod reconcile;
 
 use std::path::Path;
 
@@ -74,7 +75,22 @@ pub fn status_json(store: &Store) -> Result<Value, crate::store::StoreError> {
         })
         .collect();
     let dead = store.dead_letters()?.len() + store.rejected_loans()?.len() + store.line_dead_letters()?.len();
+    let reconcile = store.reconcile_last()?.map(|r| {
+        json!({"run": r.id, "finished_at": r.finished_at, "loans_checked": r.loans_checked,
+               "agreeing": r.agreeing, "unreadable": r.unreadable, "findings": r.counts,
+               "lms_total": r.lms_total.to_string(), "credgenics_total": r.credgenics_total.to_string()})
+    });
+    let history: Vec<Value> = store
+        .reconcile_history(7)?
+        .into_iter()
+        .map(|r| {
+            json!({"run": r.id, "scope": r.scope, "started_at": r.started_at, "finished_at": r.finished_at,
+                        "loans_checked": r.loans_checked, "findings": r.counts})
+        })
+        .collect();
     Ok(json!({
+        "reconcile": reconcile,
+        "reconcile_history": history,
         "state": store.path().display().to_string(),
         "cursors": streams,
         "loans": store.loan_counts()?,
@@ -150,6 +166,31 @@ pub fn status(path: &Path, as_json: bool) -> Result<Report, AppError> {
             when(r["started_at"].as_f64()),
             r["outcome"].as_str().unwrap_or("running or stopped")
         );
+    }
+    match v["reconcile"].as_object() {
+        None => println!("\nreconcile: never run to its end (crego-credgenics-sync reconcile)"),
+        Some(r) => {
+            let findings: Vec<String> = r["findings"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            println!(
+                "\nreconcile (run #{}, {}): {} loans checked, {} agree; findings: {}; LMS {} vs Credgenics {}",
+                r["run"],
+                when(r["finished_at"].as_f64()),
+                r["loans_checked"],
+                r["agreeing"],
+                if findings.is_empty() {
+                    "none".to_string()
+                } else {
+                    findings.join(", ")
+                },
+                r["lms_total"].as_str().unwrap_or_default(),
+                r["credgenics_total"].as_str().unwrap_or_default()
+            );
+        }
     }
     println!(
         "\ndead letters: {} (crego-credgenics-sync dead-letters list)",

@@ -72,7 +72,18 @@ pub async fn run_job(ctx: &Context, job: Job, slot: Timestamp) -> Result<(), Syn
             Err(e) => Err(e),
         },
         Job::PollRecoveries => flows::recoveries::run(ctx, Poll::NotSince(secs(slot)), &mut Default::default()).await,
-        Job::Reconcile => flows::loans::run(ctx, Some(0.0), &mut Default::default()).await,
+        // The whole line-details stream (what a cursor missed), then both books compared.
+        Job::Reconcile => match flows::loans::run(ctx, Some(0.0), &mut Default::default()).await {
+            Ok(()) => {
+                let opts = flows::reconcile::Options {
+                    scope: flows::reconcile::Scope::All,
+                    fix: false,
+                    share_poll_reads: true,
+                };
+                flows::reconcile::run(ctx, &opts).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        },
     };
     let elapsed = started.elapsed();
     let now = ctx.now_secs();

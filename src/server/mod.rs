@@ -242,6 +242,9 @@ fn state_gauges(store: &Store, now: f64) {
             }
         }
     }
+    if let Ok(Some(run)) = store.reconcile_last() {
+        crate::telemetry::events::reconcile_gauges(&run);
+    }
     if let Ok(streams) = store.streams() {
         for s in streams {
             metrics::gauge!(metric::CURSOR_LAG, "stream" => s.stream).set(now - s.checked_at.unwrap_or(0.0));

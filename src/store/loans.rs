@@ -9,11 +9,11 @@ use super::types::*;
 impl Store {
     // --- loans ---------------------------------------------------------------------------------
 
-    const LOAN_COLS: &'static str = "loan_id, borrower_program_id, lead_id, program_id, allocation_month, state, \
+    pub(super) const LOAN_COLS: &'static str = "loan_id, borrower_program_id, lead_id, program_id, allocation_month, state, \
          payload, payload_hash, rejected_hash, last_error, first_placed_at, updated_at, pending_payload, pending_month, \
          due_amount, total_outstanding, last_polled_at, line_updated_at, line_read_at";
 
-    fn loan_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoanRow> {
+    pub(super) fn loan_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoanRow> {
         let payload: Option<String> = r.get(6)?;
         Ok(LoanRow {
             loan_id: r.get(0)?,
@@ -344,8 +344,26 @@ impl Store {
     /// What a batch of the poll found, in one transaction: the new ledger rows, and the loans
     /// read (a crash before it only means reading them again; rows dedupe on their keys).
     pub fn record_poll(&self, rows: &[NewLedgerRow], polled: &[String], now: f64) -> Result<usize, StoreError> {
+        self.record_poll_reads(rows, polled, &[], now)
+    }
+
+    /// [`Self::record_poll`] with each loan's full Credgenics read kept for reconcile.
+    pub fn record_poll_reads(
+        &self,
+        rows: &[NewLedgerRow],
+        polled: &[String],
+        reads: &[(String, serde_json::Value)],
+        now: f64,
+    ) -> Result<usize, StoreError> {
         self.write(|conn| {
             let tx = conn.transaction()?;
+            for (loan_id, body) in reads {
+                tx.exec_cached(
+                    "INSERT INTO credgenics_reads (loan_id, read_at, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (loan_id) DO UPDATE SET read_at = excluded.read_at, body = excluded.body",
+                    params![loan_id, now, body.to_string()],
+                )?;
+            }
             for row in rows {
                 ledger::claim_legacy(&tx, row)?;
             }

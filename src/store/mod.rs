@@ -11,6 +11,7 @@ mod dead_letters;
 mod jobs;
 mod ledger;
 mod loans;
+mod reconcile;
 mod types;
 
 #[cfg(test)]

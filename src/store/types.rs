@@ -172,3 +172,125 @@ pub struct LineDeadLetter {
     pub created_at: f64,
     pub updated_at: f64,
 }
+
+/// What reconcile found wrong with one loan (issue 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// An LMS repayment since placement has no Credgenics payment entry.
+    PaymentMissingAtCredgenics,
+    /// A Credgenics recovery the daemon did not push has no LMS record.
+    RecoveryMissingInLms,
+    /// The two sides of one payment differ in amount.
+    AmountMismatch,
+    /// One LMS repayment has more than one Credgenics payment entry.
+    DuplicateAtCredgenics,
+    /// One Credgenics recovery has more than one LMS record.
+    DuplicateInLms,
+    /// A payment this daemon pushed whose LMS record is no longer a processed repayment.
+    PaymentWithoutSource,
+    /// An allocation month's totals differ, with no single payment to blame.
+    TotalMismatch,
+    /// The line is paid off, but the latest payment pushed is not `Closed`.
+    NotClosed,
+    /// The latest payment pushed is `Closed`, but the line still has dues.
+    ClosedButDue,
+    /// Paid off without a repayment (a waiver, an adjustment), still open at Credgenics.
+    CuredStillOpen,
+    /// The line is overdue, but Credgenics has no allocation for this month.
+    AllocationMissing,
+    /// Credgenics holds an allocation whose claim says the line was not overdue.
+    UploadedNotOverdue,
+    /// A placed loan Credgenics does not have.
+    LoanMissingAtCredgenics,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 13] = [
+        FindingKind::PaymentMissingAtCredgenics,
+        FindingKind::RecoveryMissingInLms,
+        FindingKind::AmountMismatch,
+        FindingKind::DuplicateAtCredgenics,
+        FindingKind::DuplicateInLms,
+        FindingKind::PaymentWithoutSource,
+        FindingKind::TotalMismatch,
+        FindingKind::NotClosed,
+        FindingKind::ClosedButDue,
+        FindingKind::CuredStillOpen,
+        FindingKind::AllocationMissing,
+        FindingKind::UploadedNotOverdue,
+        FindingKind::LoanMissingAtCredgenics,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::PaymentMissingAtCredgenics => "payment_missing_at_credgenics",
+            FindingKind::RecoveryMissingInLms => "recovery_missing_in_lms",
+            FindingKind::AmountMismatch => "amount_mismatch",
+            FindingKind::DuplicateAtCredgenics => "duplicate_at_credgenics",
+            FindingKind::DuplicateInLms => "duplicate_in_lms",
+            FindingKind::PaymentWithoutSource => "payment_without_source",
+            FindingKind::TotalMismatch => "total_mismatch",
+            FindingKind::NotClosed => "not_closed",
+            FindingKind::ClosedButDue => "closed_but_due",
+            FindingKind::CuredStillOpen => "cured_still_open",
+            FindingKind::AllocationMissing => "allocation_missing",
+            FindingKind::UploadedNotOverdue => "uploaded_not_overdue",
+            FindingKind::LoanMissingAtCredgenics => "loan_missing_at_credgenics",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// What `reconcile --fix` may mend: a write the daemon makes anyway, through the ledger or
+    /// flow A (look-up before send). Duplicates and money it did not write are only reported.
+    pub fn fixable(self) -> bool {
+        matches!(
+            self,
+            FindingKind::PaymentMissingAtCredgenics
+                | FindingKind::RecoveryMissingInLms
+                | FindingKind::AllocationMissing
+        )
+    }
+}
+
+sql_name_enum!(FindingKind, "finding kind");
+
+/// One finding: the loan, both sides' figures, and what fixes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Finding {
+    pub loan_id: String,
+    pub kind: FindingKind,
+    pub month: Option<String>,
+    /// The payment reference (utr) concerned, when one payment is.
+    pub reference: Option<String>,
+    /// The LMS's figure and Credgenics' (None: nothing on that side).
+    pub lms: Option<Decimal>,
+    pub credgenics: Option<Decimal>,
+    pub detail: String,
+    pub action: String,
+    /// `--fix` mended it in this run.
+    pub fixed: bool,
+}
+
+/// One reconcile run: its scope, progress and totals.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReconcileRun {
+    pub id: i64,
+    /// `all`, `since:<epoch>` or `loan:<id>`.
+    pub scope: String,
+    pub started_at: f64,
+    /// `None` while it has not run to its end.
+    pub finished_at: Option<f64>,
+    /// The last loan id checked: a stopped run resumes after it.
+    pub cursor: String,
+    pub loans_checked: u64,
+    pub agreeing: u64,
+    /// Loans one side of which could not be read.
+    pub unreadable: u64,
+    pub lms_total: Decimal,
+    pub credgenics_total: Decimal,
+    pub counts: std::collections::BTreeMap<String, u64>,
+}

@@ -332,6 +332,76 @@ impl JobFinished<'_> {
     }
 }
 
+// ----- reconcile ----------------------------------------------------------------------------
+
+pub fn reconcile_resumed(run: i64, cursor: &str) {
+    tracing::info!(
+        event = "reconcile_resumed",
+        run,
+        after = cursor,
+        "reconcile resumes a stopped run"
+    );
+}
+
+pub fn reconcile_unreadable(loan_id: &str, error: &dyn Display) {
+    tracing::warn!(event = "reconcile_unreadable", loan_id, error = %masked(error), "reconcile could not read a loan's books");
+}
+
+/// A reconcile run ended (or stopped): its summary, and the gauges an alert fires on.
+pub struct ReconcileFinished<'a> {
+    pub run: &'a crate::store::ReconcileRun,
+    /// Findings not mended.
+    pub findings: usize,
+}
+
+impl ReconcileFinished<'_> {
+    pub fn emit(self) {
+        let r = self.run;
+        if r.finished_at.is_some() {
+            reconcile_gauges(r);
+        }
+        let difference = (r.lms_total - r.credgenics_total).to_string();
+        let level_warn = self.findings > 0 || r.unreadable > 0;
+        if level_warn {
+            tracing::warn!(
+                event = "reconcile_finished",
+                run = r.id,
+                complete = r.finished_at.is_some(),
+                loans = r.loans_checked,
+                agreeing = r.agreeing,
+                unreadable = r.unreadable,
+                findings = self.findings,
+                difference,
+                "the books disagree"
+            );
+        } else {
+            tracing::info!(
+                event = "reconcile_finished",
+                run = r.id,
+                complete = r.finished_at.is_some(),
+                loans = r.loans_checked,
+                agreeing = r.agreeing,
+                "the books agree"
+            );
+        }
+    }
+}
+
+/// The gauges of the latest finished reconcile run (also set from the state at each scrape).
+pub fn reconcile_gauges(r: &crate::store::ReconcileRun) {
+    for kind in crate::store::FindingKind::ALL {
+        let n = r.counts.get(kind.as_str()).copied().unwrap_or(0);
+        metrics::gauge!(metric::RECONCILE_FINDINGS, "kind" => kind.as_str()).set(n as f64);
+    }
+    metrics::gauge!(metric::RECONCILE_LOANS_CHECKED).set(r.loans_checked as f64);
+    metrics::gauge!(metric::RECONCILE_LOANS_UNREADABLE).set(r.unreadable as f64);
+    let diff = (r.lms_total - r.credgenics_total).abs();
+    metrics::gauge!(metric::RECONCILE_MONEY_DIFFERENCE).set(diff.to_string().parse::<f64>().unwrap_or(f64::MAX));
+    if let Some(at) = r.finished_at {
+        metrics::gauge!(metric::RECONCILE_LAST_COMPLETED).set(at);
+    }
+}
+
 // ----- the daemon and its state -------------------------------------------------------------
 
 pub fn daemon_started(listen: &dyn std::fmt::Debug) {

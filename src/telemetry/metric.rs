@@ -20,5 +20,15 @@ pub const LEDGER_ROWS: &str = "ccsync_ledger_rows";
 pub const CURSOR_LAG: &str = "ccsync_cursor_lag_seconds";
 /// Counter, label `outcome`.
 pub const WEBHOOKS: &str = "ccsync_webhooks_total";
+/// Gauge, label `kind`: findings of the latest finished reconcile run.
+pub const RECONCILE_FINDINGS: &str = "ccsync_reconcile_findings";
+/// Gauge: loans the latest finished reconcile run checked.
+pub const RECONCILE_LOANS_CHECKED: &str = "ccsync_reconcile_loans_checked";
+/// Gauge: loans one side of which it could not read.
+pub const RECONCILE_LOANS_UNREADABLE: &str = "ccsync_reconcile_loans_unreadable";
+/// Gauge: |LMS total − Credgenics total| of the loans it checked, rupees.
+pub const RECONCILE_MONEY_DIFFERENCE: &str = "ccsync_reconcile_money_difference";
+/// Gauge: epoch seconds the latest reconcile run finished.
+pub const RECONCILE_LAST_COMPLETED: &str = "ccsync_reconcile_last_completed_timestamp_seconds";
 /// Mapping expressions that overran `mapping.budget_ms` (each holds a core until restart).
 pub const MAPPING_RUNAWAYS: &str = "ccsync_mapping_runaways_total";

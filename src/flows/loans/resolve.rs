@@ -99,6 +99,14 @@ pub(super) async fn process_afresh(
     }
 }
 
+/// A placed loan's line read afresh and processed as if it had changed (reconcile's mend of a
+/// missing allocation): the upload goes through flow A's own path, recorded in flight first.
+pub async fn place_again(ctx: &Context, loan: &crate::store::LoanRow) -> Result<(), SyncError> {
+    let _flow = crate::runtime::heartbeat::waiting(ctx.locks.flow_a.lock()).await;
+    process_afresh(ctx, &loan.lead_id, &loan.borrower_program_id, None).await?;
+    Ok(())
+}
+
 /// Uploads left in doubt by an earlier run (a timeout, a 5xx, a crash): look at Credgenics first,
 /// and send again only when the allocation month is not there.
 pub(super) async fn resolve_in_doubt(ctx: &Context, stats: &mut FlowAStats) -> Result<(), SyncError> {

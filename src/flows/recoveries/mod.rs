@@ -1,7 +1,8 @@
 //! Flow B (design §1B): recoveries at Credgenics back into the LMS as records.
 //!
 //! Payments arrive by the `payment` webhook (see `server`) and by a poll of each placed loan's
-//! `payment_history` (`GET /loan/{id}?fields=payment`), which catches missed webhooks. Both routes
+//! `payment_history` (`GET /loan/{id}?fields=loan,payment`, kept for reconcile), which catches
+//! missed webhooks. Both routes
 //! produce the same deterministic key, so a payment seen twice is one ledger row; a payment that
 //! flow C pushed (Credgenics reports those too) is recognised by its reference and never comes
 //! back. Each row becomes one `POST /v1/lms/records/`.
@@ -367,16 +368,25 @@ async fn poll_batch(ctx: &Context, loans: Vec<crate::store::LoanRow>, stats: &mu
             if ctx.stopping() {
                 return (loan, None);
             }
-            let r = ctx.credgenics.payment_history(&loan.loan_id).await;
+            // The full loan (allocations too): reconcile reuses this read the same night.
+            let r = ctx.credgenics.full_loan(&loan.loan_id).await;
             (loan, Some(r))
         })
         .buffer_unordered(concurrency);
     let mut auth_error = None;
-    let (mut rows, mut polled) = (Vec::new(), Vec::new());
+    let (mut rows, mut polled, mut reads) = (Vec::new(), Vec::new(), Vec::new());
     while let Some((loan, r)) = results.next().await {
         let Some(r) = r else { continue };
         let history = match r {
-            Ok(h) => h.unwrap_or_default(),
+            Ok(Some(body)) => {
+                let history = match body.get("payment_history") {
+                    Some(Value::Array(a)) => a.clone(),
+                    _ => Vec::new(),
+                };
+                reads.push((loan.loan_id.clone(), body));
+                history
+            }
+            Ok(None) => Vec::new(),
             Err(e) if e.stops_run() => {
                 auth_error = Some(e);
                 continue;
@@ -400,7 +410,7 @@ async fn poll_batch(ctx: &Context, loans: Vec<crate::store::LoanRow>, stats: &mu
         polled.push(loan.loan_id);
     }
     if !ctx.dry_run {
-        stats.queued += ctx.store.record_poll(&rows, &polled, ctx.now_secs())? as u64;
+        stats.queued += ctx.store.record_poll_reads(&rows, &polled, &reads, ctx.now_secs())? as u64;
         ctx.progressed(|| format!("B: {} loans polled, {} recoveries queued", stats.polled, stats.queued));
     }
     match auth_error {

@@ -113,6 +113,12 @@ impl CredgenicsClient {
         Ok(())
     }
 
+    /// The loan's allocations and payments (`GET /loan/{id}?fields=loan,payment`): what the
+    /// poll and reconcile read; `None` when the loan is absent.
+    pub async fn full_loan(&self, loan_id: &str) -> Result<Option<Value>, ApiError> {
+        self.get_loan(loan_id, Some("loan,payment")).await
+    }
+
     /// The loan's `payment_history` (`GET /loan/{id}?fields=payment`); `None` when the loan is absent.
     pub async fn payment_history(&self, loan_id: &str) -> Result<Option<Vec<Value>>, ApiError> {
         Ok(self

@@ -127,16 +127,24 @@ impl CregoClient {
 
     /// Page `page` (1-based) of line details updated at or after `since`, oldest first.
     pub async fn line_details_page(&self, since: f64, page: u32) -> Result<Page, ApiError> {
-        self.stream_page(&self.line_details_path, None, since, page).await
+        self.stream_page(&self.line_details_path, None, None, since, page).await
     }
 
     /// One page of a change stream: items of `path` updated at or after `since`, oldest first.
-    async fn stream_page(&self, path: &str, kind: Option<&str>, since: f64, page: u32) -> Result<Page, ApiError> {
+    async fn stream_page(
+        &self,
+        path: &str,
+        kind: Option<&str>,
+        account: Option<&str>,
+        since: f64,
+        page: u32,
+    ) -> Result<Page, ApiError> {
         let f = &self.filters;
         let mut query: Vec<(&str, String)> = kind
             .map(|k| (f.record_type.as_str(), k.to_string()))
             .into_iter()
             .collect();
+        query.extend(account.map(|a| (f.account.as_str(), a.to_string())));
         query.extend([
             (f.updated_since.as_str(), format_epoch(since)),
             (f.ordering.as_str(), "updated_at".to_string()),
@@ -194,7 +202,12 @@ impl CregoClient {
 impl CregoClient {
     /// Page `page` of repayment records updated at or after `since`, oldest first.
     pub async fn records_page(&self, since: f64, page: u32) -> Result<Page, ApiError> {
-        self.stream_page(&self.records_path, Some("repayment"), since, page)
+        self.records_page_of(None, since, page).await
+    }
+
+    /// [`Self::records_page`] of one account's records only (`[crego.filters] account`).
+    pub async fn records_page_of(&self, account: Option<&str>, since: f64, page: u32) -> Result<Page, ApiError> {
+        self.stream_page(&self.records_path, Some("repayment"), account, since, page)
             .await
     }
 
@@ -248,6 +261,42 @@ impl CregoClient {
                 LOOKUP_MAX_PAGES * LOOKUP_PAGE_SIZE
             ),
         })
+    }
+
+    /// The repayment records of one account (reconcile): read by key as the change streams are
+    /// (`[crego.filters] account`), each record once in its latest version; `on_account` keeps
+    /// only the records really on it, as a tenant that ignores the filter answers with the whole
+    /// book. A read longer than [`LOOKUP_MAX_PAGES`] requests is an error, not a partial answer.
+    pub async fn records_of_account(
+        &self,
+        account: &str,
+        on_account: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<Value>, ApiError> {
+        let mut reader = stream::StreamReader::of_account(self, account);
+        let mut out: Vec<Value> = Vec::new();
+        let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        while let Some(items) = reader.next_page().await? {
+            for r in items.into_iter().filter(|r| on_account(r)) {
+                let id = r["id"].as_str().unwrap_or_default().to_string();
+                match at.get(&id) {
+                    Some(&i) => out[i] = r,
+                    None => {
+                        at.insert(id, out.len());
+                        out.push(r);
+                    }
+                }
+            }
+            if reader.requests() >= u64::from(LOOKUP_MAX_PAGES) {
+                return Err(ApiError::BadBody {
+                    api: Api::Crego,
+                    status: 200,
+                    message: format!(
+                        "records of account {account}: not read to the end in {LOOKUP_MAX_PAGES} requests; check [crego.filters] account"
+                    ),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// `POST /v1/lms/records/`: creates one record. Not idempotent.

@@ -29,6 +29,8 @@ pub enum Stream {
 pub struct StreamReader<'a> {
     client: &'a CregoClient,
     stream: Stream,
+    /// Only the records of this account (reconcile's read of one loan).
+    account: Option<String>,
     /// The newest `updated_at` read so far: the next request starts there.
     from: f64,
     /// Page of the items at exactly `from` (above 1 only while a whole page shares `from`).
@@ -44,11 +46,21 @@ impl<'a> StreamReader<'a> {
         Self {
             client,
             stream,
+            account: None,
             from,
             page: 1,
             returned_at_from: HashSet::new(),
             requests: 0,
             done: false,
+        }
+    }
+
+    /// The repayment records of one account, from the start: read by key as the streams are,
+    /// so a record changed while the list is paged is neither skipped nor lost.
+    pub fn of_account(client: &'a CregoClient, account: &str) -> Self {
+        Self {
+            account: Some(account.to_string()),
+            ..Self::new(client, Stream::Repayments, 0.0)
         }
     }
 
@@ -60,7 +72,11 @@ impl<'a> StreamReader<'a> {
         }
         let page = match self.stream {
             Stream::LineDetails => self.client.line_details_page(self.from, self.page).await?,
-            Stream::Repayments => self.client.records_page(self.from, self.page).await?,
+            Stream::Repayments => {
+                self.client
+                    .records_page_of(self.account.as_deref(), self.from, self.page)
+                    .await?
+            }
         };
         self.requests += 1;
         let newest = page
