@@ -97,7 +97,7 @@ pub async fn run(ctx: &Context, opts: &Options) -> Result<Report, SyncError> {
         .limits
         .max_in_flight
         .min(ctx.config.credgenics.limits.max_in_flight)
-        .max(1) as usize;
+        .max(1);
     'batches: loop {
         let loans: Vec<LoanRow> = match &opts.scope {
             Scope::Loan(id) => {
