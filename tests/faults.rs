@@ -138,6 +138,21 @@ async fn repeated_runs_under_faults_converge_to_the_fault_free_state() {
     assert_eq!(got.0, expected.0, "loans placed");
     assert_eq!(got.1, expected.1, "payments at Credgenics");
     assert_eq!(got.2, expected.2, "records in the LMS");
+    // And reconcile, reading both books as an operator's run would, agrees (issue 14).
+    faulty.sb.clear_faults();
+    let config = faulty.config();
+    let clock = crego_credgenics_sync::clock::Clock::system(config.sync.timezone.clone());
+    let ctx = crego_credgenics_sync::flows::Context::new(config, faulty.live_store(), clock).unwrap();
+    let opts = crego_credgenics_sync::flows::reconcile::Options {
+        scope: crego_credgenics_sync::flows::reconcile::Scope::All,
+        fix: false,
+        share_poll_reads: false,
+    };
+    let report = crego_credgenics_sync::flows::reconcile::run(&ctx, &opts).await.unwrap();
+    assert!(report.complete(), "{report:?}");
+    let open: Vec<_> = report.open().collect();
+    assert!(open.is_empty(), "reconcile after the fault suite: {open:#?}");
+    assert_eq!(report.run.loans_checked as usize, expected.0.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -371,3 +371,55 @@ async fn a_stopped_run_resumes_after_the_last_loan_it_checked() {
         .count();
     assert_eq!(programs_read, n - done, "only the loans not checked yet are read");
 }
+
+/// Daemon mode: the nightly job (here every few seconds) reconciles after its full scan, the
+/// findings reach `/metrics`, and the poll's full reads are shared (no second Credgenics read of
+/// a loan the poll just read and nothing was written to since).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nightly_job_reconciles_and_metrics_show_the_findings() {
+    let mut h = Harness::new(6, 50).await;
+    assert_eq!(h.once_polling_all().await.exit_code(), 0);
+    let lines = overdue_lines(&h.sb);
+    // A repayment the push job (never, here) has not sent.
+    h.sb.repayment(&lines[0].1, dec("9.99"), "UTR-NIGHT");
+    h.edit_append(&common::schedules(
+        common::NEVER,
+        common::NEVER,
+        common::NEVER,
+        "*/2 * * * * *",
+    ));
+    let before = h.sb.requests().len();
+    let d = h.start_daemon().await;
+    let store = h.live_store();
+    common::wait_for("a reconcile run", 20, || store.reconcile_last().unwrap().is_some()).await;
+    let metrics = reqwest::get(d.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert_eq!(d.stop().await, 0);
+    let last = store.reconcile_last().unwrap().unwrap();
+    assert_eq!(last.loans_checked as usize, lines.len());
+    assert_eq!(last.counts.get("payment_missing_at_credgenics"), Some(&1), "{last:?}");
+    assert!(
+        metrics.contains("ccsync_reconcile_findings{kind=\"payment_missing_at_credgenics\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ccsync_reconcile_findings{kind=\"amount_mismatch\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("ccsync_reconcile_loans_checked {}", lines.len())),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ccsync_reconcile_last_completed_timestamp_seconds"));
+    // The poll's reads were recent: no loan is read again at Credgenics but the one whose state
+    // changed since (its line moved with the repayment; the full scan remembered that).
+    let cg_reads: Vec<String> = h
+        .requests_since(before)
+        .iter()
+        .filter(|r| r.api == "credgenics" && r.method == "GET")
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        cg_reads.iter().all(|p| p.ends_with(&lines[0].0)),
+        "reconcile shared the poll's reads: {cg_reads:?}"
+    );
+}
