@@ -10,6 +10,7 @@
 pub mod checked;
 mod checker;
 pub mod error;
+mod filters;
 pub mod load;
 pub mod raw;
 pub mod validate;

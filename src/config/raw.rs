@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use crate::mapping::{self};
 
+pub use super::filters::RawCregoFilters;
+
 use super::error::{ConfigError, Problem};
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,49 +127,6 @@ pub struct RawCrego {
     pub absent_statuses: Vec<u16>,
     /// Text a non-404 absent answer's body must hold (case-insensitive).
     pub absent_message: Option<String>,
-}
-
-/// `[crego.filters]`: what Crego calls each list filter.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCregoFilters {
-    /// Items updated at or after this epoch time (the change streams).
-    #[serde(default = "d_f_updated_since")]
-    pub updated_since: String,
-    /// Sort order; its value is `updated_at`.
-    #[serde(default = "d_f_ordering")]
-    pub ordering: String,
-    /// A record's type (`repayment`).
-    #[serde(default = "d_f_type")]
-    pub record_type: String,
-    /// A record's `utr` (the look-up before an in-doubt record is sent again).
-    #[serde(default = "d_f_utr")]
-    pub utr: String,
-    /// A record's account (reconcile reads the records of one loan's account).
-    #[serde(default = "d_f_account")]
-    pub account: String,
-}
-
-impl Default for RawCregoFilters {
-    fn default() -> Self {
-        serde_json::from_str("{}").expect("all filter keys have defaults")
-    }
-}
-
-fn d_f_updated_since() -> String {
-    "updated_at__gte".into()
-}
-fn d_f_ordering() -> String {
-    "ordering".into()
-}
-fn d_f_type() -> String {
-    "type".into()
-}
-fn d_f_utr() -> String {
-    "utr".into()
-}
-fn d_f_account() -> String {
-    "account".into()
 }
 
 impl Default for RawCrego {

@@ -243,7 +243,7 @@ fn state_gauges(store: &Store, now: f64) {
         }
     }
     if let Ok(Some(run)) = store.reconcile_last() {
-        crate::telemetry::events::reconcile_gauges(&run);
+        crate::telemetry::events::reconcile_gauges(&crate::flows::reconcile::summary(&run));
     }
     if let Ok(streams) = store.streams() {
         for s in streams {

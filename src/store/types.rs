@@ -222,7 +222,7 @@ impl FindingKind {
         FindingKind::LoanMissingAtCredgenics,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             FindingKind::PaymentMissingAtCredgenics => "payment_missing_at_credgenics",
             FindingKind::RecoveryMissingInLms => "recovery_missing_in_lms",

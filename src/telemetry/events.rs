@@ -347,25 +347,38 @@ pub fn reconcile_unreadable(loan_id: &str, error: &dyn Display) {
     tracing::warn!(event = "reconcile_unreadable", loan_id, error = %masked(error), "reconcile could not read a loan's books");
 }
 
+/// What a reconcile run came to (the store's run, as the telemetry needs it).
+pub struct ReconcileSummary<'a> {
+    pub run: i64,
+    pub finished_at: Option<f64>,
+    pub loans_checked: u64,
+    pub agreeing: u64,
+    pub unreadable: u64,
+    /// |LMS total − Credgenics total|.
+    pub difference: rust_decimal::Decimal,
+    /// Findings by kind; `kinds` names every kind, so a gauge shows its zero too.
+    pub counts: &'a std::collections::BTreeMap<String, u64>,
+    pub kinds: &'a [&'static str],
+}
+
 /// A reconcile run ended (or stopped): its summary, and the gauges an alert fires on.
 pub struct ReconcileFinished<'a> {
-    pub run: &'a crate::store::ReconcileRun,
+    pub summary: ReconcileSummary<'a>,
     /// Findings not mended.
     pub findings: usize,
 }
 
 impl ReconcileFinished<'_> {
     pub fn emit(self) {
-        let r = self.run;
+        let r = &self.summary;
         if r.finished_at.is_some() {
             reconcile_gauges(r);
         }
-        let difference = (r.lms_total - r.credgenics_total).to_string();
-        let level_warn = self.findings > 0 || r.unreadable > 0;
-        if level_warn {
+        let difference = r.difference.to_string();
+        if self.findings > 0 || r.unreadable > 0 {
             tracing::warn!(
                 event = "reconcile_finished",
-                run = r.id,
+                run = r.run,
                 complete = r.finished_at.is_some(),
                 loans = r.loans_checked,
                 agreeing = r.agreeing,
@@ -377,7 +390,7 @@ impl ReconcileFinished<'_> {
         } else {
             tracing::info!(
                 event = "reconcile_finished",
-                run = r.id,
+                run = r.run,
                 complete = r.finished_at.is_some(),
                 loans = r.loans_checked,
                 agreeing = r.agreeing,
@@ -388,15 +401,15 @@ impl ReconcileFinished<'_> {
 }
 
 /// The gauges of the latest finished reconcile run (also set from the state at each scrape).
-pub fn reconcile_gauges(r: &crate::store::ReconcileRun) {
-    for kind in crate::store::FindingKind::ALL {
-        let n = r.counts.get(kind.as_str()).copied().unwrap_or(0);
-        metrics::gauge!(metric::RECONCILE_FINDINGS, "kind" => kind.as_str()).set(n as f64);
+pub fn reconcile_gauges(r: &ReconcileSummary<'_>) {
+    for kind in r.kinds {
+        let n = r.counts.get(*kind).copied().unwrap_or(0);
+        metrics::gauge!(metric::RECONCILE_FINDINGS, "kind" => *kind).set(n as f64);
     }
     metrics::gauge!(metric::RECONCILE_LOANS_CHECKED).set(r.loans_checked as f64);
     metrics::gauge!(metric::RECONCILE_LOANS_UNREADABLE).set(r.unreadable as f64);
-    let diff = (r.lms_total - r.credgenics_total).abs();
-    metrics::gauge!(metric::RECONCILE_MONEY_DIFFERENCE).set(diff.to_string().parse::<f64>().unwrap_or(f64::MAX));
+    let diff = r.difference.to_string().parse::<f64>().unwrap_or(f64::MAX);
+    metrics::gauge!(metric::RECONCILE_MONEY_DIFFERENCE).set(diff);
     if let Some(at) = r.finished_at {
         metrics::gauge!(metric::RECONCILE_LAST_COMPLETED).set(at);
     }

@@ -164,7 +164,7 @@ pub async fn run(ctx: &Context, opts: &Options) -> Result<Report, SyncError> {
     }
     let findings = ctx.store.reconcile_findings(run.id)?;
     events::ReconcileFinished {
-        run: &run,
+        summary: summary(&run),
         findings: findings.iter().filter(|f| !f.fixed).count(),
     }
     .emit();
@@ -174,6 +174,31 @@ pub async fn run(ctx: &Context, opts: &Options) -> Result<Report, SyncError> {
         requests,
         error,
     })
+}
+
+/// Every finding kind's name, for gauges that show zeros too.
+const KINDS: [&str; crate::store::FindingKind::ALL.len()] = {
+    let mut names = [""; crate::store::FindingKind::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = crate::store::FindingKind::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
+/// A run as the telemetry reports it.
+pub fn summary(run: &ReconcileRun) -> events::ReconcileSummary<'_> {
+    events::ReconcileSummary {
+        run: run.id,
+        finished_at: run.finished_at,
+        loans_checked: run.loans_checked,
+        agreeing: run.agreeing,
+        unreadable: run.unreadable,
+        difference: (run.lms_total - run.credgenics_total).abs(),
+        counts: &run.counts,
+        kinds: &KINDS,
+    }
 }
 
 /// One loan's findings (after mending what `fix` may) and its totals (LMS, Credgenics).

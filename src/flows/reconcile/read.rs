@@ -32,7 +32,7 @@ pub async fn books(ctx: &Context, loan: &LoanRow, share: bool) -> Result<Read, A
     let bp = loan.borrower_program_id.clone();
     let on_account = |r: &Value| link.record_program(r).is_ok_and(|p| p == bp);
     let (records, programs) = tokio::join!(
-        ctx.crego.records_of_account(&loan.borrower_program_id, on_account),
+        crate::partners::crego::stream::records_of_account(&ctx.crego, &loan.borrower_program_id, on_account),
         ctx.crego.programs(&loan.lead_id)
     );
     let records = records?;

@@ -263,42 +263,6 @@ impl CregoClient {
         })
     }
 
-    /// The repayment records of one account (reconcile): read by key as the change streams are
-    /// (`[crego.filters] account`), each record once in its latest version; `on_account` keeps
-    /// only the records really on it, as a tenant that ignores the filter answers with the whole
-    /// book. A read longer than [`LOOKUP_MAX_PAGES`] requests is an error, not a partial answer.
-    pub async fn records_of_account(
-        &self,
-        account: &str,
-        on_account: impl Fn(&Value) -> bool,
-    ) -> Result<Vec<Value>, ApiError> {
-        let mut reader = stream::StreamReader::of_account(self, account);
-        let mut out: Vec<Value> = Vec::new();
-        let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-        while let Some(items) = reader.next_page().await? {
-            for r in items.into_iter().filter(|r| on_account(r)) {
-                let id = r["id"].as_str().unwrap_or_default().to_string();
-                match at.get(&id) {
-                    Some(&i) => out[i] = r,
-                    None => {
-                        at.insert(id, out.len());
-                        out.push(r);
-                    }
-                }
-            }
-            if reader.requests() >= u64::from(LOOKUP_MAX_PAGES) {
-                return Err(ApiError::BadBody {
-                    api: Api::Crego,
-                    status: 200,
-                    message: format!(
-                        "records of account {account}: not read to the end in {LOOKUP_MAX_PAGES} requests; check [crego.filters] account"
-                    ),
-                });
-            }
-        }
-        Ok(out)
-    }
-
     /// `POST /v1/lms/records/`: creates one record. Not idempotent.
     pub async fn create_record(&self, payload: &Value) -> Result<Value, ApiError> {
         let resp = self
