@@ -29,7 +29,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::app::report::AppError;
 use crate::clock::Clock;
 use crate::config::{self, Config};
-use crate::flows::{Context, Poll, RunOptions, RunReport};
+use crate::flows::{Context, Poll, RunOptions};
 use crate::sandbox::{SandboxConfig, ServedStats};
 use crate::store::Store;
 
@@ -209,6 +209,21 @@ async fn phases(args: &BenchArgs, dir: &Path) -> Result<Report, String> {
         report
             .phases
             .push(("no-change, steady".into(), sb.measure(&ctx, &cycle).await?));
+        // Reconcile (issue 14): as an operator runs it (both sides read), then as the nightly
+        // job does, right after the poll whose reads it shares.
+        eprintln!("reconcile, as an operator runs it...");
+        report.phases.push((
+            "reconcile (operator run: both sides read)".into(),
+            sb.measure_reconcile(&ctx, false).await?,
+        ));
+        eprintln!("recoveries poll, then reconcile as the nightly job runs it...");
+        report
+            .phases
+            .push(("recoveries poll (before the nightly reconcile)".into(), sb.measure(&ctx, &poll).await?));
+        report.phases.push((
+            "reconcile (nightly: shares the poll's reads)".into(),
+            sb.measure_reconcile(&ctx, true).await?,
+        ));
         report.peak_rss_mib = Some(usage().1 as f64 / 1024.0);
     }
     if args.rate > 0 {
@@ -361,11 +376,49 @@ impl SandboxProc {
 
     /// One `run_once` with the given options, measured.
     async fn measure(&self, ctx: &Context, opts: &RunOptions) -> Result<Phase, String> {
+        let (phase, report) = self.measured(ctx, crate::flows::run_once(ctx, opts)).await?;
+        Ok(Phase {
+            loans_placed: report.place_loans.placed + report.place_loans.new_allocations,
+            outcome: report.outcome,
+            summary: serde_json::to_value(&report).unwrap_or_default(),
+            ..phase
+        })
+    }
+
+    /// One reconcile run of every placed loan, measured (`loans_placed`: loans checked).
+    async fn measure_reconcile(&self, ctx: &Context, share: bool) -> Result<Phase, String> {
+        let opts = crate::flows::reconcile::Options {
+            scope: crate::flows::reconcile::Scope::All,
+            fix: false,
+            share_poll_reads: share,
+        };
+        let (phase, report) = self.measured(ctx, crate::flows::reconcile::run(ctx, &opts)).await?;
+        let report = report.map_err(|e| format!("reconcile: {e}"))?;
+        let open = report.open().count();
+        Ok(Phase {
+            loans_placed: report.run.loans_checked,
+            outcome: if !report.complete() {
+                crate::flows::RunOutcome::Incomplete
+            } else if open > 0 {
+                crate::flows::RunOutcome::Attention
+            } else {
+                crate::flows::RunOutcome::Clear
+            },
+            summary: serde_json::json!({"reconcile": {
+                "loans_checked": report.run.loans_checked, "agreeing": report.run.agreeing,
+                "findings": report.run.counts, "lms_total": report.run.lms_total.to_string(),
+                "credgenics_total": report.run.credgenics_total.to_string()}}),
+            ..phase
+        })
+    }
+
+    /// Runs `work`, measuring wall and CPU time, requests and state changes.
+    async fn measured<T>(&self, ctx: &Context, work: impl std::future::Future<Output = T>) -> Result<(Phase, T), String> {
         let (crego0, cg0) = self.stats().await?;
         let rows0 = ctx.store.total_changes();
         let (cpu0, _) = usage();
         let t0 = Instant::now();
-        let report: RunReport = crate::flows::run_once(ctx, opts).await;
+        let report = work.await;
         let wall = t0.elapsed().as_secs_f64();
         let (cpu1, _) = usage();
         let rows1 = ctx.store.total_changes();
@@ -379,16 +432,17 @@ impl SandboxProc {
                 per_sec: requests as f64 / wall,
             }
         };
-        Ok(Phase {
+        let phase = Phase {
             wall_secs: wall,
             cpu_secs: (cpu1 - cpu0).as_secs_f64(),
             crego: delta(&crego0, &crego1),
             credgenics: delta(&cg0, &cg1),
             state_rows_changed: rows1 - rows0,
-            loans_placed: report.place_loans.placed + report.place_loans.new_allocations,
-            outcome: report.outcome,
-            summary: serde_json::to_value(&report).unwrap_or_default(),
-        })
+            loans_placed: 0,
+            outcome: crate::flows::RunOutcome::Clear,
+            summary: serde_json::Value::Null,
+        };
+        Ok((phase, report))
     }
 }
 
@@ -428,10 +482,27 @@ fn print_report(r: &Report) {
             );
         }
         let flows = &p.summary;
-        println!(
-            "    flows: A {}, C {}, B {}",
-            flows["place_loans"], flows["push_repayments"], flows["pull_recoveries"]
-        );
+        if let Some(rec) = flows.get("reconcile") {
+            let n = p.loans_placed.max(1) as f64;
+            // At the default ceilings (crego 10/s, credgenics 5/s) the slower API bounds the run.
+            let at_defaults = (p.crego.requests as f64 / 10.0).max(p.credgenics.requests as f64 / 5.0);
+            println!(
+                "    {} loans checked: {:.2} Crego and {:.2} Credgenics requests per loan, {:.1} µs daemon CPU per \
+                 loan; at the default rate limits (10/s, 5/s) {:.0} s ({:.1} min)",
+                p.loans_placed,
+                p.crego.requests as f64 / n,
+                p.credgenics.requests as f64 / n,
+                p.cpu_secs * 1e6 / n,
+                at_defaults,
+                at_defaults / 60.0
+            );
+            println!("    {rec}");
+        } else {
+            println!(
+                "    flows: A {}, C {}, B {}",
+                flows["place_loans"], flows["push_repayments"], flows["pull_recoveries"]
+            );
+        }
         api("Crego", &p.crego);
         api("Credgenics", &p.credgenics);
     }

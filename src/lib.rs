@@ -8,31 +8,35 @@
 //! - [`app`]: `args` (clap, raw) → `mode` (one resolved `Mode`, nonsense combinations refused)
 //!   → `run` (dispatch); commands end in a `Report` or an `AppError` (`report`), and only
 //!   `main.rs` turns those into exit numbers.
-//! - [`config`]: `raw` (serde form, defaults) → `validate` → `checked` (what everyone reads);
-//!   `load` reads the file and the environment.
+//! - [`config`]: `raw` (serde form, defaults; `filters`) → `validate` → `checked` (what everyone
+//!   reads); `load` reads the file and the environment.
 //! - [`clock`]: "now" (with the `CCSYNC_NOW` override), dates in the configured time zone.
 //! - [`partners`]: everything that talks to a partner — `http` (`error`: the one retry
 //!   classification; `gate`: rate ceiling, concurrency, the shutdown token; `client`: retries
-//!   honouring `Retry-After`; `token`: exchanged tokens, renewed through the same gate), `crego`
+//!   honouring `Retry-After`; `token`: exchanged tokens, renewed through the same gate, with
+//!   `lifetime`; `absent`: which answers mean "not there"; `path`: path segments), `crego`
 //!   (its client and `stream`, the keyset reader of its change streams) and `credgenics` (its
 //!   client and `rules`, the documented field rules: the preflight).
 //! - [`mapping`]: jq field mapping — `jq` (jaq compile/eval), `budget` (a wall-time budget per
 //!   expression), `bounded` (expressions that cannot run away, evaluated inline), built-in
-//!   defaults, `samples` (what `check-config` evaluates them on).
+//!   defaults, `link` (which fields link a line and a record to their loan), `samples` (what
+//!   `check-config` evaluates them on).
 //! - [`money`]: exact decimal amounts in and out of JSON.
 //! - [`flows`]: the flows, each deciding then applying — `loans` (A: run → pipeline → pure
 //!   `decide` → `apply`), `repayments` (C, with `status`: `final_status` at send time),
-//!   `recoveries` (B); `context` (what a flow is handed), `once` (the `--once` cycle).
+//!   `recoveries` (B), `reconcile` (both books compared: `read` → pure `compare` → `fix`);
+//!   `context` (what a flow is handed), `once` (the `--once` cycle).
 //! - [`ledger`]: `deliver`, the payment ledger's effectively-once delivery, generic over an
 //!   `Outbound` both payment flows implement; it depends on no flow.
 //! - [`store`]: SQLite state, all of the crate's SQL — `db` (the file, lock, migrations),
-//!   `cursors`, `loans`, `ledger`, `dead_letters`, `jobs`.
+//!   `cursors`, `loans`, `ledger`, `dead_letters`, `jobs`, `reconcile`.
 //! - [`schedule`]: the jobs and their cron loop; [`runtime`]: each job's heartbeat, for the
 //!   systemd watchdog; [`daemon`]: daemon mode — listener, jobs, watchdog, the one shutdown path.
 //! - [`server`]: the daemon's HTTP listener (webhook, health, metrics) behind a connection guard.
 //! - [`telemetry`]: the log subscriber, `metric` names, `events` (every log event, with its
 //!   metric where it has one), `mask` (personal data in logs and output).
-//! - [`ops`]: operator commands (`status`, `dead-letters`, `mapping test`, `check-config`);
+//! - [`ops`]: operator commands (`status`, `dead-letters`, `mapping test`, `check-config`,
+//!   `doctor`, `reconcile`'s report);
 //!   [`preview`]: what the mapping makes of live data, without writing.
 //! - [`sandbox`]: fake Crego and Credgenics for the demo, tests and benchmarks — `spec`, `state`,
 //!   `gate` (the HTTP glue), `fake_crego`, `fake_credgenics`, `checks` (validation written from the
