@@ -217,9 +217,10 @@ async fn phases(args: &BenchArgs, dir: &Path) -> Result<Report, String> {
             sb.measure_reconcile(&ctx, false).await?,
         ));
         eprintln!("recoveries poll, then reconcile as the nightly job runs it...");
-        report
-            .phases
-            .push(("recoveries poll (before the nightly reconcile)".into(), sb.measure(&ctx, &poll).await?));
+        report.phases.push((
+            "recoveries poll (before the nightly reconcile)".into(),
+            sb.measure(&ctx, &poll).await?,
+        ));
         report.phases.push((
             "reconcile (nightly: shares the poll's reads)".into(),
             sb.measure_reconcile(&ctx, true).await?,
@@ -413,7 +414,11 @@ impl SandboxProc {
     }
 
     /// Runs `work`, measuring wall and CPU time, requests and state changes.
-    async fn measured<T>(&self, ctx: &Context, work: impl std::future::Future<Output = T>) -> Result<(Phase, T), String> {
+    async fn measured<T>(
+        &self,
+        ctx: &Context,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<(Phase, T), String> {
         let (crego0, cg0) = self.stats().await?;
         let rows0 = ctx.store.total_changes();
         let (cpu0, _) = usage();

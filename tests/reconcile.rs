@@ -92,6 +92,7 @@ async fn each_planted_disagreement_is_found_and_the_mendable_ones_mended_once() 
     h.sb.repayment(&lines[2].1, dec("200"), "UTR-PAISA");
     h.sb.repayment(&lines[3].1, dec("300"), "UTR-TWICE");
     h.sb.repayment(&lines[4].1, lines[4].2, "UTR-PAYOFF");
+    h.sb.repayment(&lines[7].1, dec("70"), "UTR-REVERTED");
     assert_eq!(h.once().await.exit_code(), 0);
     {
         let mut s = h.sb.state();
@@ -107,6 +108,9 @@ async fn each_planted_disagreement_is_found_and_the_mendable_ones_mended_once() 
         history.push(copy);
         // (e) a paid-off loan's payment not Closed;
         s.cg_loans.get_mut(&loan(4)).unwrap().payment_history[0]["final_status"] = json!("Partially Recovered");
+        // (h) an LMS repayment reverted after it was pushed: its payment has no source now;
+        let reverted = s.records.values_mut().find(|r| r["utr"] == "UTR-REVERTED").unwrap();
+        reverted["status"] = json!("reverted");
         // (f) a loan waived in the LMS, no repayment, still open at Credgenics.
         s.update_line(&lines[5].1, |l| {
             l["due_amount"] = json!(0);
@@ -149,8 +153,10 @@ async fn each_planted_disagreement_is_found_and_the_mendable_ones_mended_once() 
     assert_eq!(e.reference.as_deref(), Some("UTR-PAYOFF"));
     let f = find(5, FindingKind::CuredStillOpen);
     assert_eq!(f.lms, Some(Decimal::ZERO));
+    let g = find(7, FindingKind::PaymentWithoutSource);
+    assert_eq!((g.lms, g.credgenics), (None, Some(dec("70"))));
     // Nothing else: one finding per planted loan.
-    for (i, kinds) in [(0, 1), (1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1)] {
+    for (i, kinds) in [(0, 1), (1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)] {
         assert_eq!(
             only(&report, &loan(i)).len(),
             kinds,
@@ -158,8 +164,8 @@ async fn each_planted_disagreement_is_found_and_the_mendable_ones_mended_once() 
             only(&report, &loan(i))
         );
     }
-    assert_eq!(report.open().count(), 7, "{:#?}", open_of(&report));
-    assert_eq!(report.run.loans_checked - report.run.agreeing, 7);
+    assert_eq!(report.open().count(), 8, "{:#?}", open_of(&report));
+    assert_eq!(report.run.loans_checked - report.run.agreeing, 8);
 
     // --fix: (a), (a2) and (b) mended, each write once; the rest still reported.
     let before = h.sb.requests().len();
@@ -184,6 +190,7 @@ async fn each_planted_disagreement_is_found_and_the_mendable_ones_mended_once() 
         [
             FindingKind::AmountMismatch,
             FindingKind::DuplicateAtCredgenics,
+            FindingKind::PaymentWithoutSource,
             FindingKind::NotClosed,
             FindingKind::CuredStillOpen
         ]
@@ -205,7 +212,7 @@ async fn each_planted_disagreement_is_found_and_the_mendable_ones_mended_once() 
         h.requests_since(before).iter().all(|r| !r.is_write()),
         "a second --fix wrote"
     );
-    assert_eq!(again.open().count(), 4);
+    assert_eq!(again.open().count(), 5);
     assert!(again.findings.iter().all(|f| !f.fixed));
 }
 
@@ -301,6 +308,19 @@ async fn the_command_exits_1_with_findings_in_json_and_csv_and_status_shows_them
         "{csv}"
     );
     assert!(csv.contains(",\"AGENT,\"\"CSV\"\"\","), "quoted: {csv}");
+    // One loan; loans changed since a date to come (none).
+    let out = run(&["reconcile", "--loan", &lines[1].0, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["run"]["loans_checked"], 1);
+    let out = run(&["reconcile", "--since", "2099-01-01", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["run"]["loans_checked"], 0);
+    let out = run(&["reconcile", "--loan", "CL-NOT-OURS"]);
+    assert_eq!(out.status.code(), Some(3), "an unknown loan cannot be checked");
+    let out = run(&["reconcile"]);
+    assert_eq!(out.status.code(), Some(1));
     let out = run(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["reconcile"]["findings"]["recovery_missing_in_lms"], 1, "{v}");
