@@ -351,11 +351,28 @@ fn bench_runs_small_and_a_quiet_cycle_costs_one_list_request_per_stream() {
         first["credgenics"]["writes"], first["loans_placed"],
         "one upload per loan placed"
     );
-    let steady = &phases.last().unwrap()[1];
-    assert_eq!(phases.last().unwrap()[0], "no-change, steady");
+    let phase = |name: &str| {
+        &phases
+            .iter()
+            .find(|p| p[0] == name)
+            .unwrap_or_else(|| panic!("no phase {name}: {phases:?}"))[1]
+    };
+    let steady = phase("no-change, steady");
     assert_eq!(steady["crego"]["requests"], 2, "{steady}");
     assert_eq!(steady["credgenics"]["requests"], 0, "{steady}");
     assert_eq!(steady["crego"]["writes"], 0);
+    // Reconcile: every placed loan checked, the books equal; the nightly run, right after the
+    // poll, reads nothing at Credgenics and nothing is written anywhere.
+    let operator = phase("reconcile (operator run: both sides read)");
+    let nightly = phase("reconcile (nightly: shares the poll's reads)");
+    for run in [operator, nightly] {
+        assert_eq!(run["loans_placed"], first["loans_placed"], "{run}");
+        assert_eq!(run["outcome"], "clear", "{run}");
+        assert_eq!(run["crego"]["writes"], 0);
+        assert_eq!(run["credgenics"]["writes"], 0);
+    }
+    assert_eq!(operator["credgenics"]["requests"], first["loans_placed"]);
+    assert_eq!(nightly["credgenics"]["requests"], 0, "{nightly}");
     let rss = r["peak_rss_mib"].as_f64().unwrap();
     assert!(rss > 1.0 && rss < 64.0, "peak RSS {rss} MiB");
     assert!(
