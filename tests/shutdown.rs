@@ -319,3 +319,40 @@ async fn a_trickling_request_is_cut_after_the_idle_timeout_plus_the_body_time() 
     assert!(cut_at >= Duration::from_secs(11), "cut early at {cut_at:?}");
     assert_eq!(d.stop().await, 0);
 }
+
+/// SIGHUP (a terminal closing, a `kill -HUP` by habit) used to end the daemon: it is logged and
+/// ignored, and SIGTERM still stops it cleanly (issue 15).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_is_logged_and_ignored() {
+    let mut h = Harness::new(2, 50).await;
+    daemon_config(&mut h, "");
+    let config = h.write_config();
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let mut child = spawn_daemon(&config, &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())]);
+    let mut buf = [0u8; 512];
+    let ready = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let n = socket.recv(&mut buf).await.unwrap();
+            if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ready.is_ok(), "the daemon became ready");
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(child.try_wait().unwrap().is_none(), "SIGHUP ended the daemon");
+    let (code, _, logs) = terminate(child).await;
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("hangup_ignored"), "{logs}");
+}

@@ -210,12 +210,26 @@ async fn reconcile(
 /// Daemon mode: the listener on `webhook.listen`, every job on its schedule, until SIGTERM/SIGINT.
 async fn daemon(config: &Path) -> Result<Report, AppError> {
     let (config, clock, store) = prepare(config, false)?;
+    ignore_hangup();
     let ctx = context(config, store, clock)?;
     let addr = ctx.config.webhook.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| AppError::Failed(format!("cannot listen on webhook.listen = {addr}: {e}")))?;
     crate::daemon::run(ctx, listener, shutdown_signal()).await
+}
+
+/// SIGHUP would end the process by default. Logs go to stdout and stderr (journald), so there
+/// is no file to re-open, and the config is read at start only: SIGHUP is logged and ignored.
+fn ignore_hangup() {
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                telemetry::events::hangup_ignored();
+            }
+        });
+    }
 }
 
 async fn shutdown_signal() {

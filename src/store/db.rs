@@ -35,7 +35,22 @@ impl Cached for Connection {
 /// default applies a migration and records it in two transactions: a SIGKILL between them left a
 /// state whose every later open failed ("duplicate column"), as the crash test found once.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    embedded::migrations::runner().set_grouped(true).run(conn)?;
+    let runner = embedded::migrations::runner();
+    // Refused before anything runs: a rollback to an older binary must not touch the file.
+    let known = runner
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0);
+    let found: Option<i64> = conn
+        .query_row("SELECT max(version) FROM refinery_schema_history", [], |r| r.get(0))
+        .unwrap_or(None);
+    if let Some(found) = found.filter(|f| *f > known) {
+        let path = conn.path().map(PathBuf::from).unwrap_or_default();
+        return Err(StoreError::NewerSchema { path, found, known });
+    }
+    runner.set_grouped(true).run(conn)?;
     Ok(())
 }
 
@@ -59,6 +74,12 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("state schema migration failed: {0}")]
     Migration(#[from] refinery::Error),
+    /// A newer binary migrated the file: this one would misread what it does not know.
+    #[error(
+        "state file {path} has schema version {found}, newer than this binary knows ({known}): it was \
+         used by a newer crego-credgenics-sync; run that version (or restore a backup taken before the upgrade)"
+    )]
+    NewerSchema { path: PathBuf, found: i64, known: i64 },
 }
 pub struct Store {
     /// A second, read-only connection to the same file (WAL): reads never queue behind a write's

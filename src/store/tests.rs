@@ -327,3 +327,27 @@ fn a_clean_close_leaves_everything_in_the_file_and_no_wal() {
     let store = Store::open(&link).unwrap();
     assert_eq!(store.cursor("line_details").unwrap(), Some(42.0));
 }
+
+/// A rollback to an older binary (issue 15): a state file a newer version migrated is refused
+/// before anything runs, naming both versions, and is left as it was.
+#[test]
+fn a_state_file_of_a_newer_schema_is_refused_naming_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(Store::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (99, 'future', 'x', '0')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = Store::open(&path).err().expect("refused").to_string();
+    assert!(err.contains("schema version 99"), "{err}");
+    assert!(err.contains("newer than this binary knows (6)"), "{err}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM refinery_schema_history", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 7, "nothing was run or removed");
+}

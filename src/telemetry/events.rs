@@ -417,6 +417,13 @@ pub fn reconcile_gauges(r: &ReconcileSummary<'_>) {
 
 // ----- the daemon and its state -------------------------------------------------------------
 
+pub fn hangup_ignored() {
+    tracing::warn!(
+        event = "hangup_ignored",
+        "SIGHUP ignored: logs go to stdout/journald and the config is read at start; restart to reload it"
+    );
+}
+
 pub fn daemon_started(listen: &dyn std::fmt::Debug) {
     tracing::info!(event = "daemon_started", listen = ?listen, "daemon started");
 }
