@@ -163,9 +163,13 @@ impl Store {
                 "UPDATE reconcile_runs SET finished_at = ?2 WHERE id = ?1",
                 params![id, now],
             )?;
+            // Only finished runs lose their findings, and only those older than the last few
+            // finished: a stopped run resuming, or a one-loan run, never empties another's.
             tx.exec_cached(
-                "DELETE FROM reconcile_findings WHERE run_id <= ?1 - ?2",
-                params![id, RUNS_WITH_FINDINGS],
+                "DELETE FROM reconcile_findings WHERE run_id IN (
+                   SELECT id FROM reconcile_runs WHERE finished_at IS NOT NULL
+                    ORDER BY id DESC LIMIT -1 OFFSET ?1)",
+                params![RUNS_WITH_FINDINGS],
             )?;
             tx.commit()?;
             Ok(())

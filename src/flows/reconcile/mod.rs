@@ -75,7 +75,13 @@ const BATCH: u32 = 200;
 
 /// One reconcile run.
 pub async fn run(ctx: &Context, opts: &Options) -> Result<Report, SyncError> {
-    let scope = opts.scope.key();
+    // A `--fix` run resumes only a `--fix` run: a run that stopped without fixing left its
+    // earlier loans unmended.
+    let scope = if opts.fix {
+        format!("{}:fix", opts.scope.key())
+    } else {
+        opts.scope.key()
+    };
     let now = ctx.now_secs();
     let resumable = !matches!(opts.scope, Scope::Loan(_));
     let mut run = match resumable
@@ -104,7 +110,12 @@ pub async fn run(ctx: &Context, opts: &Options) -> Result<Report, SyncError> {
                 if !run.cursor.is_empty() {
                     break;
                 }
-                ctx.store.loan(id)?.into_iter().collect()
+                // Only a placed loan has books to compare (as for every scope).
+                ctx.store
+                    .loan(id)?
+                    .into_iter()
+                    .filter(|l| l.first_placed_at.is_some() && l.allocation_month.is_some())
+                    .collect()
             }
             Scope::All => ctx.store.loans_to_reconcile(None, &run.cursor, BATCH)?,
             Scope::Since(t) => ctx.store.loans_to_reconcile(Some(*t), &run.cursor, BATCH)?,
@@ -232,8 +243,13 @@ async fn check(
         let still = findings
             .iter()
             .any(|n| n.kind == f.kind && n.reference == f.reference && n.month == f.month);
+        // Only what --fix mends can be called fixed; any other finding gone on the re-read
+        // (hidden by a new one of its month, say) stays reported as first found.
         if !still {
-            findings.push(Finding { fixed: true, ..f });
+            findings.push(Finding {
+                fixed: f.kind.fixable(),
+                ..f
+            });
         }
     }
     Ok((findings, (now.lms_total, now.credgenics_total)))

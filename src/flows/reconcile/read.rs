@@ -31,6 +31,12 @@ pub async fn books(ctx: &Context, loan: &LoanRow, share: bool) -> Result<Read, A
     let link = &ctx.config.mapping.link;
     let bp = loan.borrower_program_id.clone();
     let on_account = |r: &Value| link.record_program(r).is_ok_and(|p| p == bp);
+    // Credgenics and the ledger first, the LMS last: a payment flow C sends in between then has
+    // its record in the LMS read (at worst it shows as not sent yet), never a payment whose
+    // record seems gone — which would advise reversing a genuine payment by hand.
+    let (cg, cg_reads) = credgenics(ctx, loan, share).await?;
+    let pushed = facts(ctx, loan, Direction::ToCredgenics).map_err(store_error)?;
+    let written = facts(ctx, loan, Direction::ToCrego).map_err(store_error)?;
     let (records, programs) = tokio::join!(
         crate::partners::crego::stream::records_of_account(&ctx.crego, &loan.borrower_program_id, on_account),
         ctx.crego.programs(&loan.lead_id)
@@ -45,9 +51,6 @@ pub async fn books(ctx: &Context, loan: &LoanRow, share: bool) -> Result<Read, A
         Err(ApiError::NotFound { .. }) => None,
         Err(e) => return Err(e),
     };
-    let (cg, cg_reads) = credgenics(ctx, loan, share).await?;
-    let pushed = facts(ctx, loan, Direction::ToCredgenics).map_err(store_error)?;
-    let written = facts(ctx, loan, Direction::ToCrego).map_err(store_error)?;
     let lms: Vec<LmsRecord> = records
         .iter()
         .filter_map(|r| {
@@ -163,12 +166,7 @@ fn cg_books(loan_id: &str, v: &Value) -> (CgBooks, Vec<Value>) {
         .enumerate()
         .map(|(i, p)| CgPayment {
             key: crate::flows::recoveries::recovery_key(loan_id, p),
-            reference: p["payment_reference_number"]
-                .as_str()
-                .or(p["reference_number"].as_str())
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
+            reference: crate::flows::recoveries::payment_reference(p).to_string(),
             amount: money::from_json(&p["amount_recovered"]).unwrap_or(Decimal::ZERO),
             month: p["allocation_month"].as_str().unwrap_or_default().to_string(),
             final_status: p["final_status"].as_str().unwrap_or_default().to_string(),

@@ -80,7 +80,9 @@ pub fn recovery_key(loan_id: &str, payment: &Value) -> Option<String> {
     Some(format!("B:{loan_id}:pid:{pid}"))
 }
 
-fn payment_reference(payment: &Value) -> &str {
+/// A payment's reference as flow B reads it (the webhook's `reference_number`, else the
+/// history's `payment_reference_number`), trimmed; reconcile reads it the same way.
+pub fn payment_reference(payment: &Value) -> &str {
     payment["reference_number"]
         .as_str()
         .or(payment["payment_reference_number"].as_str())
