@@ -146,17 +146,20 @@ pub async fn run(ctx: &Context, opts: &Options) -> Result<Report, SyncError> {
                 .await;
             for (loan, r) in reads {
                 let Some(r) = r else { break 'batches };
+                // A failure of the state stops the run; of a partner, only when it stops any run
+                // (a refused credential, shutdown); else the loan is unreadable this time.
                 let read = match r {
                     Ok(read) => read,
-                    Err(e) if e.stops_run() => {
+                    Err(SyncError::Api(e)) if e.stops_run() => {
                         error = Some(e.to_string());
                         break 'batches;
                     }
-                    Err(e) => {
+                    Err(SyncError::Api(e)) => {
                         events::reconcile_unreadable(&loan.loan_id, &e);
                         ctx.store.reconcile_loan(&mut run, &loan.loan_id, &[], None)?;
                         continue;
                     }
+                    Err(e) => return Err(e),
                 };
                 requests.0 += read.requests.0;
                 requests.1 += read.requests.1;
@@ -232,8 +235,10 @@ async fn check(
     let loan = ctx.store.loan(&loan.loan_id)?.unwrap_or_else(|| loan.clone());
     let again = match read::books(ctx, &loan, false).await {
         Ok(r) => r,
-        Err(e) if e.stops_run() => return Err(e.into()),
-        Err(_) => return Ok((first.findings, (first.lms_total, first.credgenics_total))),
+        Err(SyncError::Api(e)) if !e.stops_run() => {
+            return Ok((first.findings, (first.lms_total, first.credgenics_total)));
+        }
+        Err(e) => return Err(e),
     };
     requests.0 += again.requests.0;
     requests.1 += again.requests.1;

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::compare::{Books, CgBooks, CgPayment, LedgerFact, LineNow, LmsRecord};
-use crate::flows::context::Context;
+use crate::flows::context::{Context, SyncError};
 use crate::money;
 use crate::partners::http::ApiError;
 use crate::store::{Direction, LedgerState, LoanRow};
@@ -27,7 +27,7 @@ pub struct Read {
 
 /// `share`: take Credgenics' side from the poll's recent read when nothing was written to the
 /// loan since (the nightly job); otherwise read it now.
-pub async fn books(ctx: &Context, loan: &LoanRow, share: bool) -> Result<Read, ApiError> {
+pub async fn books(ctx: &Context, loan: &LoanRow, share: bool) -> Result<Read, SyncError> {
     let link = &ctx.config.mapping.link;
     let bp = loan.borrower_program_id.clone();
     let on_account = |r: &Value| link.record_program(r).is_ok_and(|p| p == bp);
@@ -35,8 +35,8 @@ pub async fn books(ctx: &Context, loan: &LoanRow, share: bool) -> Result<Read, A
     // its record in the LMS read (at worst it shows as not sent yet), never a payment whose
     // record seems gone — which would advise reversing a genuine payment by hand.
     let (cg, cg_reads) = credgenics(ctx, loan, share).await?;
-    let pushed = facts(ctx, loan, Direction::ToCredgenics).map_err(store_error)?;
-    let written = facts(ctx, loan, Direction::ToCrego).map_err(store_error)?;
+    let pushed = facts(ctx, loan, Direction::ToCredgenics)?;
+    let written = facts(ctx, loan, Direction::ToCrego)?;
     let (records, programs) = tokio::join!(
         crate::partners::crego::stream::records_of_account(&ctx.crego, &loan.borrower_program_id, on_account),
         ctx.crego.programs(&loan.lead_id)
@@ -49,7 +49,7 @@ pub async fn books(ctx: &Context, loan: &LoanRow, share: bool) -> Result<Read, A
             .and_then(|p| line_now(&p["line_detail"])),
         // A lead or program gone: the money is still compared; the status checks are not.
         Err(ApiError::NotFound { .. }) => None,
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let lms: Vec<LmsRecord> = records
         .iter()
@@ -104,14 +104,6 @@ pub async fn books(ctx: &Context, loan: &LoanRow, share: bool) -> Result<Read, A
         cg_raw,
         requests: (2, cg_reads),
     })
-}
-
-fn store_error(e: crate::store::StoreError) -> ApiError {
-    ApiError::BadBody {
-        api: crate::partners::http::Api::Crego,
-        status: 0,
-        message: format!("the state: {e}"),
-    }
 }
 
 fn line_now(l: &Value) -> Option<LineNow> {
