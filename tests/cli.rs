@@ -27,15 +27,27 @@ async fn run_async(args: Vec<String>, envs: Vec<(String, String)>) -> Output {
     cmd.output().await.expect("binary runs")
 }
 
+/// The environment a daemon's check passes in: both partner tokens, the webhook's, and a state
+/// folder that can be written.
+fn daemon_env(dir: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("CCSYNC_CREGO__BEARER_TOKEN", "t1".into()),
+        ("CCSYNC_CREDGENICS__AUTH_TOKEN", "t2".into()),
+        ("CCSYNC_WEBHOOK__TOKEN", "t3".into()),
+        ("CCSYNC_STATE__PATH", dir.join("state.db").display().to_string()),
+    ]
+}
+
+fn envs<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    list.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 fn check_config(dir: &Path, toml: &str) -> (i32, String) {
     let path = dir.join("c.toml");
     std::fs::write(&path, toml).unwrap();
     let out = run(
         &["--config", path.to_str().unwrap(), "check-config"],
-        &[
-            ("CCSYNC_CREGO__BEARER_TOKEN", "t1"),
-            ("CCSYNC_CREDGENICS__AUTH_TOKEN", "t2"),
-        ],
+        &envs(&daemon_env(dir)),
     );
     (
         out.status.code().unwrap(),
@@ -94,6 +106,73 @@ fn check_config_names_the_bad_key() {
     assert!(err.contains("sync.schedules.reconcile"), "{err}");
 }
 
+/// Issue 15: `check-config` said `config OK` for configs the daemon then refused. It now checks
+/// what daemon mode needs and names where each bad value came from.
+#[test]
+fn check_config_checks_what_the_daemon_needs_and_names_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, GOOD).unwrap();
+    let check = |extra: &[(&'static str, String)], remove: &[&str], once: bool| {
+        let mut list: Vec<_> = daemon_env(dir.path())
+            .into_iter()
+            .filter(|(k, _)| !remove.contains(k))
+            .collect();
+        list.extend(extra.iter().cloned());
+        let mut args = vec!["--config", path.to_str().unwrap(), "check-config"];
+        if once {
+            args.push("--once");
+        }
+        let out = run(&args, &envs(&list));
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // No webhook token: refused for the daemon, naming the key and the variable; fine for --once.
+    let (code, err) = check(&[], &["CCSYNC_WEBHOOK__TOKEN"], false);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("webhook.token") && err.contains("CCSYNC_WEBHOOK__TOKEN"),
+        "{err}"
+    );
+    assert_eq!(check(&[], &["CCSYNC_WEBHOOK__TOKEN"], true).0, 0);
+
+    // A state folder that cannot be written (a file stands where the folder should be).
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, "").unwrap();
+    let bad_state = blocker.join("state.db").display().to_string();
+    let (code, err) = check(
+        &[("CCSYNC_STATE__PATH", bad_state.clone())],
+        &["CCSYNC_STATE__PATH"],
+        true,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("state.path") && err.contains("not-a-folder"), "{err}");
+    assert!(err.contains("set by environment variable CCSYNC_STATE__PATH"), "{err}");
+
+    // A bad value from the environment names the variable, not only the key.
+    let (code, err) = check(&[("CCSYNC_SYNC__MIN_DPD", "soon".into())], &[], false);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("sync.min_dpd") && err.contains("CCSYNC_SYNC__MIN_DPD"),
+        "{err}"
+    );
+    let (code, err) = check(&[("CCSYNC_CREGO__BASE_URL", "crego.example".into())], &[], false);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("crego.base_url") && err.contains("CCSYNC_CREGO__BASE_URL"),
+        "{err}"
+    );
+
+    // From the file: the line is named.
+    std::fs::write(&path, GOOD.replace("https://crego.example", "crego.example")).unwrap();
+    let (code, err) = check(&[], &[], false);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{} line 2", path.display())), "{err}");
+}
+
 #[test]
 fn check_config_reports_every_problem_at_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,15 +194,17 @@ fn secrets_come_from_files_and_env_overrides_the_file() {
     let path = dir.path().join("c.toml");
     // GOOD ends inside [credgenics]
     std::fs::write(&path, format!("{GOOD}auth_token_file = \"{}\"\n", token.display())).unwrap();
+    let state = dir.path().join("state.db").display().to_string();
     let out = run(
-        &["--config", path.to_str().unwrap(), "check-config"],
-        &[("CCSYNC_CREGO__BEARER_TOKEN", "t1")],
+        &["--config", path.to_str().unwrap(), "check-config", "--once"],
+        &[("CCSYNC_CREGO__BEARER_TOKEN", "t1"), ("CCSYNC_STATE__PATH", &state)],
     );
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run(
-        &["--config", path.to_str().unwrap(), "check-config"],
+        &["--config", path.to_str().unwrap(), "check-config", "--once"],
         &[
             ("CCSYNC_CREGO__BEARER_TOKEN", "t1"),
+            ("CCSYNC_STATE__PATH", &state),
             ("CCSYNC_CREDGENICS__AUTH_TOKEN_FILE", "/nonexistent/token"),
         ],
     );
@@ -134,13 +215,8 @@ fn secrets_come_from_files_and_env_overrides_the_file() {
 #[test]
 fn the_example_config_passes_with_the_two_tokens_from_env() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml.example");
-    let out = run(
-        &["--config", example, "check-config"],
-        &[
-            ("CCSYNC_CREGO__BEARER_TOKEN", "a"),
-            ("CCSYNC_CREDGENICS__AUTH_TOKEN", "b"),
-        ],
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["--config", example, "check-config"], &envs(&daemon_env(dir.path())));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run(&["--config", example, "check-config"], &[]);
     assert_eq!(out.status.code(), Some(2), "tokens are required");

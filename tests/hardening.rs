@@ -420,7 +420,8 @@ fn check_config_refuses_mappings_that_never_end_or_crash_naming_their_keys() {
     };
     let check = |path: &std::path::Path| {
         let out = std::process::Command::new(common::binary())
-            .args(["--config", path.to_str().unwrap(), "check-config"])
+            .args(["--config", path.to_str().unwrap(), "check-config", "--once"])
+            .env("CCSYNC_STATE__PATH", path.with_extension("db"))
             .output()
             .unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())

@@ -65,9 +65,15 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the configuration and report OK or every problem (exit 2); every mapping
-    /// expression is evaluated once on built-in samples under the daemon's budget.
+    /// Validate the configuration for daemon mode and report OK or every problem (exit 2), each
+    /// naming the environment variable or the file line it came from; the state folder must be
+    /// writable; every mapping expression is evaluated once on built-in samples under the
+    /// daemon's budget.
     CheckConfig {
+        /// Check a config for `--once` runs only: the webhook token (which only the daemon's
+        /// listener needs) may be missing.
+        #[arg(long)]
+        once: bool,
         /// Internal: the sample evaluation alone, in the child process check-config runs it in.
         #[arg(long, hide = true)]
         samples_only: bool,

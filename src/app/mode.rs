@@ -23,6 +23,7 @@ pub enum Mode {
     },
     CheckConfig {
         samples_only: bool,
+        once: bool,
     },
     Demo,
     /// `doctor`: a tenant checked before go-live.
@@ -113,7 +114,7 @@ impl Resolved {
                     return usage("--reveal only applies to --dry-run and preview (what they print)");
                 }
                 match command {
-                    Command::CheckConfig { samples_only } => Mode::CheckConfig { samples_only },
+                    Command::CheckConfig { samples_only, once } => Mode::CheckConfig { samples_only, once },
                     Command::Demo => Mode::Demo,
                     Command::Doctor => Mode::Doctor,
                     Command::Reconcile {

@@ -24,8 +24,11 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
     let config = config.as_path();
     let result = rt.block_on(async move {
         match mode {
-            Mode::CheckConfig { samples_only: false } => crate::ops::check_config::run(config),
-            Mode::CheckConfig { samples_only: true } => crate::ops::check_config::samples_only(config),
+            Mode::CheckConfig {
+                samples_only: false,
+                once,
+            } => crate::ops::check_config::run(config, once),
+            Mode::CheckConfig { samples_only: true, .. } => crate::ops::check_config::samples_only(config),
             Mode::Demo => crate::demo::run().await,
             Mode::Doctor => crate::ops::doctor::run(config).await,
             Mode::Reconcile {

@@ -8,6 +8,7 @@ use figment::providers::{Env, Format, Toml};
 
 use super::checked::Config;
 use super::error::{ConfigError, Problem};
+use super::origin::{annotate, origin};
 use super::raw::RawConfig;
 
 /// Reads the file (if given) and the environment into the raw form. Errors name the key.
@@ -34,7 +35,9 @@ pub fn load_raw(path: Option<&Path>) -> Result<RawConfig, ConfigError> {
                         e.path.join(".")
                     };
                     let mut message = e.kind.to_string();
-                    if let Some(md) = e.metadata.as_ref() {
+                    if let Some(from) = origin(path, &key) {
+                        message = format!("{message} ({from})");
+                    } else if let Some(md) = e.metadata.as_ref() {
                         message = format!("{message} (from {})", md.name);
                     }
                     Problem { key, message }
@@ -64,10 +67,10 @@ pub fn load_offline(path: Option<&Path>) -> Result<Config, ConfigError> {
     if raw.credgenics.base_url.is_empty() {
         raw.credgenics.base_url = "https://offline.invalid/recovery".into();
     }
-    raw.validate()
+    raw.validate().map_err(|e| annotate(path, e))
 }
 
 /// Loads and validates in one step.
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-    load_raw(path)?.validate()
+    load_raw(path)?.validate().map_err(|e| annotate(path, e))
 }

@@ -12,6 +12,7 @@ mod checker;
 pub mod error;
 mod filters;
 pub mod load;
+pub mod origin;
 pub mod raw;
 pub mod validate;
 

@@ -124,9 +124,46 @@ fn expr_of<'a>(config: &'a Config, key: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// What daemon mode needs beyond a valid config: the webhook token (unless `once`) and a state
+/// folder it can write.
+fn daemon_needs(raw: &config::RawConfig, once: bool) -> Vec<config::Problem> {
+    let mut found = Vec::new();
+    if !once && raw.webhook.token.is_none() && raw.webhook.token_file.is_none() {
+        found.push(config::Problem {
+            key: "webhook.token".into(),
+            message: format!(
+                "not set, and daemon mode refuses to start without it: set webhook.token_file in the file \
+                 or the environment variable {} (`check-config --once` checks a config for --once runs only)",
+                config::origin::env_name("webhook.token")
+            ),
+        });
+    }
+    if let Err(e) = crate::ops::doctor::state_writable(Path::new(&raw.state.path)) {
+        found.push(config::Problem {
+            key: "state.path".into(),
+            message: format!("{e}: {}", crate::ops::doctor::STATE_FIX),
+        });
+    }
+    found
+}
+
 /// `check-config`: exit 0 with `config OK`, or 2 naming every problem.
-pub fn run(path: &Path) -> Result<Report, AppError> {
-    let config = config::load(Some(path)).map_err(AppError::config)?;
+pub fn run(path: &Path, once: bool) -> Result<Report, AppError> {
+    let raw = config::load_raw(Some(path)).map_err(AppError::config)?;
+    let mut needs = daemon_needs(&raw, once);
+    let config = match raw.validate() {
+        Ok(c) if needs.is_empty() => c,
+        Ok(_) => {
+            return Err(AppError::config(config::origin::annotate(
+                Some(path),
+                config::ConfigError(needs),
+            )));
+        }
+        Err(mut e) => {
+            e.0.append(&mut needs);
+            return Err(AppError::config(config::origin::annotate(Some(path), e)));
+        }
+    };
     let verdicts = match in_child(path) {
         Ok(Ok(v)) => v,
         Ok(Err(Crash { key, how })) => {
@@ -182,6 +219,7 @@ pub fn run(path: &Path) -> Result<Report, AppError> {
              sure (`doctor` shows the one it would take)"
         );
     }
-    println!("config OK: {}", path.display());
+    let scope = if once { "--once runs" } else { "daemon mode" };
+    println!("config OK: {} ({scope})", path.display());
     Ok(Report::Clear)
 }

@@ -13,40 +13,47 @@ pub(super) fn offset_text(secs: i32) -> String {
     format!("{sign}{:02}:{:02}", secs / 3600, secs % 3600 / 60)
 }
 
-/// The state folder can take the file (and its WAL), and the file, if there, can be written.
-pub(super) fn state(path: &Path) -> Check {
-    const NAME: &str = "state";
-    let fix = "create the folder and give the service's user write access to it \
-               (the unit's StateDirectory= does this), or set state.path";
+/// The state folder can take the file (and its WAL), and the file, if there, can be written:
+/// what was found, or what is wrong. `check-config` asks this too.
+pub(crate) fn state_writable(path: &Path) -> Result<String, String> {
     let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(d) => d.to_path_buf(),
         None => std::path::PathBuf::from("."),
     };
     if !dir.is_dir() {
-        return Check::fail(NAME, format!("{}: the folder does not exist", dir.display()), fix);
+        return Err(format!("{}: the folder does not exist", dir.display()));
     }
-    let probe = dir.join(format!(".ccsync-doctor-{}", std::process::id()));
+    let probe = dir.join(format!(".ccsync-probe-{}", std::process::id()));
     let wrote = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&probe)
         .map(|_| std::fs::remove_file(&probe));
     if let Err(e) = wrote {
-        return Check::fail(NAME, format!("{}: cannot create files there: {e}", dir.display()), fix);
+        return Err(format!("{}: cannot create files there: {e}", dir.display()));
     }
     if path.exists() {
         if let Err(e) = std::fs::OpenOptions::new().write(true).open(path) {
-            return Check::fail(NAME, format!("{}: cannot be written: {e}", path.display()), fix);
+            return Err(format!("{}: cannot be written: {e}", path.display()));
         }
-        return Check::pass(NAME, format!("{}: writable", path.display()));
+        return Ok(format!("{}: writable", path.display()));
     }
-    Check::pass(
-        NAME,
-        format!(
-            "{}: the folder is writable (the file is created on the first run)",
-            path.display()
-        ),
-    )
+    Ok(format!(
+        "{}: the folder is writable (the file is created on the first run)",
+        path.display()
+    ))
+}
+
+/// What to change when [`state_writable`] fails.
+pub(crate) const STATE_FIX: &str = "create the folder and give the service's user write access to it \
+     (the unit's StateDirectory= does this), or set state.path";
+
+/// The doctor's line for the state folder.
+pub(super) fn state(path: &Path) -> Check {
+    match state_writable(path) {
+        Ok(detail) => Check::pass("state", detail),
+        Err(detail) => Check::fail("state", detail, STATE_FIX),
+    }
 }
 
 /// The URL Credgenics must call, the token it must send, and whether the listener's address is

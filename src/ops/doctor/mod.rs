@@ -8,6 +8,7 @@ mod checks;
 mod local;
 mod verdict;
 
+pub(crate) use local::{STATE_FIX, state_writable};
 pub use verdict::{Check, Verdict, render};
 
 use std::path::Path;
@@ -33,7 +34,10 @@ pub async fn run(path: &Path) -> Result<Report, AppError> {
         *retries = (*retries).min(MAX_RETRIES);
         *timeout = (*timeout).min(MAX_TIMEOUT_SECS);
     }
-    let config = Arc::new(raw.validate().map_err(AppError::config)?);
+    let config = Arc::new(
+        raw.validate()
+            .map_err(|e| AppError::config(config::origin::annotate(Some(path), e)))?,
+    );
     let mut list = Vec::new();
     let finished = tokio::time::timeout(DEADLINE, checks::all(config, &mut list)).await;
     if finished.is_err() {
