@@ -172,6 +172,12 @@ fn mask_digit_runs(text: &str) -> String {
     out
 }
 
+/// An error's message with personal data masked by value (a partner's answer can be quoted in
+/// it).
+pub fn masked(e: &dyn std::fmt::Display) -> String {
+    mask_digits(&e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

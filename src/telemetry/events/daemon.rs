@@ -1,0 +1,58 @@
+//! Log events (and their metrics): The daemon's life and its state file.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+pub fn hangup_ignored() {
+    tracing::warn!(
+        event = "hangup_ignored",
+        "SIGHUP ignored: logs go to stdout/journald and the config is read at start; restart to reload it"
+    );
+}
+
+pub fn daemon_started(listen: &dyn std::fmt::Debug) {
+    tracing::info!(event = "daemon_started", listen = ?listen, "daemon started");
+}
+
+pub fn daemon_stopping() {
+    tracing::info!(
+        event = "daemon_stopping",
+        "shutdown requested: finishing the in-flight batch"
+    );
+}
+
+pub fn daemon_grace_expired(grace: Duration) {
+    tracing::warn!(
+        event = "daemon_grace_expired",
+        grace_secs = grace.as_secs(),
+        "in-flight batch did not finish in time; unsent work stays in the state"
+    );
+}
+
+pub fn daemon_stopped() {
+    tracing::info!(event = "daemon_stopped", "daemon stopped");
+}
+
+pub fn watchdog_withheld(reason: &dyn Display) {
+    tracing::error!(event = "watchdog_withheld", reason = %reason, "watchdog not fed");
+}
+
+pub fn clock_overridden(value: &str) {
+    tracing::warn!(
+        event = "clock_override",
+        now = value,
+        "CCSYNC_NOW is set: the process runs on a shifted clock"
+    );
+}
+
+pub fn state_lock_recovered() {
+    tracing::error!(
+        event = "state_lock_recovered",
+        "a task panicked while using the state; carrying on"
+    );
+}
+
+pub fn state_file_tightened(path: &std::path::Path, was: u32) {
+    tracing::warn!(event = "state_file_tightened", path = %path.display(), was = format!("{was:o}"),
+        "the state file was readable by others: now 0600");
+}

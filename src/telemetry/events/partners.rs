@@ -1,0 +1,48 @@
+//! Log events (and their metrics): The partners' clients and the mapping.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use crate::telemetry::mask::masked;
+use crate::telemetry::metric;
+
+/// A request failed in a way worth another try, after `delay`.
+pub struct HttpRetry<'a> {
+    pub api: &'static str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub error: &'a dyn Display,
+    pub delay: Duration,
+}
+
+impl HttpRetry<'_> {
+    pub fn emit(self) {
+        metrics::counter!(metric::HTTP_RETRIES, "api" => self.api).increment(1);
+        tracing::warn!(event = "http_retry", api = self.api, method = self.method, path = self.path,
+            error = %masked(self.error), delay_ms = self.delay.as_millis() as u64, "retrying request");
+    }
+}
+
+pub fn token_retry(api: &dyn Display, attempt: u32, error: &dyn Display) {
+    tracing::warn!(event = "token_retry", api = %api, attempt, error = %masked(error), "token endpoint busy; trying again");
+}
+
+/// An expression overran `mapping.budget_ms`; its worker holds a core until it ends.
+pub struct MappingRunaway<'a> {
+    pub field: &'a str,
+    pub budget: Duration,
+    pub runaways: usize,
+}
+
+impl MappingRunaway<'_> {
+    pub fn emit(self) {
+        metrics::counter!(metric::MAPPING_RUNAWAYS).increment(1);
+        tracing::error!(
+            event = "mapping_runaway",
+            field = self.field,
+            budget_ms = self.budget.as_millis() as u64,
+            runaways = self.runaways,
+            "a mapping expression overran its budget; its item is a dead letter"
+        );
+    }
+}

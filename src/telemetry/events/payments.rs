@@ -1,0 +1,107 @@
+//! Log events (and their metrics): Flow B (recoveries and the webhook) and the ledger's deliveries.
+
+use std::fmt::Display;
+
+use crate::telemetry::mask::{mask_digits, masked};
+use crate::telemetry::metric;
+
+/// How the webhook answered one request (`ccsync_webhooks_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Stored,
+    Rejected,
+    Ignored,
+    Unauthorised,
+}
+
+impl WebhookOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::Rejected => "rejected",
+            Self::Ignored => "ignored",
+            Self::Unauthorised => "unauthorised",
+        }
+    }
+}
+
+/// One webhook request answered; `reason` for a rejected payment (kept as a dead letter).
+pub struct WebhookAnswered<'a> {
+    pub outcome: WebhookOutcome,
+    pub reason: Option<&'a str>,
+}
+
+impl WebhookAnswered<'_> {
+    pub fn emit(self) {
+        metrics::counter!(metric::WEBHOOKS, "outcome" => self.outcome.label()).increment(1);
+        match self.outcome {
+            WebhookOutcome::Unauthorised => {
+                tracing::warn!(
+                    event = "webhook_unauthorised",
+                    "webhook without the right token refused"
+                )
+            }
+            WebhookOutcome::Rejected => tracing::warn!(event = "webhook_rejected",
+                reason = %mask_digits(self.reason.unwrap_or_default()), "payment webhook kept as a dead letter"),
+            WebhookOutcome::Stored | WebhookOutcome::Ignored => {}
+        }
+    }
+}
+
+pub fn webhook_ignored(kind: &str) {
+    tracing::debug!(event = "webhook_ignored", kind, "webhook event ignored");
+}
+
+pub fn webhook_store_failed(error: &dyn Display) {
+    tracing::error!(event = "webhook_store_failed", error = %masked(error), "webhook not stored");
+}
+
+/// A recovery that contradicts one already recorded under its key (`ccsync_webhooks_total{outcome="conflict"}`).
+pub struct RecoveryConflict<'a> {
+    pub loan_id: &'a str,
+    pub reason: &'a str,
+}
+
+impl RecoveryConflict<'_> {
+    pub fn emit(self) {
+        metrics::counter!(metric::WEBHOOKS, "outcome" => "conflict").increment(1);
+        tracing::warn!(event = "recovery_conflict", loan_id = self.loan_id, reason = %mask_digits(self.reason),
+            "recovery conflict");
+    }
+}
+
+pub fn poll_failed(loan_id: &str, error: &dyn Display) {
+    tracing::warn!(event = "poll_failed", loan_id, error = %masked(error), "payment history not read");
+}
+
+pub fn payment_unidentifiable(loan_id: &str) {
+    tracing::error!(
+        event = "payment_unidentifiable",
+        loan_id,
+        "payment history entry with neither a reference nor a payment_id skipped"
+    );
+}
+
+pub fn ledger_lookup_failed(row: i64, error: &dyn Display) {
+    tracing::warn!(event = "ledger_lookup_failed", row, error = %masked(error), "row stays in doubt");
+}
+
+pub fn payment_delivered(direction: &str, loan_id: &str, reference: &str) {
+    tracing::info!(
+        event = "payment_delivered",
+        direction,
+        loan_id,
+        reference,
+        "payment delivered"
+    );
+}
+
+pub fn payment_dead(direction: &str, loan_id: &str, reason: &str) {
+    tracing::warn!(event = "payment_dead", direction, loan_id, reason = %mask_digits(reason),
+        "payment rejected; moved to dead letters");
+}
+
+pub fn payment_in_doubt(direction: &str, loan_id: &str, error: &dyn Display) {
+    tracing::warn!(event = "payment_in_doubt", direction, loan_id, error = %masked(error),
+        "outcome unknown; will look before resending");
+}
