@@ -1,6 +1,6 @@
 //! Daemon mode: the webhook listener all the time, every job on its schedule, one shutdown path.
 //!
-//! Start: the state is open (by the caller) and the listener bound, then systemd hears READY=1.
+//! Start: the state is open and both listeners bound (by the caller), then systemd hears READY=1.
 //! The watchdog is pinged only while the loops make progress. SIGTERM/SIGINT (the `shutdown`
 //! future): scheduling stops, the in-flight batch finishes (flows stop between pages, unsent
 //! payments stay pending) within `daemon.shutdown_grace_secs`, the state is committed (every
@@ -18,18 +18,37 @@ use crate::schedule::{Job, job_loop};
 use crate::server::{self, ServerState};
 use crate::telemetry::events;
 
+/// The daemon's two listeners, bound by the caller (tests bind port 0).
+pub struct Listeners {
+    /// `webhook.listen`: Credgenics' webhook.
+    pub webhook: TcpListener,
+    /// `[admin] listen`: `/metrics`, `/healthz`, `/readyz`.
+    pub admin: TcpListener,
+}
+
 /// Runs until `shutdown` completes.
 pub async fn run(
     ctx: Context,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Report, AppError> {
+    let Listeners {
+        webhook: listener,
+        admin,
+    } = listeners;
     let Some(token) = ctx.config.webhook.token.clone() else {
         return Err(AppError::Usage(
             "webhook.token (or webhook.token_file) is required to run the daemon's webhook listener".into(),
         ));
     };
     crate::telemetry::prometheus();
+    if let Ok(jobs) = ctx.store.jobs() {
+        for job in jobs {
+            if let Some(at) = job.last_ok_at {
+                events::last_success_restored(&job.job, at);
+            }
+        }
+    }
     let ctx = Arc::new(ctx);
     let (close_tx, mut close_rx) = watch::channel(false);
     let state = ServerState {
@@ -39,10 +58,20 @@ pub async fn run(
         token,
     };
     let addr = listener.local_addr().ok();
+    let admin_addr = admin.local_addr().ok();
+    let admin_state = server::AdminState {
+        config: ctx.config.clone(),
+        store: ctx.store.clone(),
+        clock: ctx.clock.clone(),
+    };
+    let mut admin_close = close_rx.clone();
+    let admin = tokio::spawn(server::serve_admin(admin, admin_state, async move {
+        let _ = admin_close.wait_for(|closed| *closed).await;
+    }));
     let server = tokio::spawn(server::serve(listener, state, async move {
         let _ = close_rx.wait_for(|closed| *closed).await;
     }));
-    events::daemon_started(&addr);
+    events::daemon_started(&addr, &admin_addr);
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let watchdog = tokio::spawn(watchdog(ctx.clone()));
 
@@ -72,7 +101,7 @@ pub async fn run(
     }
     let _ = close_tx.send(true);
     let close_by = deadline.max(tokio::time::Instant::now() + Duration::from_millis(300));
-    let _ = tokio::time::timeout_at(close_by, server).await;
+    let _ = tokio::time::timeout_at(close_by, futures::future::join(server, admin)).await;
     events::daemon_stopped();
     Ok(Report::Clear)
 }

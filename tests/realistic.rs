@@ -392,7 +392,7 @@ async fn a_lead_that_is_gone_is_a_dead_letter_while_the_cursor_moves_on_and_read
         checked > letters[0].updated_at + 2.0,
         "read to its end since: {checked}"
     );
-    let ready = reqwest::get(d.url("/readyz")).await.unwrap();
+    let ready = reqwest::get(d.admin_url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
     drop(store);
 

@@ -412,7 +412,12 @@ async fn the_nightly_job_reconciles_and_metrics_show_the_findings() {
     let d = h.start_daemon().await;
     let store = h.live_store();
     common::wait_for("a reconcile run", 20, || store.reconcile_last().unwrap().is_some()).await;
-    let metrics = reqwest::get(d.url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(d.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(d.stop().await, 0);
     let last = store.reconcile_last().unwrap().unwrap();
     assert_eq!(last.loans_checked as usize, lines.len());

@@ -129,7 +129,7 @@ async fn readyz_turns_503_when_a_cursor_is_stuck_and_names_it() {
     assert_eq!(h.once().await.exit_code(), 0);
     let d = h.start_daemon().await;
     let get = |path: &str| {
-        let url = d.url(path);
+        let url = d.admin_url(path);
         async move {
             let r = reqwest::get(url).await.unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
@@ -151,20 +151,19 @@ async fn readyz_turns_503_when_a_cursor_is_stuck_and_names_it() {
     let (code, body) = {
         // readiness is judged on the daemon's clock: move it the same two minutes
         let config = h.config();
-        let state = crego_credgenics_sync::server::ServerState {
+        let state = crego_credgenics_sync::server::AdminState {
             clock: crego_credgenics_sync::clock::Clock::starting_at(
                 later.parse().unwrap(),
                 config.sync.timezone.clone(),
             ),
             config: config.clone(),
             store: h.live_store(),
-            token: "t".to_string().into(),
         };
         let reason =
             crego_credgenics_sync::server::not_ready(&config, &state.store, state.clock.now().as_second() as f64);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/readyz", listener.local_addr().unwrap());
-        tokio::spawn(crego_credgenics_sync::server::serve(
+        tokio::spawn(crego_credgenics_sync::server::serve_admin(
             listener,
             state,
             std::future::pending(),
@@ -188,7 +187,7 @@ async fn metrics_parse_as_prometheus_text_and_move_after_a_cycle() {
     h.edit_append(&schedules(NEVER));
     let d = h.start_daemon().await;
     let scrape = || {
-        let url = d.url("/metrics");
+        let url = d.admin_url("/metrics");
         async move {
             let text = reqwest::get(url).await.unwrap().text().await.unwrap();
             let lines = text.lines().map(|l| Ok(l.to_string()));

@@ -210,16 +210,21 @@ async fn reconcile(
     Ok(Report::clear_if(report.open().next().is_none()))
 }
 
-/// Daemon mode: the listener on `webhook.listen`, every job on its schedule, until SIGTERM/SIGINT.
+/// Daemon mode: the listeners on `webhook.listen` and `admin.listen`, every job on its schedule, until SIGTERM/SIGINT.
 async fn daemon(config: &Path) -> Result<Report, AppError> {
     let (config, clock, store) = prepare(config, false)?;
     ignore_hangup();
     let ctx = context(config, store, clock)?;
-    let addr = ctx.config.webhook.listen;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| AppError::Failed(format!("cannot listen on webhook.listen = {addr}: {e}")))?;
-    crate::daemon::run(ctx, listener, shutdown_signal()).await
+    let bind = |key: &'static str, addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| AppError::Failed(format!("cannot listen on {key} = {addr}: {e}")))
+    };
+    let listeners = crate::daemon::Listeners {
+        webhook: bind("webhook.listen", ctx.config.webhook.listen).await?,
+        admin: bind("admin.listen", ctx.config.daemon.admin_listen).await?,
+    };
+    crate::daemon::run(ctx, listeners, shutdown_signal()).await
 }
 
 /// SIGHUP would end the process by default. Logs go to stdout and stderr (journald), so there

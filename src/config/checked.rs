@@ -163,4 +163,6 @@ pub struct DaemonConfig {
     pub stuck_after_secs: f64,
     /// A running job silent for this long (no page, no item) withholds the watchdog.
     pub job_stall: Duration,
+    /// `[admin] listen`: where `/metrics`, `/healthz` and `/readyz` are served.
+    pub admin_listen: SocketAddr,
 }

@@ -32,6 +32,24 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub daemon: RawDaemon,
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+/// The operators' listener: `/metrics`, `/healthz`, `/readyz` — apart from the webhook's, which
+/// faces Credgenics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAdmin {
+    pub listen: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9187".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,7 +27,18 @@ impl RawConfig {
             mapping: raw_mapping,
             log,
             daemon,
+            admin,
         } = self;
+        let admin_listen = match admin.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                c.problem(
+                    "admin.listen",
+                    format!("`{}` is not an address:port: {e}", admin.listen),
+                );
+                None
+            }
+        };
         if daemon.shutdown_grace_secs == 0 || daemon.shutdown_grace_secs > 3600 {
             c.problem("daemon.shutdown_grace_secs", "must be between 1 and 3600");
         }
@@ -315,6 +326,9 @@ impl RawConfig {
         else {
             unreachable!("every None above recorded a problem");
         };
+        let Some(admin_listen) = admin_listen else {
+            unreachable!("every None above recorded a problem");
+        };
         let (Some(place_loans), Some(push_repayments), Some(poll_recoveries), Some(reconcile)) = schedules else {
             unreachable!("every None above recorded a problem");
         };
@@ -388,6 +402,7 @@ impl RawConfig {
                 shutdown_grace: Duration::from_secs(daemon.shutdown_grace_secs),
                 stuck_after_secs: daemon.stuck_after_secs as f64,
                 job_stall: Duration::from_secs(daemon.job_stall_secs),
+                admin_listen,
             },
         })
     }

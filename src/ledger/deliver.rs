@@ -273,7 +273,7 @@ fn record(ctx: &Context, row: &LedgerRow, outcome: Sent, stats: &mut DeliverySta
         Sent::Done(remote) => {
             ctx.store.ledger_done(row.id, remote.as_deref(), now)?;
             stats.sent += 1;
-            events::payment_delivered(row.direction.as_str(), &row.loan_id, &row.reference);
+            events::payment_delivered(row.direction.as_str(), &row.loan_id, &row.reference, row.amount);
         }
         Sent::Dead(reason) => {
             ctx.store.ledger_dead(row.id, &reason, now)?;

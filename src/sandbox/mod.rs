@@ -191,6 +191,9 @@ connect_timeout_secs = 2
 [webhook]
 listen = "127.0.0.1:0"
 token = "{wt}"
+
+[admin]
+listen = "127.0.0.1:0"
 "#,
         state = state_path.display().to_string().replace('\\', "\\\\"),
         ct = sb.crego_token,

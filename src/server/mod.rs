@@ -1,7 +1,9 @@
-//! The daemon's HTTP listener: the Credgenics `payment` webhook (`POST /webhooks/credgenics`),
-//! `/healthz` (the process is up), `/readyz` (the state answers and no stream is stuck) and
-//! `/metrics` (Prometheus text), behind a connection cap and idle timeouts (`listener`). A webhook is authenticated by `X-Webhook-Token` or `?token=` (constant-time
+//! The daemon's HTTP listeners. `webhook.listen` faces Credgenics: the `payment` webhook
+//! (`POST /webhooks/credgenics`) and `/healthz`, behind a connection cap and idle timeouts
+//! (`listener`). A webhook is authenticated by `X-Webhook-Token` or `?token=` (constant-time
 //! compare), limited to 1 MiB, and committed to the state before it is answered 200.
+//! `[admin] listen` (loopback by default) faces the operators: `/metrics`, `/healthz`,
+//! `/readyz` ([`admin`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,12 +17,15 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
+mod admin;
 mod listener;
+
+pub use admin::{AdminState, admin_router, not_ready, serve_admin};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::flows::recoveries::{PaymentFate, take_webhook_payment};
-use crate::store::{Direction, LedgerState, LoanState, Store};
+use crate::store::Store;
 use crate::telemetry::events::{self, WebhookOutcome};
 
 /// Path of the webhook, fixed by the design.
@@ -46,9 +51,8 @@ pub fn router(state: ServerState) -> Router {
                 // read: a stranger cannot make the daemon buffer bodies.
                 .layer(axum::middleware::from_fn_with_state(state.clone(), require_token)),
         )
+        // A load balancer in front of the webhook checks it here; the rest is on the admin listener.
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
         .with_state(state)
 }
 
@@ -109,12 +113,14 @@ async fn webhook(State(state): State<ServerState>, body: axum::body::Body) -> Re
     let body = match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
         Ok(Ok(b)) => b,
         Ok(Err(_)) => {
+            events::webhook_refused("body_too_large", 413);
             return answer(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"error": "body over 1 MiB, or broken off"}),
             );
         }
         Err(_) => {
+            events::webhook_refused("body_timeout", 408);
             return answer(
                 StatusCode::REQUEST_TIMEOUT,
                 json!({"error": "the body did not arrive in time"}),
@@ -122,6 +128,7 @@ async fn webhook(State(state): State<ServerState>, body: axum::body::Body) -> Re
         }
     };
     let Ok(event) = serde_json::from_slice::<Value>(&body) else {
+        events::webhook_refused("body_not_json", 400);
         return answer(StatusCode::BAD_REQUEST, json!({"error": "body is not JSON"}));
     };
     let kind = event["event"].as_str().unwrap_or_default();
@@ -131,6 +138,7 @@ async fn webhook(State(state): State<ServerState>, body: axum::body::Body) -> Re
     }
     let data = &event["data"];
     if !data.is_object() || data["loan_id"].is_null() {
+        events::webhook_refused("no_loan_id", 400);
         return answer(
             StatusCode::BAD_REQUEST,
             json!({"error": "payment event without data.loan_id"}),
@@ -173,81 +181,6 @@ async fn webhook(State(state): State<ServerState>, body: axum::body::Body) -> Re
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "could not store the event"}),
             )
-        }
-    }
-}
-
-/// Why the daemon is not ready, if it is not: the state does not answer, or a stream has not been
-/// read to its end for longer than `daemon.stuck_after_secs`.
-pub fn not_ready(config: &Config, store: &Store, now: f64) -> Option<String> {
-    let streams = match store.streams() {
-        Ok(s) => s,
-        Err(e) => return Some(format!("state does not answer: {e}")),
-    };
-    let limit = config.daemon.stuck_after_secs;
-    let stuck: Vec<String> = streams
-        .iter()
-        .filter_map(|s| {
-            let age = now - s.checked_at.unwrap_or(0.0);
-            (age > limit).then(|| {
-                format!(
-                    "cursor `{}` stuck: not read to its end for {age:.0} s (limit {limit:.0} s)",
-                    s.stream
-                )
-            })
-        })
-        .collect();
-    (!stuck.is_empty()).then(|| stuck.join("; "))
-}
-
-async fn readyz(State(state): State<ServerState>) -> Response {
-    let now = state.clock.now().as_millisecond() as f64 / 1000.0;
-    let verdict = tokio::task::spawn_blocking(move || not_ready(&state.config, &state.store, now))
-        .await
-        .unwrap_or_else(|e| Some(format!("the state task failed: {e}")));
-    match verdict {
-        None => (StatusCode::OK, "ready\n").into_response(),
-        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
-    }
-}
-
-/// Sets the gauges read from the state, then renders every metric.
-async fn metrics_text(State(state): State<ServerState>) -> Response {
-    let now = state.clock.now().as_millisecond() as f64 / 1000.0;
-    // The state's reads run on a blocking thread, off the runtime's workers.
-    let _ = tokio::task::spawn_blocking(move || state_gauges(&state.store, now)).await;
-    match crate::telemetry::prometheus() {
-        Some(handle) => {
-            handle.run_upkeep();
-            ([("content-type", "text/plain; version=0.0.4")], handle.render()).into_response()
-        }
-        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable\n").into_response(),
-    }
-}
-
-/// The gauges read from the state: loans by state, ledger rows by direction and state, cursor lag.
-fn state_gauges(store: &Store, now: f64) {
-    use crate::telemetry::metric;
-    if let Ok(counts) = store.loan_counts() {
-        for s in LoanState::ALL.map(LoanState::as_str) {
-            metrics::gauge!(metric::LOANS, "state" => s).set(counts.get(s).copied().unwrap_or(0) as f64);
-        }
-    }
-    if let Ok(counts) = store.ledger_counts() {
-        let states = LedgerState::ALL.map(LedgerState::as_str);
-        for d in Direction::ALL.map(Direction::as_str) {
-            for s in states.iter().copied().chain([LedgerState::IGNORED]) {
-                let n = counts.get(&(d.to_string(), s.to_string())).copied().unwrap_or(0);
-                metrics::gauge!(metric::LEDGER_ROWS, "direction" => d, "state" => s).set(n as f64);
-            }
-        }
-    }
-    if let Ok(Some(run)) = store.reconcile_last() {
-        crate::telemetry::events::reconcile_gauges(&crate::flows::reconcile::summary(&run));
-    }
-    if let Ok(streams) = store.streams() {
-        for s in streams {
-            metrics::gauge!(metric::CURSOR_LAG, "stream" => s.stream).set(now - s.checked_at.unwrap_or(0.0));
         }
     }
 }

@@ -179,7 +179,7 @@ pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64)
         } else {
             LedgerState::Pending
         };
-        n += stmt.execute(params![
+        let added = stmt.execute(params![
             row.direction,
             row.source_key,
             row.loan_id,
@@ -194,6 +194,11 @@ pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64)
             row.event_at,
             now,
         ])?;
+        // Said once, as the row is added (a record or recovery read again adds nothing).
+        if let (1, Some(reason)) = (added, &row.dead_reason) {
+            crate::telemetry::events::payment_dead(row.direction.as_str(), &row.loan_id, reason);
+        }
+        n += added;
     }
     Ok(n)
 }

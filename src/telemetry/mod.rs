@@ -48,13 +48,27 @@ pub fn init_logging(level: &str, format: LogFormat) {
 static PROMETHEUS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
     std::sync::OnceLock::new();
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// The commit this binary was built from (`build.rs`), or `unknown` outside a git checkout.
+pub const COMMIT: &str = env!("CREGO_SYNC_BUILD_COMMIT");
+
+/// The process-wide Prometheus recorder, installed on first use: durations as histograms (they
+/// aggregate across instances, a summary does not), every family described, `build_info` set.
 pub fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     PROMETHEUS
         .get_or_init(|| {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(metric::HTTP_REQUEST_DURATION.into()),
+                    metric::REQUEST_BUCKETS,
+                )
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(metric::JOB_DURATION.into()), metric::JOB_BUCKETS))
+                .ok()?
                 .install_recorder()
-                .ok()
+                .ok()?;
+            metric::describe();
+            metrics::gauge!(metric::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => COMMIT).set(1.0);
+            Some(handle)
         })
         .as_ref()
 }

@@ -234,7 +234,10 @@ pub fn binary() -> &'static str {
 
 /// An in-process daemon (daemon mode) on a free port.
 pub struct Daemon {
+    /// The webhook's listener.
     pub addr: std::net::SocketAddr,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     join: tokio::task::JoinHandle<Result<Report, AppError>>,
 }
@@ -248,8 +251,14 @@ impl Daemon {
         exit_code(&self.join.await.unwrap())
     }
 
+    /// A URL on the webhook's listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// A URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
     }
 }
 
@@ -261,12 +270,19 @@ impl Harness {
         let ctx = Context::new(config, self.live_store(), clock).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let join = tokio::spawn(crego_credgenics_sync::daemon::run(ctx, listener, async move {
+        let listeners = crego_credgenics_sync::daemon::Listeners {
+            webhook: listener,
+            admin,
+        };
+        let join = tokio::spawn(crego_credgenics_sync::daemon::run(ctx, listeners, async move {
             let _ = rx.await;
         }));
         Daemon {
             addr,
+            admin: admin_addr,
             stop: Some(tx),
             join,
         }

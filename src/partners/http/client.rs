@@ -231,9 +231,25 @@ impl ApiClient {
             if let Some(token) = token {
                 manager.invalidate(&token).await;
             }
-            return self.send_with(&method, path, query, &body, safety, &used).await;
+            let again = self.send_with(&method, path, query, &body, safety, &used).await;
+            self.refused(&again, method.as_str(), path);
+            return again;
         }
+        self.refused(&first, method.as_str(), path);
         first
+    }
+
+    /// A refused credential is logged and counted where it ends a request (the run stops on it).
+    fn refused(&self, result: &Result<Response, ApiError>, method: &str, path: &str) {
+        if let Err(ApiError::Unauthorized { status, .. }) = result {
+            telemetry::events::CredentialRefused {
+                api: self.api.name(),
+                status: *status,
+                method,
+                path,
+            }
+            .emit();
+        }
     }
 
     async fn send_with(
@@ -346,13 +362,16 @@ impl ApiClient {
             req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let sent = std::time::Instant::now();
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
                 self.stats.count_status(api, "error");
+                telemetry::events::request_took(api.name(), sent.elapsed());
                 return Err(transport_error(api, &e));
             }
         };
+        telemetry::events::request_took(api.name(), sent.elapsed());
         let status = resp.status();
         self.stats.count_status(api, status.as_str());
         let retry_after = retry_after(resp.headers());

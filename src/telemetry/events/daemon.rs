@@ -1,4 +1,4 @@
-//! Log events (and their metrics): The daemon's life and its state file.
+//! Log events (and their metrics) of the daemon's life and its state file.
 
 use std::fmt::Display;
 use std::time::Duration;
@@ -10,8 +10,8 @@ pub fn hangup_ignored() {
     );
 }
 
-pub fn daemon_started(listen: &dyn std::fmt::Debug) {
-    tracing::info!(event = "daemon_started", listen = ?listen, "daemon started");
+pub fn daemon_started(listen: &dyn std::fmt::Debug, admin: &dyn std::fmt::Debug) {
+    tracing::info!(event = "daemon_started", listen = ?listen, admin = ?admin, "daemon started");
 }
 
 pub fn daemon_stopping() {

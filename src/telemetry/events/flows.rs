@@ -1,10 +1,12 @@
-//! Log events (and their metrics): Flow A (loans) and flow C (repayments).
+//! Log events (and their metrics) of flow A (loans) and flow C (repayments).
 
 use std::fmt::Display;
 
 use crate::telemetry::mask::{mask_digits, masked};
+use crate::telemetry::metric;
 
 pub fn loan_placed(loan_id: &str, allocation_month: &str, new_allocation: bool) {
+    metrics::counter!(metric::LOANS_PLACED).increment(1);
     tracing::info!(
         event = "loan_placed",
         loan_id,
@@ -15,10 +17,12 @@ pub fn loan_placed(loan_id: &str, allocation_month: &str, new_allocation: bool) 
 }
 
 pub fn loan_updated(loan_id: &str, keys: &[String]) {
+    metrics::counter!(metric::LOANS_UPDATED).increment(1);
     tracing::info!(event = "loan_updated", loan_id, keys = %keys.join(","), "loan updated");
 }
 
 pub fn loan_rejected(loan_id: &str, reason: &str) {
+    metrics::counter!(metric::LOANS_REJECTED).increment(1);
     let reason = mask_digits(reason);
     tracing::warn!(event = "loan_rejected", loan_id, reason, "loan rejected");
 }
@@ -44,6 +48,7 @@ pub fn fetch_failed(line: &str, error: &dyn Display) {
 }
 
 pub fn line_dead_letter(line: &str, lead: &str, borrower_program: &str, reason: &str) {
+    metrics::counter!(metric::LINES_DEAD).increment(1);
     tracing::error!(event = "line_dead_letter", line, lead, borrower_program, reason = %mask_digits(reason),
         "line set aside as a dead letter");
 }

@@ -1,4 +1,4 @@
-//! Log events (and their metrics): Runs, jobs and reconcile.
+//! Log events (and their metrics) of runs, jobs and reconcile.
 
 use std::fmt::Display;
 use std::time::Duration;
@@ -152,4 +152,10 @@ pub fn reconcile_gauges(r: &ReconcileSummary<'_>) {
     if let Some(at) = r.finished_at {
         metrics::gauge!(metric::RECONCILE_LAST_COMPLETED).set(at);
     }
+}
+
+/// A job's last success as the state remembers it, set at start: the gauge is right from the
+/// first scrape after a restart, not only once the job has run again.
+pub fn last_success_restored(job: &str, at: f64) {
+    metrics::gauge!(metric::JOB_LAST_SUCCESS, "job" => job.to_string()).set(at);
 }

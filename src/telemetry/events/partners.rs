@@ -1,4 +1,4 @@
-//! Log events (and their metrics): The partners' clients and the mapping.
+//! Log events (and their metrics) of the partners' clients and the mapping.
 
 use std::fmt::Display;
 use std::time::Duration;
@@ -43,6 +43,33 @@ impl MappingRunaway<'_> {
             budget_ms = self.budget.as_millis() as u64,
             runaways = self.runaways,
             "a mapping expression overran its budget; its item is a dead letter"
+        );
+    }
+}
+
+/// How long one request took to answer (its headers), whatever the answer.
+pub fn request_took(api: &'static str, elapsed: Duration) {
+    metrics::histogram!(metric::HTTP_REQUEST_DURATION, "api" => api).record(elapsed.as_secs_f64());
+}
+
+/// A partner refused the daemon's credential (after a renewal, where the token is renewable).
+pub struct CredentialRefused<'a> {
+    pub api: &'static str,
+    pub status: u16,
+    pub method: &'a str,
+    pub path: &'a str,
+}
+
+impl CredentialRefused<'_> {
+    pub fn emit(self) {
+        metrics::counter!(metric::CREDENTIALS_REFUSED, "api" => self.api).increment(1);
+        tracing::error!(
+            event = "credential_refused",
+            api = self.api,
+            status = self.status,
+            method = self.method,
+            path = self.path,
+            "the partner refused the credential; the run stops until it is fixed"
         );
     }
 }

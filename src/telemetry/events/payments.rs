@@ -1,4 +1,4 @@
-//! Log events (and their metrics): Flow B (recoveries and the webhook) and the ledger's deliveries.
+//! Log events (and their metrics) of flow B (recoveries and the webhook) and the ledger's deliveries.
 
 use std::fmt::Display;
 
@@ -34,6 +34,15 @@ pub struct WebhookAnswered<'a> {
 impl WebhookAnswered<'_> {
     pub fn emit(self) {
         metrics::counter!(metric::WEBHOOKS, "outcome" => self.outcome.label()).increment(1);
+        match self.outcome {
+            WebhookOutcome::Unauthorised => {
+                metrics::counter!(metric::WEBHOOK_REJECTIONS, "reason" => "token").increment(1)
+            }
+            WebhookOutcome::Rejected => {
+                metrics::counter!(metric::WEBHOOK_REJECTIONS, "reason" => "payment_dead_letter").increment(1)
+            }
+            _ => {}
+        }
         match self.outcome {
             WebhookOutcome::Unauthorised => {
                 tracing::warn!(
@@ -86,19 +95,34 @@ pub fn ledger_lookup_failed(row: i64, error: &dyn Display) {
     tracing::warn!(event = "ledger_lookup_failed", row, error = %masked(error), "row stays in doubt");
 }
 
-pub fn payment_delivered(direction: &str, loan_id: &str, reference: &str) {
+pub fn payment_delivered(direction: &'static str, loan_id: &str, reference: &str, amount: rust_decimal::Decimal) {
+    metrics::counter!(metric::PAYMENTS_DELIVERED, "direction" => direction).increment(1);
+    let paise = (amount * rust_decimal::Decimal::ONE_HUNDRED).round();
+    metrics::counter!(metric::MONEY_DELIVERED, "direction" => direction)
+        .increment(rust_decimal::prelude::ToPrimitive::to_u64(&paise).unwrap_or(0));
     tracing::info!(
         event = "payment_delivered",
         direction,
         loan_id,
         reference,
+        amount = %amount,
         "payment delivered"
     );
 }
 
-pub fn payment_dead(direction: &str, loan_id: &str, reason: &str) {
+/// A payment became a dead letter: refused by the partner, or refused before sending (its field
+/// errors are in `reason`). Said once, when the row becomes dead.
+pub fn payment_dead(direction: &'static str, loan_id: &str, reason: &str) {
+    metrics::counter!(metric::PAYMENTS_DEAD, "direction" => direction).increment(1);
     tracing::warn!(event = "payment_dead", direction, loan_id, reason = %mask_digits(reason),
-        "payment rejected; moved to dead letters");
+        "payment set aside as a dead letter");
+}
+
+/// A webhook request refused before it was taken (`reason`: `body_not_json`,
+/// `no_loan_id`, `body_too_large`, `body_timeout`).
+pub fn webhook_refused(reason: &'static str, status: u16) {
+    metrics::counter!(metric::WEBHOOK_REJECTIONS, "reason" => reason).increment(1);
+    tracing::warn!(event = "webhook_refused", reason, status, "webhook request refused");
 }
 
 pub fn payment_in_doubt(direction: &str, loan_id: &str, error: &dyn Display) {
