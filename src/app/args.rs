@@ -133,6 +133,20 @@ pub enum Command {
     /// Work on the field mapping without sending anything.
     #[command(subcommand)]
     Mapping(MappingCmd),
+    /// Copy the state file to FILE with SQLite's online backup: safe while the daemon runs (it
+    /// is a consistent snapshot as of one commit), written 0600, checked, never over an
+    /// existing file.
+    Backup {
+        /// Where to write the copy (a new file).
+        file: PathBuf,
+    },
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]

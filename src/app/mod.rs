@@ -3,6 +3,7 @@
 //! ([`report`]), which only `main.rs` turns into an exit number.
 
 pub mod args;
+mod manual;
 pub mod mode;
 pub mod report;
 mod run;

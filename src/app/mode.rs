@@ -47,6 +47,13 @@ pub enum Mode {
     },
     /// `mapping test`; `config` is `None` when no file was named and the default path does not
     /// exist (the built-in mapping then).
+    Backup {
+        file: PathBuf,
+    },
+    Completions {
+        shell: clap_complete::Shell,
+    },
+    Man,
     MappingTest {
         config: Option<PathBuf>,
         kind: MappingKind,
@@ -147,6 +154,9 @@ impl Resolved {
                         },
                         reveal,
                     },
+                    Command::Backup { file } => Mode::Backup { file },
+                    Command::Completions { shell } => Mode::Completions { shell },
+                    Command::Man => Mode::Man,
                     Command::Mapping(MappingCmd::Test { kind, input, expected }) => Mode::MappingTest {
                         config: (config_named || config.exists()).then(|| config.clone()),
                         kind,
@@ -172,6 +182,9 @@ fn name(c: &Command) -> &'static str {
         Command::Mapping(_) => "mapping",
         Command::Doctor => "doctor",
         Command::Reconcile { .. } => "reconcile",
+        Command::Backup { .. } => "backup",
+        Command::Completions { .. } => "completions",
+        Command::Man => "man",
     }
 }
 

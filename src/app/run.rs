@@ -55,6 +55,9 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
                 input,
                 expected,
             } => crate::ops::mapping_test(config.as_deref(), kind, &input, expected.as_deref()),
+            Mode::Backup { file } => crate::ops::backup(&state_path(config)?, &file),
+            Mode::Completions { shell } => super::manual::completions(shell),
+            Mode::Man => super::manual::man(),
             Mode::Once { since, dry } => once(config, since.as_deref(), dry).await,
             Mode::Daemon => daemon(config).await,
         }

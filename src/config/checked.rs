@@ -146,6 +146,9 @@ pub enum Credential {
 #[derive(Debug)]
 pub struct Config {
     pub state_path: PathBuf,
+    /// `[state] retain_days`: raw payloads and logs of work finished this long ago are pruned
+    /// (0: never).
+    pub retain_days: u32,
     pub crego: CregoConfig,
     pub credgenics: CredgenicsConfig,
     pub sync: SyncConfig,

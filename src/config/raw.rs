@@ -85,12 +85,15 @@ fn d_stuck() -> u64 {
 #[serde(deny_unknown_fields, default)]
 pub struct RawState {
     pub path: String,
+    /// Days raw payloads and logs of finished work are kept (0: forever).
+    pub retain_days: u32,
 }
 
 impl Default for RawState {
     fn default() -> Self {
         Self {
             path: "/var/lib/crego-credgenics-sync/state.db".into(),
+            retain_days: 90,
         }
     }
 }

@@ -29,6 +29,12 @@ impl RawConfig {
             daemon,
             admin,
         } = self;
+        if state.retain_days > 3650 {
+            c.problem(
+                "state.retain_days",
+                "must be at most 3650 (ten years); 0 keeps everything",
+            );
+        }
         let admin_listen = match admin.listen.parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(e) => {
@@ -334,6 +340,7 @@ impl RawConfig {
         };
         Ok(Config {
             state_path: PathBuf::from(state.path),
+            retain_days: state.retain_days,
             crego: CregoConfig {
                 base_url: crego_url,
                 credential: crego_token,

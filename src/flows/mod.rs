@@ -7,6 +7,7 @@
 //!   time: [`repayments::status`]).
 //! - [`recoveries`]: flow B, Credgenics recoveries (webhook and poll) written as LMS records.
 //! - [`once`]: the `--once` cycle and its outcome.
+//! - [`retention`]: pruning the state of what finished work no longer needs.
 //!
 //! Delivery of the payment ledger is [`crate::ledger`]'s: the two payment flows implement its
 //! `Outbound`. This file only declares and re-exports: a child never imports it back.
@@ -17,6 +18,7 @@ pub mod once;
 pub mod reconcile;
 pub mod recoveries;
 pub mod repayments;
+pub mod retention;
 
 pub use context::{Context, Locks, SyncError};
 pub use loans::FlowAStats;

@@ -117,6 +117,9 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
         if let Err(e) = ctx.store.finish_run(id, ctx.now_secs(), outcome, &summary) {
             events::run_not_recorded(&e);
         }
+        if let Err(e) = super::retention::prune(ctx) {
+            events::prune_failed(&e);
+        }
     }
     report
 }

@@ -80,7 +80,12 @@ pub async fn run_job(ctx: &Context, job: Job, slot: Timestamp) -> Result<(), Syn
                     fix: false,
                     share_poll_reads: true,
                 };
-                flows::reconcile::run(ctx, &opts).await.map(|_| ())
+                let reconciled = flows::reconcile::run(ctx, &opts).await.map(|_| ());
+                // The nightly job is also when the state sheds what finished work no longer needs.
+                if let Err(e) = flows::retention::prune(ctx) {
+                    events::prune_failed(&e);
+                }
+                reconciled
             }
             Err(e) => Err(e),
         },

@@ -254,7 +254,7 @@ fn tighten(file: &File, path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn create_private(path: &Path) -> std::io::Result<File> {
+pub(super) fn create_private(path: &Path) -> std::io::Result<File> {
     let mut opts = OpenOptions::new();
     opts.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]

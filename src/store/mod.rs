@@ -5,6 +5,7 @@
 //! on disk before the request it announces is sent), and a lock on the file itself (its inode) keeps a second daemon off the
 //! same state.
 
+mod care;
 mod cursors;
 mod db;
 mod dead_letters;
@@ -17,6 +18,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use care::{BackupSummary, Pruned};
 pub use db::{Store, StoreError};
 pub use ledger::{Direction, LedgerRow, LedgerState, NewLedgerRow, Sending};
 pub use types::*;

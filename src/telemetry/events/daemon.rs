@@ -56,3 +56,19 @@ pub fn state_file_tightened(path: &std::path::Path, was: u32) {
     tracing::warn!(event = "state_file_tightened", path = %path.display(), was = format!("{was:o}"),
         "the state file was readable by others: now 0600");
 }
+
+pub fn state_pruned(days: u32, payloads: u64, webhook_events: u64, runs: u64, credgenics_reads: u64) {
+    tracing::info!(
+        event = "state_pruned",
+        retain_days = days,
+        payloads,
+        webhook_events,
+        runs,
+        credgenics_reads,
+        "pruned raw payloads and logs of finished work"
+    );
+}
+
+pub fn prune_failed(error: &dyn std::fmt::Display) {
+    tracing::warn!(event = "prune_failed", error = %error, "retention pass failed; the next one tries again");
+}
