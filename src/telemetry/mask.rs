@@ -2,29 +2,116 @@
 
 use serde_json::Value;
 
-/// Keys whose values are personal data, masked in printed payloads.
-const PHONE_KEYS: &[&str] = &["contact_number", "mobile", "phone"];
-const SECRET_KEYS: &[&str] = &["pan", "aadhar", "aadhaar", "email"];
+/// How one personal field is shown when masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// The last 4 digits of each number (`******5926`): enough to tell two apart.
+    LastFour,
+    /// The first letter of each word (`P*** I***`): enough to recognise a borrower.
+    Initials,
+    /// Nothing (`****`).
+    Hidden,
+}
 
-/// Returns a copy with phone numbers cut to their last 4 digits and PAN, Aadhaar and e-mail masked.
+/// The personal fields, by exact key (in Credgenics payloads, Crego documents, LMS records),
+/// and how each is shown: the one list printed payloads (`--dry-run`, `preview`, `doctor`,
+/// dead letters) and logs go by. Everything else is shown as is, after a pass by value
+/// ([`mask_values`]) that catches a phone number, PAN, Aadhaar or e-mail in any other field.
+pub const PERSONAL_FIELDS: &[(&str, Shown)] = &[
+    // phones
+    ("applicant_contact_number", Shown::LastFour),
+    ("co_applicant_contact_number", Shown::LastFour),
+    ("loan_regional_manager_contact_number", Shown::LastFour),
+    ("contact_number", Shown::LastFour),
+    ("mobile", Shown::LastFour),
+    ("phone", Shown::LastFour),
+    ("sms_mobile", Shown::LastFour),
+    // e-mails
+    ("applicant_email", Shown::Hidden),
+    ("co_applicant_email", Shown::Hidden),
+    ("loan_regional_manager_contact_email", Shown::Hidden),
+    ("email", Shown::Hidden),
+    // identity documents
+    ("applicant_pan_number", Shown::Hidden),
+    ("applicant_aadhar_number", Shown::Hidden),
+    ("pan", Shown::Hidden),
+    ("pan_number", Shown::Hidden),
+    ("aadhar", Shown::Hidden),
+    ("aadhaar", Shown::Hidden),
+    ("aadhar_number", Shown::Hidden),
+    ("aadhaar_number", Shown::Hidden),
+    // names
+    ("applicant_name", Shown::Initials),
+    ("co_applicant_name", Shown::Initials),
+    ("credit_account_holder_name", Shown::Initials),
+    ("account_holder_name", Shown::Initials),
+    ("name_at_bank", Shown::Initials),
+    ("document_signature_name", Shown::Initials),
+    ("name", Shown::Initials),
+    // birth dates and addresses
+    ("applicant_dob", Shown::Hidden),
+    ("co_applicant_dob", Shown::Hidden),
+    ("dob", Shown::Hidden),
+    ("applicant_address", Shown::Hidden),
+    ("applicant_address_text", Shown::Hidden),
+    ("co_applicant_address", Shown::Hidden),
+    ("co_applicant_address_text", Shown::Hidden),
+    ("address", Shown::Hidden),
+    ("address_from_aadhar", Shown::Hidden),
+    ("applicant_pincode", Shown::Hidden),
+    ("co_applicant_pincode", Shown::Hidden),
+    ("pincode", Shown::Hidden),
+];
+
+/// How `key` is shown, if it is a personal field.
+pub fn personal(key: &str) -> Option<Shown> {
+    PERSONAL_FIELDS
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, shown)| *shown)
+}
+
+fn initials(s: &str) -> String {
+    s.split_whitespace()
+        .map(|w| w.chars().next().map(|c| format!("{c}***")).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Masks a whole value of a personal field (an address object, a list of phones) as its kind.
+fn mask_as(v: &Value, shown: Shown) -> Value {
+    match v {
+        Value::String(s) => Value::String(match shown {
+            Shown::LastFour => mask_phones(s),
+            Shown::Initials => initials(s),
+            Shown::Hidden => mask_all(s),
+        }),
+        Value::Array(a) => Value::Array(a.iter().map(|x| mask_as(x, shown)).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), mask_as(x, shown))).collect()),
+        Value::Null => Value::Null,
+        _ => Value::String("****".into()),
+    }
+}
+
+/// Returns a copy with every field of [`PERSONAL_FIELDS`] masked as listed, and personal data
+/// found by its shape in any other string ([`mask_values`]).
 pub fn mask_payload(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, v)| {
-                    let lk = k.to_ascii_lowercase();
-                    let masked = match v {
-                        Value::String(s) if PHONE_KEYS.iter().any(|p| lk.contains(p)) => Value::String(mask_phones(s)),
-                        Value::String(s) if SECRET_KEYS.iter().any(|p| lk.contains(p)) => Value::String(mask_all(s)),
-                        // By value as well: a PAN in `tags`, a phone number in a name.
-                        Value::String(s) => Value::String(mask_values(s)),
-                        other => mask_payload(other),
+                    let masked = match (personal(k), v) {
+                        (Some(shown), v) => mask_as(v, shown),
+                        // By value as well: a PAN in `tags`, a phone number in a note.
+                        (None, Value::String(s)) => Value::String(mask_values(s)),
+                        (None, other) => mask_payload(other),
                     };
                     (k.clone(), masked)
                 })
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(mask_payload).collect()),
+        Value::String(s) => Value::String(mask_values(s)),
         other => other.clone(),
     }
 }
@@ -197,12 +284,12 @@ mod tests {
 
     #[test]
     fn masks_personal_data_by_value_wherever_it_stands() {
-        let v = json!({"tags": "vip,ADJIY3516D", "applicant_name": "Ram 9805265926", "loan_id": "CL000123",
+        let v = json!({"tags": "vip,ADJIY3516D", "remarks": "Ram 9805265926", "loan_id": "CL000123",
             "lead": "00001ead-0000-4000-8000-000000000002",
             "note": "aadhaar 235498671293 pan ADJIY-3516-D", "total_loan_amount": 50000});
         let m = mask_payload(&v);
         assert_eq!(m["tags"], "vip,**********");
-        assert_eq!(m["applicant_name"], "Ram ******5926");
+        assert_eq!(m["remarks"], "Ram ******5926");
         assert_eq!(m["loan_id"], "CL000123");
         assert_eq!(m["lead"], "00001ead-0000-4000-8000-000000000002");
         assert_eq!(m["note"], "aadhaar ********1293 pan ************");
@@ -210,6 +297,26 @@ mod tests {
             mask_digits("rejected: applicant_pan_number ADJIY3516D invalid"),
             "rejected: applicant_pan_number ********** invalid"
         );
+    }
+
+    /// Regression (issue 15): masking by key substring hid `company` (it contains "pan") and
+    /// showed `applicant_name`. The list is explicit now.
+    #[test]
+    fn masks_by_the_explicit_list_not_by_substring() {
+        let v = json!({"company": "Acme Finance", "company_id": "c-1", "applicant_name": "Priya  Iyer",
+            "applicant_address": {"line": "12 MG Road", "city": "Pune"}, "applicant_dob": "1990-01-01",
+            "name": "Ravi", "expand": "x", "Mobile": "9876543210", "phone_numbers": ["9876543210"]});
+        let m = mask_payload(&v);
+        assert_eq!(m["company"], "Acme Finance");
+        assert_eq!(m["company_id"], "c-1");
+        assert_eq!(m["expand"], "x");
+        assert_eq!(m["applicant_name"], "P*** I***");
+        assert_eq!(m["name"], "R***");
+        assert_eq!(m["applicant_address"], json!({"line": "****", "city": "****"}));
+        assert_eq!(m["applicant_dob"], "****");
+        assert_eq!(m["Mobile"], "******3210");
+        // Not listed, caught by its shape.
+        assert_eq!(m["phone_numbers"][0], "******3210");
     }
 
     #[test]
