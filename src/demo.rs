@@ -147,37 +147,7 @@ async fn story() -> Result<Report, String> {
 }
 
 fn print_summary(title: &str, r: &RunReport) {
-    let a = &r.place_loans;
-    let c = &r.push_repayments;
-    let b = &r.pull_recoveries;
-    println!("\n{title}");
-    println!(
-        "  A  leads scanned {}, overdue {}, placed {}, new allocations {}, updated {}, skipped {}, rejected {}",
-        a.scanned,
-        a.overdue,
-        a.placed,
-        a.new_allocations,
-        a.updated,
-        a.skipped + a.unchanged,
-        a.rejected
-    );
-    println!(
-        "  C  repayment records read {}, pushed to Credgenics {}, echoes ignored {}, dead {}",
-        c.scanned, c.delivery.sent, c.echoes, c.delivery.dead
-    );
-    println!(
-        "  B  loans polled {}, recoveries written to the LMS {}, echoes ignored {}, dead {}",
-        b.polled, b.delivery.sent, b.echoes, b.delivery.dead
-    );
-    let requests: Vec<String> = r
-        .requests
-        .iter()
-        .map(|(api, v)| format!("{api} {}", v["requests"]))
-        .collect();
-    println!("     requests: {}", requests.join(", "));
-    if let Some(e) = &r.error {
-        println!("     stopped: {e}");
-    }
+    print!("\n{}", crate::app::summary::render(title, r));
 }
 
 /// Both sides hold the same payments for the placed loans: Credgenics' payment histories and the

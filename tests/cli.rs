@@ -461,3 +461,78 @@ fn bench_runs_small_and_a_quiet_cycle_costs_one_list_request_per_stream() {
         assert_eq!(r[leg]["credgenics"]["rate_limited"], 0, "{leg}: {}", r[leg]);
     }
 }
+
+/// Runs the binary on a pseudo-terminal (util-linux `script`), as an operator at a shell does;
+/// what the terminal showed, without carriage returns. `None` where `script` is missing.
+fn on_a_terminal(args: &[&str]) -> Option<(i32, String)> {
+    let quoted: Vec<String> = std::iter::once(binary())
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let out = std::process::Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .env_remove("CCSYNC_NOW")
+        .env("RUST_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    Some((out.status.code().unwrap_or(-1), text))
+}
+
+/// Issue 15: `--once` on a terminal ended with one line of JSON, and `--dry-run` said nothing
+/// when there was nothing to do. On a terminal both now end with the per-flow summary `demo`
+/// prints; piped, `--once` stays one JSON line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_once_and_dry_run_end_with_the_readable_summary() {
+    let h = Harness::new(12, 50).await;
+    let cfg = h.write_config();
+    let cfg = cfg.to_str().unwrap();
+    let Some((code, shown)) = tokio::task::spawn_blocking({
+        let cfg = cfg.to_string();
+        move || on_a_terminal(&["--config", &cfg, "--once"])
+    })
+    .await
+    .unwrap() else {
+        eprintln!("no `script` here: the terminal snapshot is skipped");
+        return;
+    };
+    assert_eq!(code, 0, "{shown}");
+    let summary = &shown[shown
+        .find("crego-credgenics-sync --once")
+        .unwrap_or_else(|| panic!("{shown}"))..];
+    insta::with_settings!({filters => vec![(r"requests: .*", "requests: [per API]")]}, {
+        insta::assert_snapshot!("once_on_a_terminal", summary);
+    });
+    assert!(!summary.trim_start().starts_with('{'), "not JSON on a terminal");
+
+    // Nothing left to do: the dry run says so instead of printing nothing.
+    let (code, shown) = tokio::task::spawn_blocking({
+        let cfg = cfg.to_string();
+        move || on_a_terminal(&["--config", &cfg, "--dry-run"]).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("dry run: nothing to send; nothing was written"),
+        "{shown}"
+    );
+    assert!(shown.contains("  A  leads scanned"), "{shown}");
+
+    // Piped, --once stays one JSON line; --json keeps it JSON on a terminal too.
+    let out = run(&["--config", cfg, "--once"], &[]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON line when piped");
+    assert_eq!(report["outcome"], "clear");
+    let (_, shown) = tokio::task::spawn_blocking({
+        let cfg = cfg.to_string();
+        move || on_a_terminal(&["--config", &cfg, "--once", "--json"]).unwrap()
+    })
+    .await
+    .unwrap();
+    // (after the spinner's last frame and its clear-line code)
+    assert!(
+        shown.contains("{\"place_loans\":") && shown.contains("\"outcome\":\"clear\"}"),
+        "{shown}"
+    );
+}

@@ -56,6 +56,9 @@ pub struct Args {
     /// Fetch and map, print what would be sent, write nothing anywhere.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --once: the report as one JSON line even on a terminal (it is JSON when piped).
+    #[arg(long)]
+    pub json: bool,
     /// With --dry-run or preview: print personal data unmasked.
     #[arg(long, global = true)]
     pub reveal: bool,

@@ -7,6 +7,7 @@ mod manual;
 pub mod mode;
 pub mod report;
 mod run;
+pub mod summary;
 
 pub use mode::{Mode, Resolved};
 pub use report::{AppError, Report};

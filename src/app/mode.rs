@@ -20,6 +20,8 @@ pub enum Mode {
     Once {
         since: Option<String>,
         dry: Option<Dry>,
+        /// `--json`: the report as JSON even on a terminal.
+        json: bool,
     },
     CheckConfig {
         samples_only: bool,
@@ -90,6 +92,7 @@ impl Resolved {
             since,
             dry_run,
             reveal,
+            json,
             command,
         } = args;
         let usage = |m: &str| Err(AppError::Usage(m.to_string()));
@@ -101,19 +104,23 @@ impl Resolved {
                 if reveal && !dry_run {
                     return usage("--reveal only applies to --dry-run and preview (what they print)");
                 }
+                if json && !once {
+                    return usage("--json goes with --once (a dry run prints JSON lines already)");
+                }
                 if once || dry_run {
                     Mode::Once {
                         since,
                         dry: dry_run.then_some(Dry { reveal }),
+                        json,
                     }
                 } else {
                     Mode::Daemon
                 }
             }
             Some(command) => {
-                if once || dry_run || since.is_some() {
+                if once || dry_run || since.is_some() || json {
                     return usage(&format!(
-                        "--once, --dry-run and --since run the sync; they do not go with `{}`",
+                        "--once, --dry-run, --since and --json run the sync; they do not go with `{}`",
                         name(&command)
                     ));
                 }
@@ -210,11 +217,21 @@ mod tests {
         assert!(matches!(resolve(&[]), Ok(Mode::Daemon)));
         assert!(matches!(
             resolve(&["--once"]),
-            Ok(Mode::Once { since: None, dry: None })
+            Ok(Mode::Once {
+                since: None,
+                dry: None,
+                json: false
+            })
         ));
         assert!(matches!(
+            resolve(&["--once", "--json"]),
+            Ok(Mode::Once { json: true, .. })
+        ));
+        refused(&["--json"], "--json goes with --once");
+        refused(&["status", "--once"], "do not go with `status`");
+        assert!(matches!(
             resolve(&["--once", "--since", "2026-11-01"]),
-            Ok(Mode::Once { since: Some(s), dry: None }) if s == "2026-11-01"
+            Ok(Mode::Once { since: Some(s), dry: None, .. }) if s == "2026-11-01"
         ));
         // --dry-run is a cycle of its own: --once with it changes nothing.
         for words in [&["--dry-run"][..], &["--dry-run", "--once"]] {

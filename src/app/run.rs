@@ -58,7 +58,7 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
             Mode::Backup { file } => crate::ops::backup(&state_path(config)?, &file),
             Mode::Completions { shell } => super::manual::completions(shell),
             Mode::Man => super::manual::man(),
-            Mode::Once { since, dry } => once(config, since.as_deref(), dry).await,
+            Mode::Once { since, dry, json } => once(config, since.as_deref(), dry, json).await,
             Mode::Daemon => daemon(config).await,
         }
     });
@@ -98,7 +98,7 @@ fn context(config: Arc<Config>, store: Arc<Store>, clock: Clock) -> Result<Conte
 }
 
 /// `--once` / `--dry-run`: one cycle of every flow.
-async fn once(config: &Path, since: Option<&str>, dry: Option<Dry>) -> Result<Report, AppError> {
+async fn once(config: &Path, since: Option<&str>, dry: Option<Dry>, json: bool) -> Result<Report, AppError> {
     let (config, clock, store) = prepare(config, dry.is_some())?;
     let since = since
         .map(|s| {
@@ -148,8 +148,14 @@ async fn once(config: &Path, since: Option<&str>, dry: Option<Dry>) -> Result<Re
     if let Some(pb) = &ctx.progress {
         pb.finish_and_clear();
     }
-    if dry.is_none() {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    // People on a terminal read the summary; scripts (piped, or --json) get JSON.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let would_send = ctx.dry_requests.load(std::sync::atomic::Ordering::Relaxed);
+    match (dry.is_some(), terminal && !json) {
+        (false, true) => print!("{}", super::summary::once(&report)),
+        (false, false) => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
+        (true, true) => print!("{}", super::summary::dry_run(&report, would_send)),
+        (true, false) => eprintln!("{}", super::summary::dry_run_note(would_send)),
     }
     match report.outcome {
         RunOutcome::Clear => Ok(Report::Clear),

@@ -36,6 +36,8 @@ pub struct Context {
     pub beats: Arc<crate::runtime::heartbeat::Beats>,
     /// The terminal progress bar of `--once`, when there is a terminal.
     pub progress: Option<indicatif::ProgressBar>,
+    /// Requests a dry run printed instead of sending.
+    pub dry_requests: std::sync::atomic::AtomicU64,
 }
 
 /// The mutual exclusions between jobs.
@@ -67,6 +69,7 @@ impl Context {
             cancel,
             beats: Default::default(),
             progress: None,
+            dry_requests: Default::default(),
         })
     }
 
@@ -101,6 +104,7 @@ impl Context {
 
     /// Prints one would-be request of a dry run (personal data masked unless `--reveal`).
     pub fn print_dry_run(&self, method: &str, path: &str, payload: &Value) {
+        self.dry_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let shown = if self.reveal {
             payload.clone()
         } else {
