@@ -324,3 +324,79 @@ fn the_alert_rules_check_and_name_only_exported_metrics() {
         assert!(text.contains(&format!("alert: Ccsync{topic}")), "no {topic} alert");
     }
 }
+
+/// Issue 15: JSON fields were nested under `fields`, no id grouped a cycle's lines, `target` was
+/// always the telemetry module, and `journalctl -p warning` found nothing. Under journald (its
+/// `JOURNAL_STREAM` naming stderr) each line now starts with its syslog priority, and each JSON
+/// line is flat, with the cycle's `job` and `run_id` and the daemon part as `target`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_journald_lines_carry_their_priority_and_json_is_flat_with_the_cycle_ids() {
+    use std::os::unix::fs::MetadataExt;
+    let h = Harness::new(10, 50).await;
+    // One loan the preflight refuses (an invalid mobile): a warning among the info lines.
+    {
+        let mut s = h.sb.state();
+        let lead = s.overdue_programs(1)[0]["lead_id"].as_str().unwrap().to_string();
+        s.leads.get_mut(&lead).unwrap()["mobile"] = serde_json::json!("5551234567");
+    }
+    let config = h.write_config();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("journal-stream");
+    let file = std::fs::File::create(&log).unwrap();
+    let meta = file.metadata().unwrap();
+    let status = std::process::Command::new(binary())
+        .args(["--config", config.to_str().unwrap(), "--once"])
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .env("CCSYNC_LOG__FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env_remove("CCSYNC_NOW")
+        .stdout(std::process::Stdio::null())
+        .stderr(file)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "one loan rejected");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut run_ids = std::collections::BTreeSet::new();
+    let mut priorities = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let (prefix, json) = line.split_at(3);
+        let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let expected = match v["level"].as_str().unwrap() {
+            "ERROR" => "<3>",
+            "WARN" => "<4>",
+            "INFO" => "<6>",
+            _ => "<7>",
+        };
+        assert_eq!(prefix, expected, "{line}");
+        priorities.insert(prefix.to_string());
+        assert!(v.get("fields").is_none(), "fields are flat: {line}");
+        if v["event"] == "loan_placed" || v["event"] == "loan_rejected" {
+            assert_eq!(v["job"], "once", "{line}");
+            assert_eq!(v["target"], "ccsync::flows", "{line}");
+            run_ids.insert(
+                v["run_id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no run_id: {line}"))
+                    .to_string(),
+            );
+        }
+    }
+    assert!(priorities.contains("<4>") && priorities.contains("<6>"), "{text}");
+    assert_eq!(run_ids.len(), 1, "one cycle, one run id: {run_ids:?}");
+    assert_eq!(run_ids.iter().next().unwrap().len(), 8);
+
+    // Not the journal (the variable names another file): no prefix.
+    let other = dir.path().join("other");
+    let file = std::fs::File::create(&other).unwrap();
+    std::process::Command::new(binary())
+        .args(["--config", config.to_str().unwrap(), "--once"])
+        .env("JOURNAL_STREAM", "1:2")
+        .env("RUST_LOG", "info")
+        .env_remove("CCSYNC_NOW")
+        .stdout(std::process::Stdio::null())
+        .stderr(file)
+        .status()
+        .unwrap();
+    let text = std::fs::read_to_string(&other).unwrap();
+    assert!(text.lines().all(|l| l.starts_with('{')), "{text}");
+}

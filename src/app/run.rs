@@ -133,8 +133,9 @@ async fn once(config: &Path, since: Option<&str>, dry: Option<Dry>, json: bool) 
     // The run is a task of its own, so this select (and the signal) is never held up by it.
     let ctx = Arc::new(ctx);
     let run = tokio::spawn({
+        use tracing::Instrument;
         let ctx = ctx.clone();
-        async move { flows::run_once(&ctx, &opts).await }
+        async move { flows::run_once(&ctx, &opts).await }.instrument(telemetry::events::cycle_span("once"))
     });
     let report = tokio::select! {
         report = run => report.map_err(|e| AppError::Incomplete(format!("the run failed: {e}")))?,
@@ -207,9 +208,12 @@ async fn reconcile(
         fix,
         share_poll_reads: false,
     };
-    let report = flows::reconcile::run(&ctx, &opts)
-        .await
-        .map_err(|e| AppError::Incomplete(e.to_string()))?;
+    let report = tracing::Instrument::instrument(
+        flows::reconcile::run(&ctx, &opts),
+        telemetry::events::cycle_span("reconcile"),
+    )
+    .await
+    .map_err(|e| AppError::Incomplete(e.to_string()))?;
     print!("{}", crate::ops::reconcile::render(&report, format));
     if !report.complete() {
         return Err(AppError::Incomplete(report.error.clone().unwrap_or_else(|| {

@@ -61,8 +61,16 @@ fn secs(ts: Timestamp) -> f64 {
     ts.as_millisecond() as f64 / 1000.0
 }
 
-/// Runs `job` once for `slot`, recording its outcome, duration and metrics.
+/// Runs `job` once for `slot`, recording its outcome, duration and metrics; its log lines carry
+/// the job and a run id.
 pub async fn run_job(ctx: &Context, job: Job, slot: Timestamp) -> Result<(), SyncError> {
+    use tracing::Instrument;
+    run_slot(ctx, job, slot)
+        .instrument(events::cycle_span(job.name()))
+        .await
+}
+
+async fn run_slot(ctx: &Context, job: Job, slot: Timestamp) -> Result<(), SyncError> {
     let started = Instant::now();
     events::job_started(job.name(), &slot);
     let result = match job {

@@ -1,4 +1,4 @@
-//! What the daemon tells its operators: the log subscriber, the Prometheus recorder, metric
+//! What the daemon tells its operators: the log subscriber ([`logging`]), the Prometheus recorder, metric
 //! names ([`metric`]), every log event ([`events`], each with its metric where it has one) and
 //! personal-data masking ([`mask`]).
 //!
@@ -6,44 +6,12 @@
 //! [`mask_payload`] before they are printed or logged.
 
 pub mod events;
+pub mod logging;
 pub mod mask;
 pub mod metric;
 
+pub use logging::{LogFormat, init_logging};
 pub use mask::{mask_digits, mask_payload, mask_phones, mask_values};
-
-use std::io::IsTerminal;
-
-use tracing_subscriber::EnvFilter;
-
-/// Installs the global subscriber: JSON lines when stdout is not a terminal (journald), human
-/// text on a terminal. `RUST_LOG` wins over the configured level.
-/// How log lines are written (`log.format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// JSON when stdout is not a terminal (journald), human-readable on one.
-    Auto,
-    Json,
-    Human,
-}
-
-pub fn init_logging(level: &str, format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{level},refinery_core=warn")));
-    let json = match format {
-        LogFormat::Json => true,
-        LogFormat::Human => false,
-        LogFormat::Auto => !std::io::stdout().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second init (tests, demo after check) is harmless: keep the first.
-    let _ = if json {
-        builder.json().with_current_span(false).try_init()
-    } else {
-        builder.with_target(false).try_init()
-    };
-}
 
 static PROMETHEUS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
     std::sync::OnceLock::new();

@@ -3,43 +3,46 @@
 use std::fmt::Display;
 use std::time::Duration;
 
+/// The `target` of these lines (`RUST_LOG=ccsync::daemon=debug` selects them).
+const TARGET: &str = "ccsync::daemon";
+
 pub fn hangup_ignored() {
     tracing::warn!(
-        event = "hangup_ignored",
+        target: TARGET, event = "hangup_ignored",
         "SIGHUP ignored: logs go to stdout/journald and the config is read at start; restart to reload it"
     );
 }
 
 pub fn daemon_started(listen: &dyn std::fmt::Debug, admin: &dyn std::fmt::Debug) {
-    tracing::info!(event = "daemon_started", listen = ?listen, admin = ?admin, "daemon started");
+    tracing::info!(target: TARGET, event = "daemon_started", listen = ?listen, admin = ?admin, "daemon started");
 }
 
 pub fn daemon_stopping() {
     tracing::info!(
-        event = "daemon_stopping",
+        target: TARGET, event = "daemon_stopping",
         "shutdown requested: finishing the in-flight batch"
     );
 }
 
 pub fn daemon_grace_expired(grace: Duration) {
     tracing::warn!(
-        event = "daemon_grace_expired",
+        target: TARGET, event = "daemon_grace_expired",
         grace_secs = grace.as_secs(),
         "in-flight batch did not finish in time; unsent work stays in the state"
     );
 }
 
 pub fn daemon_stopped() {
-    tracing::info!(event = "daemon_stopped", "daemon stopped");
+    tracing::info!(target: TARGET, event = "daemon_stopped", "daemon stopped");
 }
 
 pub fn watchdog_withheld(reason: &dyn Display) {
-    tracing::error!(event = "watchdog_withheld", reason = %reason, "watchdog not fed");
+    tracing::error!(target: TARGET, event = "watchdog_withheld", reason = %reason, "watchdog not fed");
 }
 
 pub fn clock_overridden(value: &str) {
     tracing::warn!(
-        event = "clock_override",
+        target: TARGET, event = "clock_override",
         now = value,
         "CCSYNC_NOW is set: the process runs on a shifted clock"
     );
@@ -47,19 +50,19 @@ pub fn clock_overridden(value: &str) {
 
 pub fn state_lock_recovered() {
     tracing::error!(
-        event = "state_lock_recovered",
+        target: TARGET, event = "state_lock_recovered",
         "a task panicked while using the state; carrying on"
     );
 }
 
 pub fn state_file_tightened(path: &std::path::Path, was: u32) {
-    tracing::warn!(event = "state_file_tightened", path = %path.display(), was = format!("{was:o}"),
+    tracing::warn!(target: TARGET, event = "state_file_tightened", path = %path.display(), was = format!("{was:o}"),
         "the state file was readable by others: now 0600");
 }
 
 pub fn state_pruned(days: u32, payloads: u64, webhook_events: u64, runs: u64, credgenics_reads: u64) {
     tracing::info!(
-        event = "state_pruned",
+        target: TARGET, event = "state_pruned",
         retain_days = days,
         payloads,
         webhook_events,
@@ -70,5 +73,5 @@ pub fn state_pruned(days: u32, payloads: u64, webhook_events: u64, runs: u64, cr
 }
 
 pub fn prune_failed(error: &dyn std::fmt::Display) {
-    tracing::warn!(event = "prune_failed", error = %error, "retention pass failed; the next one tries again");
+    tracing::warn!(target: TARGET, event = "prune_failed", error = %error, "retention pass failed; the next one tries again");
 }

@@ -6,39 +6,42 @@ use std::time::Duration;
 use crate::telemetry::mask::{mask_digits, masked};
 use crate::telemetry::metric;
 
+/// The `target` of these lines (`RUST_LOG=ccsync::jobs=debug` selects them).
+const TARGET: &str = "ccsync::jobs";
+
 pub fn run_interrupted() {
     tracing::info!(
-        event = "run_interrupted",
+        target: TARGET, event = "run_interrupted",
         "shutdown: the run stopped early; unsent work stays pending"
     );
 }
 
 pub fn run_stopped(error: &dyn Display) {
-    tracing::error!(event = "run_stopped", error = %masked(error), "run stopped");
+    tracing::error!(target: TARGET, event = "run_stopped", error = %masked(error), "run stopped");
 }
 
 pub fn run_not_recorded(error: &dyn Display) {
-    tracing::error!(event = "run_not_recorded", error = %masked(error), "could not record the run");
+    tracing::error!(target: TARGET, event = "run_not_recorded", error = %masked(error), "could not record the run");
 }
 
 pub fn job_started(job: &str, slot: &dyn Display) {
-    tracing::info!(event = "job_started", job, slot = %slot, "job started");
+    tracing::info!(target: TARGET, event = "job_started", job, slot = %slot, "job started");
 }
 
 pub fn job_interrupted(job: &str) {
-    tracing::info!(event = "job_interrupted", job, "job stopped for shutdown");
+    tracing::info!(target: TARGET, event = "job_interrupted", job, "job stopped for shutdown");
 }
 
 pub fn job_catch_up(job: &str, slot: &dyn Display) {
-    tracing::info!(event = "job_catch_up", job, slot = %slot, "catching up a missed slot");
+    tracing::info!(target: TARGET, event = "job_catch_up", job, slot = %slot, "catching up a missed slot");
 }
 
 pub fn schedule_error(job: &str, error: &dyn Display) {
-    tracing::error!(event = "schedule_error", job, error = %masked(error), "no next slot; job stops");
+    tracing::error!(target: TARGET, event = "schedule_error", job, error = %masked(error), "no next slot; job stops");
 }
 
 pub fn job_not_recorded(job: &str, error: &dyn Display) {
-    tracing::error!(event = "job_not_recorded", job, error = %masked(error), "could not record the job's slot");
+    tracing::error!(target: TARGET, event = "job_not_recorded", job, error = %masked(error), "could not record the job's slot");
 }
 
 /// A job's run ended (not cut short by shutdown): its duration, outcome and last success.
@@ -60,14 +63,14 @@ impl JobFinished<'_> {
             None => {
                 metrics::gauge!(metric::JOB_LAST_SUCCESS, "job" => job).set(self.now);
                 tracing::info!(
-                    event = "job_finished",
+                    target: TARGET, event = "job_finished",
                     job,
                     ms = self.elapsed.as_millis() as u64,
                     "job finished"
                 )
             }
             Some(e) => {
-                tracing::error!(event = "job_failed", job, error = %mask_digits(e), "job failed; next slot retries")
+                tracing::error!(target: TARGET, event = "job_failed", job, error = %mask_digits(e), "job failed; next slot retries")
             }
         }
     }
@@ -75,7 +78,7 @@ impl JobFinished<'_> {
 
 pub fn reconcile_resumed(run: i64, cursor: &str) {
     tracing::info!(
-        event = "reconcile_resumed",
+        target: TARGET, event = "reconcile_resumed",
         run,
         after = cursor,
         "reconcile resumes a stopped run"
@@ -83,7 +86,7 @@ pub fn reconcile_resumed(run: i64, cursor: &str) {
 }
 
 pub fn reconcile_unreadable(loan_id: &str, error: &dyn Display) {
-    tracing::warn!(event = "reconcile_unreadable", loan_id, error = %masked(error), "reconcile could not read a loan's books");
+    tracing::warn!(target: TARGET, event = "reconcile_unreadable", loan_id, error = %masked(error), "reconcile could not read a loan's books");
 }
 
 /// What a reconcile run came to (the store's run, as the telemetry needs it).
@@ -116,7 +119,7 @@ impl ReconcileFinished<'_> {
         let difference = r.difference.to_string();
         if self.findings > 0 || r.unreadable > 0 {
             tracing::warn!(
-                event = "reconcile_finished",
+                target: TARGET, event = "reconcile_finished",
                 run = r.run,
                 complete = r.finished_at.is_some(),
                 loans = r.loans_checked,
@@ -128,7 +131,7 @@ impl ReconcileFinished<'_> {
             );
         } else {
             tracing::info!(
-                event = "reconcile_finished",
+                target: TARGET, event = "reconcile_finished",
                 run = r.run,
                 complete = r.finished_at.is_some(),
                 loans = r.loans_checked,
@@ -158,4 +161,11 @@ pub fn reconcile_gauges(r: &ReconcileSummary<'_>) {
 /// first scrape after a restart, not only once the job has run again.
 pub fn last_success_restored(job: &str, at: f64) {
     metrics::gauge!(metric::JOB_LAST_SUCCESS, "job" => job.to_string()).set(at);
+}
+
+/// The span of one cycle of a job (`once`, `reconcile`, a scheduled job): every line logged in
+/// it carries its `job` and a fresh `run_id`, so one cycle's lines can be gathered.
+pub fn cycle_span(job: &str) -> tracing::Span {
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    tracing::info_span!(target: TARGET, "cycle", job, run_id)
 }

@@ -6,6 +6,9 @@ use std::time::Duration;
 use crate::telemetry::mask::masked;
 use crate::telemetry::metric;
 
+/// The `target` of these lines (`RUST_LOG=ccsync::partners=debug` selects them).
+const TARGET: &str = "ccsync::partners";
+
 /// A request failed in a way worth another try, after `delay`.
 pub struct HttpRetry<'a> {
     pub api: &'static str,
@@ -18,13 +21,13 @@ pub struct HttpRetry<'a> {
 impl HttpRetry<'_> {
     pub fn emit(self) {
         metrics::counter!(metric::HTTP_RETRIES, "api" => self.api).increment(1);
-        tracing::warn!(event = "http_retry", api = self.api, method = self.method, path = self.path,
+        tracing::warn!(target: TARGET, event = "http_retry", api = self.api, method = self.method, path = self.path,
             error = %masked(self.error), delay_ms = self.delay.as_millis() as u64, "retrying request");
     }
 }
 
 pub fn token_retry(api: &dyn Display, attempt: u32, error: &dyn Display) {
-    tracing::warn!(event = "token_retry", api = %api, attempt, error = %masked(error), "token endpoint busy; trying again");
+    tracing::warn!(target: TARGET, event = "token_retry", api = %api, attempt, error = %masked(error), "token endpoint busy; trying again");
 }
 
 /// An expression overran `mapping.budget_ms`; its worker holds a core until it ends.
@@ -38,7 +41,7 @@ impl MappingRunaway<'_> {
     pub fn emit(self) {
         metrics::counter!(metric::MAPPING_RUNAWAYS).increment(1);
         tracing::error!(
-            event = "mapping_runaway",
+            target: TARGET, event = "mapping_runaway",
             field = self.field,
             budget_ms = self.budget.as_millis() as u64,
             runaways = self.runaways,
@@ -64,7 +67,7 @@ impl CredentialRefused<'_> {
     pub fn emit(self) {
         metrics::counter!(metric::CREDENTIALS_REFUSED, "api" => self.api).increment(1);
         tracing::error!(
-            event = "credential_refused",
+            target: TARGET, event = "credential_refused",
             api = self.api,
             status = self.status,
             method = self.method,

@@ -5,6 +5,9 @@ use std::fmt::Display;
 use crate::telemetry::mask::{mask_digits, masked};
 use crate::telemetry::metric;
 
+/// The `target` of these lines (`RUST_LOG=ccsync::payments=debug` selects them).
+const TARGET: &str = "ccsync::payments";
+
 /// How the webhook answered one request (`ccsync_webhooks_total{outcome}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookOutcome {
@@ -46,11 +49,11 @@ impl WebhookAnswered<'_> {
         match self.outcome {
             WebhookOutcome::Unauthorised => {
                 tracing::warn!(
-                    event = "webhook_unauthorised",
+                    target: TARGET, event = "webhook_unauthorised",
                     "webhook without the right token refused"
                 )
             }
-            WebhookOutcome::Rejected => tracing::warn!(event = "webhook_rejected",
+            WebhookOutcome::Rejected => tracing::warn!(target: TARGET, event = "webhook_rejected",
                 reason = %mask_digits(self.reason.unwrap_or_default()), "payment webhook kept as a dead letter"),
             WebhookOutcome::Stored | WebhookOutcome::Ignored => {}
         }
@@ -58,11 +61,11 @@ impl WebhookAnswered<'_> {
 }
 
 pub fn webhook_ignored(kind: &str) {
-    tracing::debug!(event = "webhook_ignored", kind, "webhook event ignored");
+    tracing::debug!(target: TARGET, event = "webhook_ignored", kind, "webhook event ignored");
 }
 
 pub fn webhook_store_failed(error: &dyn Display) {
-    tracing::error!(event = "webhook_store_failed", error = %masked(error), "webhook not stored");
+    tracing::error!(target: TARGET, event = "webhook_store_failed", error = %masked(error), "webhook not stored");
 }
 
 /// A recovery that contradicts one already recorded under its key (`ccsync_webhooks_total{outcome="conflict"}`).
@@ -74,25 +77,25 @@ pub struct RecoveryConflict<'a> {
 impl RecoveryConflict<'_> {
     pub fn emit(self) {
         metrics::counter!(metric::WEBHOOKS, "outcome" => "conflict").increment(1);
-        tracing::warn!(event = "recovery_conflict", loan_id = self.loan_id, reason = %mask_digits(self.reason),
+        tracing::warn!(target: TARGET, event = "recovery_conflict", loan_id = self.loan_id, reason = %mask_digits(self.reason),
             "recovery conflict");
     }
 }
 
 pub fn poll_failed(loan_id: &str, error: &dyn Display) {
-    tracing::warn!(event = "poll_failed", loan_id, error = %masked(error), "payment history not read");
+    tracing::warn!(target: TARGET, event = "poll_failed", loan_id, error = %masked(error), "payment history not read");
 }
 
 pub fn payment_unidentifiable(loan_id: &str) {
     tracing::error!(
-        event = "payment_unidentifiable",
+        target: TARGET, event = "payment_unidentifiable",
         loan_id,
         "payment history entry with neither a reference nor a payment_id skipped"
     );
 }
 
 pub fn ledger_lookup_failed(row: i64, error: &dyn Display) {
-    tracing::warn!(event = "ledger_lookup_failed", row, error = %masked(error), "row stays in doubt");
+    tracing::warn!(target: TARGET, event = "ledger_lookup_failed", row, error = %masked(error), "row stays in doubt");
 }
 
 pub fn payment_delivered(direction: &'static str, loan_id: &str, reference: &str, amount: rust_decimal::Decimal) {
@@ -101,7 +104,7 @@ pub fn payment_delivered(direction: &'static str, loan_id: &str, reference: &str
     metrics::counter!(metric::MONEY_DELIVERED, "direction" => direction)
         .increment(rust_decimal::prelude::ToPrimitive::to_u64(&paise).unwrap_or(0));
     tracing::info!(
-        event = "payment_delivered",
+        target: TARGET, event = "payment_delivered",
         direction,
         loan_id,
         reference,
@@ -114,7 +117,7 @@ pub fn payment_delivered(direction: &'static str, loan_id: &str, reference: &str
 /// errors are in `reason`). Said once, when the row becomes dead.
 pub fn payment_dead(direction: &'static str, loan_id: &str, reason: &str) {
     metrics::counter!(metric::PAYMENTS_DEAD, "direction" => direction).increment(1);
-    tracing::warn!(event = "payment_dead", direction, loan_id, reason = %mask_digits(reason),
+    tracing::warn!(target: TARGET, event = "payment_dead", direction, loan_id, reason = %mask_digits(reason),
         "payment set aside as a dead letter");
 }
 
@@ -122,10 +125,10 @@ pub fn payment_dead(direction: &'static str, loan_id: &str, reason: &str) {
 /// `no_loan_id`, `body_too_large`, `body_timeout`).
 pub fn webhook_refused(reason: &'static str, status: u16) {
     metrics::counter!(metric::WEBHOOK_REJECTIONS, "reason" => reason).increment(1);
-    tracing::warn!(event = "webhook_refused", reason, status, "webhook request refused");
+    tracing::warn!(target: TARGET, event = "webhook_refused", reason, status, "webhook request refused");
 }
 
 pub fn payment_in_doubt(direction: &str, loan_id: &str, error: &dyn Display) {
-    tracing::warn!(event = "payment_in_doubt", direction, loan_id, error = %masked(error),
+    tracing::warn!(target: TARGET, event = "payment_in_doubt", direction, loan_id, error = %masked(error),
         "outcome unknown; will look before resending");
 }
