@@ -44,10 +44,12 @@
 //!   sandbox run; [`bench`]: the lender-scale benchmark.
 
 pub mod app;
+#[cfg(feature = "sandbox")]
 pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod flows;
 pub mod ledger;
@@ -57,6 +59,7 @@ pub mod ops;
 pub mod partners;
 pub mod preview;
 pub mod runtime;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod schedule;
 pub mod server;

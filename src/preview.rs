@@ -160,6 +160,21 @@ pub async fn lead(ctx: &Context, lead_id: &str) -> Result<String, String> {
 
 /// The preview of one LMS record (flow C): whether it travels, its payment payload, the
 /// preflight verdict and what the ledger already holds for it.
+/// `preview --loan`: the lead of a placed loan, by the loan id logs and Credgenics use.
+pub async fn loan(ctx: &Context, loan_id: &str) -> Result<String, String> {
+    let Some(row) = ctx.store.loan(loan_id).map_err(|e| e.to_string())? else {
+        return Err(format!(
+            "loan `{loan_id}` is not in the state: --loan finds loans this daemon placed; \
+             give the Crego lead id with --lead instead"
+        ));
+    };
+    let text = lead(ctx, &row.lead_id).await?;
+    Ok(format!(
+        "loan {loan_id}: borrower-program {} of lead {}\n{text}",
+        row.borrower_program_id, row.lead_id
+    ))
+}
+
 pub async fn record(ctx: &Context, id: &str) -> Result<String, String> {
     let record = ctx.crego.record(id).await.map_err(|e| e.to_string())?;
     let mut out = format!("record:\n{}\n", shown(ctx, &record));

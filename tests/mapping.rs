@@ -88,3 +88,62 @@ fn a_config_override_is_applied_and_a_broken_one_is_named() {
         "a named config that does not exist is an error, not the defaults"
     );
 }
+
+/// Regression (issue 15): a mapping that produced `29/11/2026` passed `mapping test` and failed
+/// in production, because the test skipped the preflight. It runs it now, and takes a folder of
+/// cases; `local_date` of a missing field is an error, not `1970-01-01`.
+#[test]
+fn a_folder_of_cases_runs_the_preflight_and_local_date_of_null_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    for kind in ["loan", "payment"] {
+        std::fs::copy(
+            fixture(&format!("{kind}_input.json")),
+            cases.join(format!("{kind}.json")),
+        )
+        .unwrap();
+    }
+    std::fs::copy(fixture("loan_expected.json"), cases.join("loan.expected.json")).unwrap();
+    let config = dir.path().join("c.toml");
+    let run = |config_text: &str, kind: &str| {
+        std::fs::write(&config, config_text).unwrap();
+        let out = Command::new(binary())
+            .args(["--config", config.to_str().unwrap(), "mapping", "test", "--kind", kind])
+            .arg(&cases)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap(), text)
+    };
+    // The loan kind over both inputs: the loan case matches; the payment document is no loan.
+    let (code, out) = run("", "loan");
+    assert!(out.contains("ok    loan"), "{out}");
+    assert!(out.contains("FAIL  payment"), "{out}");
+    assert!(out.contains("2 case(s): 1 passed, 1 failed"), "{out}");
+    assert_eq!(code, 1);
+
+    // A date in the wrong shape maps, but the preflight refuses it, naming the field.
+    std::fs::remove_file(cases.join("payment.json")).unwrap();
+    std::fs::remove_file(cases.join("loan.expected.json")).unwrap();
+    let (code, out) = run("[mapping.default]\ndate_of_default = '\"29/11/2026\"'\n", "loan");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL  loan") && out.contains("preflight refuses") && out.contains("date_of_default"),
+        "{out}"
+    );
+
+    // local_date of a field that is not there fails the case instead of dating it 1970.
+    let (code, out) = run("[mapping.loan]\ntags = '.no_such_field | local_date'\n", "loan");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("local_date of null") && !out.contains("1970-01-01"),
+        "{out}"
+    );
+    let (code, out) = run("", "loan");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ok    loan (mapped and checked; no expected payload)"),
+        "{out}"
+    );
+}

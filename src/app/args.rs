@@ -82,10 +82,13 @@ pub enum Command {
         samples_only: bool,
     },
     /// Run one full cycle against the bundled sandbox, on free ports with a temporary state.
+    #[cfg(feature = "sandbox")]
     Demo,
     /// Serve the fake Crego and Credgenics APIs so a config can point at them.
+    #[cfg(feature = "sandbox")]
     Sandbox(SandboxArgs),
     /// Measure the daemon at lender scale against a sandbox in its own process (BENCHMARKS.md).
+    #[cfg(feature = "sandbox")]
     Bench(crate::bench::BenchArgs),
     /// Cursors and their age, loans by state, payments by state and direction, jobs, last runs,
     /// dead letters. Safe while the daemon runs.
@@ -99,10 +102,14 @@ pub enum Command {
     DeadLetters(DeadLetters),
     /// Fetch a lead's live data, map it, and show the input document, the payloads, the
     /// preflight verdict per field and the difference from what was last sent. Writes nothing.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["lead", "loan", "record"])))]
     Preview {
         /// The Crego lead id (flow A: its borrower-programs).
-        #[arg(long, required_unless_present = "record", conflicts_with = "record")]
+        #[arg(long)]
         lead: Option<String>,
+        /// A placed loan's Credgenics loan id (as logs and Credgenics name it): its lead.
+        #[arg(long)]
+        loan: Option<String>,
         /// An LMS record id (flow C: the payment it becomes).
         #[arg(long)]
         record: Option<String>,
@@ -154,13 +161,15 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum MappingCmd {
-    /// Map a saved input document with the configured mapping and compare it with an expected
-    /// payload (exit 1 on any difference); without --expected, print the payload. Needs no
+    /// Map a saved input document (or a folder of them) with the configured mapping, run the
+    /// preflight a real run would (Credgenics' documented rules), and compare with an expected
+    /// payload (exit 1 on any difference or refusal); without --expected, print the payload. Needs no
     /// credentials; the config file is optional (the built-in mapping without it).
     Test {
         #[arg(long, value_enum, default_value = "loan")]
         kind: crate::ops::MappingKind,
-        /// The input document (JSON).
+        /// The input document (JSON), or a folder of cases: each NAME.json an input, with
+        /// NAME.expected.json beside it when its payload is pinned.
         input: PathBuf,
         /// The expected payload (JSON).
         #[arg(long)]
@@ -170,10 +179,13 @@ pub enum MappingCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum DeadLetters {
-    /// Every dead letter with its id and reason.
+    /// Every dead letter with its id, attempts, when it was last tried and why it was refused.
     List {
         #[arg(long)]
         json: bool,
+        /// The dead letters set aside instead, with who set each aside, when and why.
+        #[arg(long)]
+        ignored: bool,
     },
     /// Send one (or all) again on the next run, mapped afresh with the current config.
     Retry {
@@ -190,6 +202,7 @@ pub enum DeadLetters {
     },
 }
 
+#[cfg(feature = "sandbox")]
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
     #[arg(long, default_value = "127.0.0.1:8081")]

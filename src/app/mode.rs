@@ -5,8 +5,11 @@
 
 use std::path::PathBuf;
 
-use super::args::{Args, Command, DeadLetters, Invocation, MappingCmd, SandboxArgs};
+#[cfg(feature = "sandbox")]
+use super::args::SandboxArgs;
+use super::args::{Args, Command, DeadLetters, Invocation, MappingCmd};
 use super::report::AppError;
+#[cfg(feature = "sandbox")]
 use crate::bench::BenchArgs;
 use crate::ops::MappingKind;
 
@@ -27,6 +30,7 @@ pub enum Mode {
         samples_only: bool,
         once: bool,
     },
+    #[cfg(feature = "sandbox")]
     Demo,
     /// `doctor`: a tenant checked before go-live.
     Doctor,
@@ -37,7 +41,9 @@ pub enum Mode {
         fix: bool,
         format: crate::ops::reconcile::Format,
     },
+    #[cfg(feature = "sandbox")]
     Sandbox(SandboxArgs),
+    #[cfg(feature = "sandbox")]
     Bench(BenchArgs),
     Status {
         json: bool,
@@ -73,6 +79,8 @@ pub struct Dry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PreviewTarget {
     Lead(String),
+    /// A placed loan's Credgenics loan id.
+    Loan(String),
     Record(String),
 }
 
@@ -129,6 +137,7 @@ impl Resolved {
                 }
                 match command {
                     Command::CheckConfig { samples_only, once } => Mode::CheckConfig { samples_only, once },
+                    #[cfg(feature = "sandbox")]
                     Command::Demo => Mode::Demo,
                     Command::Doctor => Mode::Doctor,
                     Command::Reconcile {
@@ -149,15 +158,18 @@ impl Resolved {
                             crate::ops::reconcile::Format::Table
                         },
                     },
+                    #[cfg(feature = "sandbox")]
                     Command::Sandbox(a) => Mode::Sandbox(a),
+                    #[cfg(feature = "sandbox")]
                     Command::Bench(a) => Mode::Bench(a),
                     Command::Status { json } => Mode::Status { json },
                     Command::DeadLetters(d) => Mode::DeadLetters(d),
-                    Command::Preview { lead, record } => Mode::Preview {
-                        target: match (lead, record) {
-                            (Some(l), _) => PreviewTarget::Lead(l),
-                            (None, Some(r)) => PreviewTarget::Record(r),
-                            (None, None) => return usage("preview: give --lead or --record"),
+                    Command::Preview { lead, loan, record } => Mode::Preview {
+                        target: match (lead, loan, record) {
+                            (Some(l), _, _) => PreviewTarget::Lead(l),
+                            (None, Some(l), _) => PreviewTarget::Loan(l),
+                            (None, None, Some(r)) => PreviewTarget::Record(r),
+                            (None, None, None) => return usage("preview: give --lead, --loan or --record"),
                         },
                         reveal,
                     },
@@ -180,8 +192,11 @@ impl Resolved {
 fn name(c: &Command) -> &'static str {
     match c {
         Command::CheckConfig { .. } => "check-config",
+        #[cfg(feature = "sandbox")]
         Command::Demo => "demo",
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(_) => "sandbox",
+        #[cfg(feature = "sandbox")]
         Command::Bench(_) => "bench",
         Command::Status { .. } => "status",
         Command::DeadLetters(_) => "dead-letters",
@@ -228,7 +243,6 @@ mod tests {
             Ok(Mode::Once { json: true, .. })
         ));
         refused(&["--json"], "--json goes with --once");
-        refused(&["status", "--once"], "do not go with `status`");
         assert!(matches!(
             resolve(&["--once", "--since", "2026-11-01"]),
             Ok(Mode::Once { since: Some(s), dry: None, .. }) if s == "2026-11-01"

@@ -4,12 +4,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::args::{DeadLetters, SandboxArgs};
+use super::args::DeadLetters;
+#[cfg(feature = "sandbox")]
+use super::args::SandboxArgs;
 use super::mode::{Dry, Mode, PreviewTarget, Resolved};
 use super::report::{AppError, Report};
 use crate::clock::{self, Clock};
-use crate::config::{self, Config, LogFormat};
+use crate::config::{self, Config};
 use crate::flows::{self, Context, RunOptions, RunOutcome};
+#[cfg(feature = "sandbox")]
 use crate::sandbox::{FaultSpec, Sandbox, SandboxConfig, SeedSpec};
 use crate::store::Store;
 use crate::telemetry;
@@ -29,6 +32,7 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
                 once,
             } => crate::ops::check_config::run(config, once),
             Mode::CheckConfig { samples_only: true, .. } => crate::ops::check_config::samples_only(config),
+            #[cfg(feature = "sandbox")]
             Mode::Demo => crate::demo::run().await,
             Mode::Doctor => crate::ops::doctor::run(config).await,
             Mode::Reconcile {
@@ -37,13 +41,15 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
                 fix,
                 format,
             } => reconcile(config, loan, since.as_deref(), fix, format).await,
+            #[cfg(feature = "sandbox")]
             Mode::Sandbox(args) => serve_sandbox(args).await,
+            #[cfg(feature = "sandbox")]
             Mode::Bench(args) => crate::bench::run(args).await,
             Mode::Status { json } => crate::ops::status(&state_path(config)?, json),
             Mode::DeadLetters(cmd) => {
                 let p = state_path(config)?;
                 match cmd {
-                    DeadLetters::List { json } => crate::ops::list(&p, json),
+                    DeadLetters::List { json, ignored } => crate::ops::list(&p, json, ignored),
                     DeadLetters::Retry { id, all } => crate::ops::retry(&p, id.as_deref(), all),
                     DeadLetters::Ignore { id, reason } => crate::ops::ignore(&p, &id, &reason),
                 }
@@ -171,6 +177,7 @@ async fn preview(config: &Path, target: &PreviewTarget, reveal: bool) -> Result<
     let ctx = context(config, store, clock)?.dry(reveal);
     let text = match target {
         PreviewTarget::Lead(l) => crate::preview::lead(&ctx, l).await,
+        PreviewTarget::Loan(l) => crate::preview::loan(&ctx, l).await,
         PreviewTarget::Record(r) => crate::preview::record(&ctx, r).await,
     }
     .map_err(AppError::Failed)?;
@@ -269,8 +276,9 @@ async fn shutdown_signal() {
     }
 }
 
+#[cfg(feature = "sandbox")]
 async fn serve_sandbox(args: SandboxArgs) -> Result<Report, AppError> {
-    telemetry::init_logging("info", LogFormat::Auto);
+    telemetry::init_logging("info", config::LogFormat::Auto);
     let stall = std::time::Duration::try_from_secs_f64(args.stall_secs).map_err(|_| {
         AppError::Usage(format!(
             "--stall-secs `{}` is not a duration in seconds",

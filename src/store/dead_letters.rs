@@ -85,10 +85,49 @@ impl Store {
     }
 
     /// Rejected loans not ignored.
+    /// Notes who set a dead letter aside or sent it again, when and why.
+    pub fn audit_dead_letter(
+        &self,
+        target: &str,
+        action: &str,
+        reason: Option<&str>,
+        actor: &str,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.exec_cached(
+                "INSERT INTO dead_letter_audit (target, action, reason, actor, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![target, action, reason, actor, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The dead letters set aside and not sent again since: who, when and why, newest first.
+    pub fn ignored_dead_letters(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT target, action, reason, actor, at FROM dead_letter_audit a
+              WHERE action = 'ignored'
+                AND NOT EXISTS (SELECT 1 FROM dead_letter_audit b WHERE b.target = a.target AND b.id > a.id)
+              ORDER BY id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(AuditEntry {
+                target: r.get(0)?,
+                action: r.get(1)?,
+                reason: r.get(2)?,
+                actor: r.get(3)?,
+                at: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn rejected_loans(&self) -> Result<Vec<RejectedLoan>, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT loan_id, lead_id, borrower_program_id, last_error FROM loans
+            "SELECT loan_id, lead_id, borrower_program_id, last_error, updated_at FROM loans
              WHERE state = 'rejected' AND ignored_reason IS NULL ORDER BY loan_id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -97,6 +136,7 @@ impl Store {
                 lead_id: r.get(1)?,
                 borrower_program_id: r.get(2)?,
                 error: r.get(3)?,
+                updated_at: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

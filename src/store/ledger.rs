@@ -122,10 +122,12 @@ pub struct LedgerRow {
     pub event_at: f64,
     /// When the row was written (the source was read), by the daemon's clock.
     pub created_at: f64,
+    /// Its last change (the last attempt, for a dead letter).
+    pub updated_at: f64,
 }
 
 const COLS: &str = "id, direction, source_key, loan_id, amount, reference, allocation_month, payload, state, \
-    dead_reason, ignored_reason, attempts, next_attempt_at, last_error, remote_id, origin, source, event_at, created_at";
+    dead_reason, ignored_reason, attempts, next_attempt_at, last_error, remote_id, origin, source, event_at, created_at, updated_at";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
     let amount: String = r.get(4)?;
@@ -153,6 +155,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
         source: serde_json::from_str(&r.get::<_, String>(16)?).unwrap_or(Value::Null),
         event_at: r.get(17)?,
         created_at: r.get(18)?,
+        updated_at: r.get(19)?,
     })
 }
 

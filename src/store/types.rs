@@ -37,12 +37,26 @@ pub struct LineRead {
 }
 
 /// A loan whose last write Credgenics rejected (and no operator set aside).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RejectedLoan {
     pub loan_id: String,
     pub lead_id: String,
     pub borrower_program_id: String,
     pub error: Option<String>,
+    /// When it was refused (its row's last change).
+    pub updated_at: f64,
+}
+
+/// One operator action on a dead letter (`dead_letter_audit`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// `payment:<n>`, `loan:<id>` or `line:<id>`.
+    pub target: String,
+    /// `ignored` or `retried`.
+    pub action: String,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub at: f64,
 }
 
 /// A loan an operator asked to send again: its line is read afresh.
