@@ -342,19 +342,27 @@ async fn under_journald_lines_carry_their_priority_and_json_is_flat_with_the_cyc
     let config = h.write_config();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("journal-stream");
-    let file = std::fs::File::create(&log).unwrap();
-    let meta = file.metadata().unwrap();
-    let status = std::process::Command::new(binary())
-        .args(["--config", config.to_str().unwrap(), "--once"])
-        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
-        .env("CCSYNC_LOG__FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .env_remove("CCSYNC_NOW")
-        .stdout(std::process::Stdio::null())
-        .stderr(file)
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(1), "one loan rejected");
+    // `--once` with stderr to `log`; `journal`: JOURNAL_STREAM names that file, else another.
+    let once = |log: &Path, journal: bool| {
+        let file = std::fs::File::create(log).unwrap();
+        let meta = file.metadata().unwrap();
+        let stream = if journal {
+            format!("{}:{}", meta.dev(), meta.ino())
+        } else {
+            "1:2".to_string()
+        };
+        std::process::Command::new(binary())
+            .args(["--config", config.to_str().unwrap(), "--once"])
+            .env("JOURNAL_STREAM", stream)
+            .env("CCSYNC_LOG__FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .env_remove("CCSYNC_NOW")
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .status()
+            .unwrap()
+    };
+    assert_eq!(once(&log, true).code(), Some(1), "one loan rejected");
     let text = std::fs::read_to_string(&log).unwrap();
     let mut run_ids = std::collections::BTreeSet::new();
     let mut priorities = std::collections::BTreeSet::new();
@@ -387,16 +395,7 @@ async fn under_journald_lines_carry_their_priority_and_json_is_flat_with_the_cyc
 
     // Not the journal (the variable names another file): no prefix.
     let other = dir.path().join("other");
-    let file = std::fs::File::create(&other).unwrap();
-    std::process::Command::new(binary())
-        .args(["--config", config.to_str().unwrap(), "--once"])
-        .env("JOURNAL_STREAM", "1:2")
-        .env("RUST_LOG", "info")
-        .env_remove("CCSYNC_NOW")
-        .stdout(std::process::Stdio::null())
-        .stderr(file)
-        .status()
-        .unwrap();
+    once(&other, false);
     let text = std::fs::read_to_string(&other).unwrap();
     assert!(text.lines().all(|l| l.starts_with('{')), "{text}");
 }

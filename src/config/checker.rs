@@ -95,6 +95,17 @@ impl Checker {
     }
 
     /// A secret from exactly one of `key` and `key_file`.
+    /// A listen address (`ip:port`), or a problem naming `key`.
+    pub(super) fn addr(&mut self, key: &str, text: &str) -> Option<std::net::SocketAddr> {
+        match text.parse() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                self.problem(key, format!("`{text}` is not an address:port: {e}"));
+                None
+            }
+        }
+    }
+
     pub(super) fn secret(
         &mut self,
         section: &str,

@@ -1,6 +1,5 @@
 //! From the raw form to the checked one, collecting every problem (each naming its key).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,16 +34,7 @@ impl RawConfig {
                 "must be at most 3650 (ten years); 0 keeps everything",
             );
         }
-        let admin_listen = match admin.listen.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(e) => {
-                c.problem(
-                    "admin.listen",
-                    format!("`{}` is not an address:port: {e}", admin.listen),
-                );
-                None
-            }
-        };
+        let admin_listen = c.addr("admin.listen", &admin.listen);
         if daemon.shutdown_grace_secs == 0 || daemon.shutdown_grace_secs > 3600 {
             c.problem("daemon.shutdown_grace_secs", "must be between 1 and 3600");
         }
@@ -245,16 +235,7 @@ impl RawConfig {
             c.cron("sync.schedules.reconcile", &s.reconcile),
         );
 
-        let listen = match webhook.listen.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(e) => {
-                c.problem(
-                    "webhook.listen",
-                    format!("`{}` is not an address:port: {e}", webhook.listen),
-                );
-                None
-            }
-        };
+        let listen = c.addr("webhook.listen", &webhook.listen);
         // Credgenics calls it from the internet: https, unless a loopback address for a test.
         let public_url = webhook
             .public_url

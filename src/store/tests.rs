@@ -347,7 +347,10 @@ fn a_state_file_of_a_newer_schema_is_refused_naming_both_versions() {
     let known = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
         .unwrap()
         .count();
-    assert!(err.contains(&format!("newer than this binary knows ({known})")), "{err}");
+    assert!(
+        err.contains(&format!("newer than this binary knows ({known})")),
+        "{err}"
+    );
     let conn = rusqlite::Connection::open(&path).unwrap();
     let n: i64 = conn
         .query_row("SELECT count(*) FROM refinery_schema_history", [], |r| r.get(0))
