@@ -96,8 +96,35 @@ fn prepare(config: &Path, read_only: bool) -> Result<(Arc<Config>, Clock, Arc<St
     } else {
         Store::open(&config.state_path)
     }?;
+    check_mode(&config, &store, read_only)?;
     Ok((Arc::new(config), clock, Arc::new(store)))
 }
+
+/// A state file belongs to one Credgenics mode (design §8): its loans, ledger and cursors mean
+/// different things in each, so a config of the other mode is refused before anything runs.
+fn check_mode(config: &Config, store: &Store, read_only: bool) -> Result<(), AppError> {
+    let mode = config.credgenics.mode.as_str();
+    let failed = |e: crate::store::StoreError| AppError::Failed(e.to_string());
+    if let Some(theirs) = store.mode().map_err(failed)?.filter(|theirs| theirs != mode) {
+        return Err(AppError::Usage(format!(
+            "state file {} belongs to credgenics.mode = \"{theirs}\", and this config says \"{mode}\": a state \
+             file belongs to one mode; point state.path at a new file for {mode} mode, or set credgenics.mode \
+             back to \"{theirs}\"",
+            config.state_path.display()
+        )));
+    }
+    if config.credgenics.mode == config::CredgenicsMode::CreditLine {
+        return Err(AppError::Usage(CREDIT_LINE_NOT_YET.into()));
+    }
+    if !read_only && let Err(theirs) = store.claim_mode(mode).map_err(failed)? {
+        return Err(AppError::Usage(format!("state file belongs to mode \"{theirs}\"")));
+    }
+    Ok(())
+}
+
+/// Said wherever a credit-line config would otherwise be taken for a lending one.
+const CREDIT_LINE_NOT_YET: &str = "credgenics.mode = \"credit_line\" is not available in this version: \
+     this build syncs lending-mode tenants only (design §8 is not built yet); nothing was read or sent";
 
 fn context(config: Arc<Config>, store: Arc<Store>, clock: Clock) -> Result<Context, AppError> {
     Context::new(config, store, clock).map_err(|e| AppError::Failed(e.to_string()))

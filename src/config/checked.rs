@@ -58,6 +58,8 @@ pub struct CredgenicsConfig {
     pub company_id: Option<String>,
     pub limits: ApiLimits,
     pub amount_decimals: u32,
+    /// `credgenics.mode`: which Credgenics APIs the tenant is set up for.
+    pub mode: CredgenicsMode,
     /// `{loan_id}` is replaced by the loan id, escaped as one path segment.
     pub loan_path: String,
     pub payments_path: String,
@@ -140,6 +142,24 @@ pub enum Credential {
         /// The lifetime asked for (Credgenics' `token_expiry_duration`), seconds.
         lifetime_secs: Option<u32>,
     },
+}
+
+/// Which Credgenics APIs a tenant is set up for (design §8); a state file belongs to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredgenicsMode {
+    /// A loan per Crego line (Upload Loan, Update Payment).
+    Lending,
+    /// The line a customer, each overdue drawdown a transaction (the Credit Line APIs).
+    CreditLine,
+}
+
+impl CredgenicsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lending => "lending",
+            Self::CreditLine => "credit_line",
+        }
+    }
 }
 
 /// The validated configuration the daemon runs on.

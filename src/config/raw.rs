@@ -194,6 +194,10 @@ pub struct RawCredgenics {
     pub max_retry_after_secs: u64,
     #[serde(default = "d_amount_decimals")]
     pub amount_decimals: u32,
+    /// `lending` (a loan per line) or `credit_line` (design §8: the line a customer, each
+    /// overdue drawdown a transaction).
+    #[serde(default = "d_mode")]
+    pub mode: String,
     /// Upload, update and read a loan (`{loan_id}` is replaced); under `base_url`.
     #[serde(default = "d_cg_loan_path")]
     pub loan_path: String,
@@ -375,6 +379,9 @@ fn d_retries() -> u32 {
 }
 fn d_page_size() -> u32 {
     100
+}
+fn d_mode() -> String {
+    "lending".into()
 }
 fn d_amount_decimals() -> u32 {
     2

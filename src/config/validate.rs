@@ -193,6 +193,17 @@ impl RawConfig {
             credgenics.max_response_bytes,
             credgenics.max_retry_after_secs,
         );
+        let mode = match credgenics.mode.as_str() {
+            "lending" => CredgenicsMode::Lending,
+            "credit_line" => CredgenicsMode::CreditLine,
+            other => {
+                c.problem(
+                    "credgenics.mode",
+                    format!("`{other}` is not a mode: `lending` (the default) or `credit_line`"),
+                );
+                CredgenicsMode::Lending
+            }
+        };
         if credgenics.amount_decimals > 6 {
             c.problem("credgenics.amount_decimals", "must be between 0 and 6");
         }
@@ -349,6 +360,7 @@ impl RawConfig {
                 company_id: credgenics.company_id,
                 limits: cg_limits,
                 amount_decimals: credgenics.amount_decimals,
+                mode,
                 loan_path: credgenics.loan_path,
                 payments_path: credgenics.payments_path,
                 absent: Absent {

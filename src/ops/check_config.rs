@@ -138,6 +138,12 @@ fn daemon_needs(raw: &config::RawConfig, once: bool) -> Vec<config::Problem> {
             ),
         });
     }
+    if raw.credgenics.mode == "credit_line" {
+        found.push(config::Problem {
+            key: "credgenics.mode".into(),
+            message: "credit_line is not available in this version: this build syncs lending-mode tenants only".into(),
+        });
+    }
     if let Err(e) = crate::ops::doctor::state_writable(Path::new(&raw.state.path)) {
         found.push(config::Problem {
             key: "state.path".into(),

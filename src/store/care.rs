@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::db::{Store, StoreError, create_private};
 
@@ -151,4 +151,37 @@ fn summarise(path: &Path) -> Result<BackupSummary, StoreError> {
         ledger_rows: count("ledger")?,
         bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
     })
+}
+
+impl Store {
+    /// The Credgenics mode this state belongs to: the one recorded, or `lending` for a state
+    /// with loans from before modes were recorded, or `None` for a fresh one.
+    pub fn mode(&self) -> Result<Option<String>, StoreError> {
+        let conn = self.read();
+        let recorded: Option<String> = conn
+            .query_row("SELECT value FROM state_meta WHERE key = 'mode'", [], |r| r.get(0))
+            .optional()?;
+        if recorded.is_some() {
+            return Ok(recorded);
+        }
+        let loans: i64 = conn.query_row("SELECT count(*) FROM loans", [], |r| r.get(0))?;
+        Ok((loans > 0).then(|| "lending".to_string()))
+    }
+
+    /// Records `mode` as this state's, unless it belongs to another: `Err(theirs)` then.
+    pub fn claim_mode(&self, mode: &str) -> Result<Result<(), String>, StoreError> {
+        if let Some(theirs) = self.mode()?
+            && theirs != mode
+        {
+            return Ok(Err(theirs));
+        }
+        self.write(|conn| {
+            conn.execute(
+                "INSERT INTO state_meta (key, value) VALUES ('mode', ?1) ON CONFLICT (key) DO NOTHING",
+                params![mode],
+            )?;
+            Ok(())
+        })?;
+        Ok(Ok(()))
+    }
 }
