@@ -27,7 +27,10 @@ fn main() {
     if let Err(e) = &result
         && !e.message().is_empty()
     {
-        eprintln!("{e}");
+        eprintln!(
+            "{}",
+            crego_credgenics_sync::telemetry::logging::error_text(&e.to_string())
+        );
     }
     std::process::exit(match result {
         Ok(Report::Clear) => EXIT_OK,

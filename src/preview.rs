@@ -158,8 +158,6 @@ pub async fn lead(ctx: &Context, lead_id: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// The preview of one LMS record (flow C): whether it travels, its payment payload, the
-/// preflight verdict and what the ledger already holds for it.
 /// `preview --loan`: the lead of a placed loan, by the loan id logs and Credgenics use.
 pub async fn loan(ctx: &Context, loan_id: &str) -> Result<String, String> {
     let Some(row) = ctx.store.loan(loan_id).map_err(|e| e.to_string())? else {
@@ -175,6 +173,8 @@ pub async fn loan(ctx: &Context, loan_id: &str) -> Result<String, String> {
     ))
 }
 
+/// The preview of one LMS record (flow C): whether it travels, its payment payload, the
+/// preflight verdict and what the ledger already holds for it.
 pub async fn record(ctx: &Context, id: &str) -> Result<String, String> {
     let record = ctx.crego.record(id).await.map_err(|e| e.to_string())?;
     let mut out = format!("record:\n{}\n", shown(ctx, &record));

@@ -107,7 +107,7 @@ async fn metrics_have_help_histograms_build_info_and_last_success_right_after_a_
     let mut first = None;
     for _ in 0..200 {
         let s = parse(&get_when_up(&metrics_url).await);
-        if let Some(v) = gauge(&s, "ccsync_job_last_success_timestamp_seconds", ("job", "place_loans")) {
+        if let Some(v) = gauge(&s, "ccsync_job_last_success_timestamp_seconds", ("task", "place_loans")) {
             first = Some(v);
             break;
         }
@@ -124,7 +124,7 @@ async fn metrics_have_help_histograms_build_info_and_last_success_right_after_a_
     let (code, _, logs) = terminate(child).await;
     assert_eq!(code, Some(0), "{logs}");
     let s = parse(&text);
-    let restored = gauge(&s, "ccsync_job_last_success_timestamp_seconds", ("job", "place_loans"));
+    let restored = gauge(&s, "ccsync_job_last_success_timestamp_seconds", ("task", "place_loans"));
     assert_eq!(restored, Some(first), "{text}");
 
     assert!(every_family_has_help(&text) >= 5, "{text}");

@@ -10,7 +10,7 @@ use common::ExitCode;
 use common::{Harness, NEVER, binary, overdue_lines, schedules, writes};
 use crego_credgenics_sync::clock::Clock;
 use crego_credgenics_sync::flows::{Poll, RunOptions};
-use crego_credgenics_sync::store::Store;
+use crego_credgenics_sync::store::{Direction, Store};
 use rust_decimal::Decimal;
 
 /// A book with payments both ways: placed loans, an LMS repayment pushed, an agent collection
@@ -81,6 +81,7 @@ async fn a_backup_taken_while_the_daemon_runs_opens_and_holds_the_same_ledger() 
 async fn retention_prunes_payloads_of_finished_work_and_keeps_every_key_that_prevents_a_double_post() {
     let mut h = Harness::new(16, 50).await;
     h.listen().await;
+    let lines = overdue_lines(&h.sb);
     book_with_payments(&h).await;
     let store = h.live_store();
     let keys = store.ledger_keys().unwrap();
@@ -92,9 +93,37 @@ async fn retention_prunes_payloads_of_finished_work_and_keeps_every_key_that_pre
     assert!(!store.last_runs(100).unwrap().is_empty());
 
     // Everything finished counts as old.
+    let statuses = |store: &Store| -> Vec<(String, serde_json::Value)> {
+        lines
+            .iter()
+            .flat_map(|(loan, _, _)| store.ledger_for_loan(Direction::ToCredgenics, loan).unwrap())
+            .map(|r| {
+                (
+                    r.source_key,
+                    r.payload.map(|p| p["final_status"].clone()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let sent_statuses = statuses(&store);
+    assert!(sent_statuses.iter().any(|(_, s)| s.is_string()), "{sent_statuses:?}");
     let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
     let pruned = store.prune(now + 60.0).unwrap();
     assert!(pruned.payloads >= 2, "{pruned:?}");
+    // A delivered payment keeps its final_status (flow C reads it: a loan is not sent Closed
+    // twice in a month), and nothing else of what was sent.
+    assert_eq!(statuses(&store), sent_statuses);
+    for (loan, _, _) in &lines {
+        for r in store.ledger_for_loan(Direction::ToCredgenics, loan).unwrap() {
+            let kept = r.payload.unwrap_or_default();
+            assert!(kept.as_object().is_none_or(|o| o.len() == 1), "{kept}");
+        }
+    }
+    assert_eq!(
+        store.prune(now + 60.0).unwrap().payloads,
+        0,
+        "a second pass has nothing left"
+    );
     assert!(pruned.webhook_events >= 1 && pruned.runs >= 1, "{pruned:?}");
     assert_eq!(store.ledger_keys().unwrap(), keys, "every ledger key and state is kept");
     assert_eq!(store.webhook_event_count().unwrap(), 0);

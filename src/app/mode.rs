@@ -53,8 +53,6 @@ pub enum Mode {
         target: PreviewTarget,
         reveal: bool,
     },
-    /// `mapping test`; `config` is `None` when no file was named and the default path does not
-    /// exist (the built-in mapping then).
     Backup {
         file: PathBuf,
     },
@@ -62,6 +60,8 @@ pub enum Mode {
         shell: clap_complete::Shell,
     },
     Man,
+    /// `mapping test`; `config` is `None` when no file was named and the default path does not
+    /// exist (the built-in mapping then).
     MappingTest {
         config: Option<PathBuf>,
         kind: MappingKind,

@@ -94,7 +94,6 @@ impl Checker {
         Some(u)
     }
 
-    /// A secret from exactly one of `key` and `key_file`.
     /// A listen address (`ip:port`), or a problem naming `key`.
     pub(super) fn addr(&mut self, key: &str, text: &str) -> Option<std::net::SocketAddr> {
         match text.parse() {
@@ -106,6 +105,7 @@ impl Checker {
         }
     }
 
+    /// A secret from exactly one of `key` and `key_file`.
     pub(super) fn secret(
         &mut self,
         section: &str,

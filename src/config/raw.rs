@@ -47,7 +47,7 @@ pub struct RawAdmin {
 impl Default for RawAdmin {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:9187".into(),
+            listen: "127.0.0.1:9851".into(),
         }
     }
 }

@@ -35,6 +35,16 @@ impl RawConfig {
             );
         }
         let admin_listen = c.addr("admin.listen", &admin.listen);
+        // (Port 0 asks for a free port each: tests and the sandbox.)
+        if admin.listen == webhook.listen && !admin.listen.ends_with(":0") {
+            c.problem(
+                "admin.listen",
+                format!(
+                    "`{}` is webhook.listen too: the two listeners need their own addresses",
+                    admin.listen
+                ),
+            );
+        }
         if daemon.shutdown_grace_secs == 0 || daemon.shutdown_grace_secs > 3600 {
             c.problem("daemon.shutdown_grace_secs", "must be between 1 and 3600");
         }

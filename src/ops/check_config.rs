@@ -144,7 +144,19 @@ fn daemon_needs(raw: &config::RawConfig, once: bool) -> Vec<config::Problem> {
             message: "credit_line is not available in this version: this build syncs lending-mode tenants only".into(),
         });
     }
-    if let Err(e) = crate::ops::doctor::state_writable(Path::new(&raw.state.path)) {
+    let state = Path::new(&raw.state.path);
+    let folder = state
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !folder.exists() {
+        // Before the first start under systemd: StateDirectory= creates it then.
+        eprintln!(
+            "warning: state.path: the folder {} does not exist yet; the unit's StateDirectory= creates it at \
+             the first start (otherwise create it, writable by the service's user)",
+            folder.display()
+        );
+    } else if let Err(e) = crate::ops::doctor::state_writable(state) {
         found.push(config::Problem {
             key: "state.path".into(),
             message: format!("{e}: {}", crate::ops::doctor::STATE_FIX),

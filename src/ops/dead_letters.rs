@@ -13,11 +13,21 @@ use crate::store::LedgerRow;
 /// A reason as JSON: the field errors as an object when the reason is one (the preflight's and
 /// Credgenics' are), else the text — masked either way.
 fn reason_value(reason: Option<&str>) -> Value {
+    fn mask(v: Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(crate::telemetry::mask_digits(&s)),
+            Value::Array(a) => Value::Array(a.into_iter().map(mask).collect()),
+            Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, mask(v))).collect()),
+            // A number in a reason may be a phone or an account number.
+            Value::Number(n) => Value::String(crate::telemetry::mask_digits(&n.to_string())),
+            other => other,
+        }
+    }
     let Some(r) = reason else { return Value::Null };
-    let masked = crate::telemetry::mask_digits(r);
-    match serde_json::from_str::<Value>(&masked) {
-        Ok(v @ (Value::Object(_) | Value::Array(_))) => v,
-        _ => Value::String(masked),
+    // Parsed first, masked after: masking first could break the JSON.
+    match serde_json::from_str::<Value>(r) {
+        Ok(v @ (Value::Object(_) | Value::Array(_))) => mask(v),
+        _ => Value::String(crate::telemetry::mask_digits(r)),
     }
 }
 

@@ -92,7 +92,9 @@ impl Store {
             // One file, no -wal beside it: a backup must be a single thing to move around.
             copy.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
             drop(copy);
-            std::fs::rename(&partial, dest).map_err(|e| io(dest, e))?;
+            // A link, not a rename: it fails if `dest` appeared meanwhile instead of replacing it.
+            std::fs::hard_link(&partial, dest).map_err(|e| io(dest, e))?;
+            let _ = std::fs::remove_file(&partial);
             summarise(dest)
         })();
         if result.is_err() {
@@ -112,17 +114,24 @@ impl Store {
     }
 
     /// Retention: for work finished before `cutoff` (epoch seconds), clears the ledger's sent
-    /// payloads (delivered rows and dead letters an operator set aside) and deletes raw webhook
+    /// payloads (delivered rows and dead letters an operator set aside) but for their
+    /// `final_status` and deletes raw webhook
     /// bodies, finished run records and kept Credgenics reads. Never deletes a ledger row, a loan,
     /// an allocation or a cursor: those are what stop a second send.
     pub fn prune(&self, cutoff: f64) -> Result<Pruned, StoreError> {
         self.write(|conn| {
             let tx = conn.transaction()?;
             let pruned = Pruned {
+                // A payment's `final_status` stays: flow C reads it from the month's delivered
+                // payments so a loan is not sent `Closed` twice (repayments `closed_already`).
                 payloads: tx.execute(
-                    "UPDATE ledger SET payload = NULL
+                    "UPDATE ledger SET payload =
+                            CASE WHEN json_extract(payload, '$.final_status') IS NOT NULL
+                                 THEN json_object('final_status', json_extract(payload, '$.final_status'))
+                            END
                       WHERE payload IS NOT NULL AND updated_at < ?1
-                        AND (state = 'done' OR (state = 'dead' AND ignored_reason IS NOT NULL))",
+                        AND (state = 'done' OR (state = 'dead' AND ignored_reason IS NOT NULL))
+                        AND payload IS NOT json_object('final_status', json_extract(payload, '$.final_status'))",
                     params![cutoff],
                 )? as u64,
                 webhook_events: tx.execute("DELETE FROM webhook_events WHERE received_at < ?1", params![cutoff])?

@@ -84,7 +84,6 @@ impl Store {
         })
     }
 
-    /// Rejected loans not ignored.
     /// Notes who set a dead letter aside or sent it again, when and why.
     pub fn audit_dead_letter(
         &self,
@@ -124,6 +123,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Rejected loans not ignored.
     pub fn rejected_loans(&self) -> Result<Vec<RejectedLoan>, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(

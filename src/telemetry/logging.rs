@@ -50,6 +50,16 @@ pub fn init_logging(level: &str, format: LogFormat) {
     };
 }
 
+/// `text` as error lines for stderr: under journald each line carries the error priority, so a
+/// refused config or a listener that cannot bind shows in `journalctl -p err` (`main.rs` prints
+/// how a command ended through this).
+pub fn error_text(text: &str) -> String {
+    if !stderr_is_journal() {
+        return text.to_string();
+    }
+    text.lines().map(|l| format!("<3>{l}")).collect::<Vec<_>>().join("\n")
+}
+
 /// The syslog priority journald files a line of this level under.
 fn priority(level: &Level) -> &'static str {
     match *level {
@@ -86,31 +96,36 @@ struct Stderr {
     journal: bool,
 }
 
-/// One event's writer: the prefix (if any) goes before its first byte.
+/// One event's writer: stderr held for the whole event (no other line lands inside it), the
+/// prefix (if any) before its first byte.
 struct EventWriter {
+    err: std::io::StderrLock<'static>,
     prefix: Option<&'static str>,
 }
 
 impl Write for EventWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut err = std::io::stderr().lock();
         if let Some(p) = self.prefix.take() {
-            err.write_all(p.as_bytes())?;
+            self.err.write_all(p.as_bytes())?;
         }
-        err.write(buf)
+        self.err.write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
+        self.err.flush()
     }
 }
 
 impl<'a> MakeWriter<'a> for Stderr {
     type Writer = EventWriter;
     fn make_writer(&'a self) -> EventWriter {
-        EventWriter { prefix: None }
+        EventWriter {
+            err: std::io::stderr().lock(),
+            prefix: None,
+        }
     }
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> EventWriter {
         EventWriter {
+            err: std::io::stderr().lock(),
             prefix: self.journal.then(|| priority(meta.level())),
         }
     }

@@ -63,11 +63,34 @@ pub const PERSONAL_FIELDS: &[(&str, Shown)] = &[
     ("pincode", Shown::Hidden),
 ];
 
-/// How `key` is shown, if it is a personal field.
+/// Endings that make any key a personal field (`alternate_mobile`, `reference_contact_number`,
+/// `credit_account_number`, …): the documents name the same data under many prefixes. Not
+/// `_name`: `company_name`, `bank_name` and `product_name` are not personal.
+pub const PERSONAL_ENDINGS: &[(&str, Shown)] = &[
+    ("contact_number", Shown::LastFour),
+    ("mobile", Shown::LastFour),
+    ("mobile_number", Shown::LastFour),
+    ("phone_number", Shown::LastFour),
+    ("_email", Shown::Hidden),
+    ("_pan_number", Shown::Hidden),
+    ("_aadhar_number", Shown::Hidden),
+    ("_aadhaar_number", Shown::Hidden),
+    ("_address", Shown::Hidden),
+    ("_address_text", Shown::Hidden),
+    ("_pincode", Shown::Hidden),
+    ("_dob", Shown::Hidden),
+    ("_latitude", Shown::Hidden),
+    ("_longitude", Shown::Hidden),
+    ("account_number", Shown::LastFour),
+];
+
+/// How `key` is shown, if it is a personal field: listed by name, or by its ending.
 pub fn personal(key: &str) -> Option<Shown> {
+    let lower = key.to_ascii_lowercase();
     PERSONAL_FIELDS
         .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .find(|(k, _)| *k == lower)
+        .or_else(|| PERSONAL_ENDINGS.iter().find(|(e, _)| lower.ends_with(e)))
         .map(|(_, shown)| *shown)
 }
 
@@ -317,6 +340,16 @@ mod tests {
         assert_eq!(m["Mobile"], "******3210");
         // Not listed, caught by its shape.
         assert_eq!(m["phone_numbers"][0], "******3210");
+        // By ending: the same data under other prefixes.
+        let m = mask_payload(
+            &json!({"alternate_mobile": "9876543210", "reference_address_text": "12 MG Road",
+            "credit_account_number": "50100012345678", "reference_pincode": 411001, "bank_name": "HDFC"}),
+        );
+        assert_eq!(m["alternate_mobile"], "******3210");
+        assert_eq!(m["reference_address_text"], "****");
+        assert_eq!(m["credit_account_number"], "**********5678");
+        assert_eq!(m["reference_pincode"], "****");
+        assert_eq!(m["bank_name"], "HDFC");
     }
 
     #[test]

@@ -12,11 +12,12 @@ pub const HTTP_RETRIES: &str = "ccsync_http_retries_total";
 pub const RATE_LIMIT_WAITS: &str = "ccsync_rate_limit_waits_total";
 /// Counter, label `api`: the partner refused the daemon's credential (401/403).
 pub const CREDENTIALS_REFUSED: &str = "ccsync_credentials_refused_total";
-/// Histogram, label `job`.
+/// Histogram, label `task` (the job's name: `job` is the label Prometheus sets to the scrape
+/// job, which would rename ours to `exported_job`).
 pub const JOB_DURATION: &str = "ccsync_job_duration_seconds";
-/// Counter, labels `job`, `outcome` (`ok` / `error`).
+/// Counter, labels `task`, `outcome` (`ok` / `error`).
 pub const JOB_RUNS: &str = "ccsync_job_runs_total";
-/// Gauge, label `job`: epoch seconds of the last successful run (restored from the state at
+/// Gauge, label `task`: epoch seconds of the last successful run (restored from the state at
 /// start, so a staleness alert does not go quiet after a restart).
 pub const JOB_LAST_SUCCESS: &str = "ccsync_job_last_success_timestamp_seconds";
 /// Gauge, labels `version`, `commit`: always 1.
@@ -84,8 +85,14 @@ pub const HELP: &[(&str, &str)] = &[
         CREDENTIALS_REFUSED,
         "Requests a partner refused for the credential (401/403), by API.",
     ),
-    (JOB_DURATION, "Seconds a scheduled job's run took, by job."),
-    (JOB_RUNS, "Scheduled job runs by job and outcome (ok/error)."),
+    (
+        JOB_DURATION,
+        "Seconds a scheduled job's run took, by task (the job's name).",
+    ),
+    (
+        JOB_RUNS,
+        "Scheduled job runs by task (the job's name) and outcome (ok/error).",
+    ),
     (
         JOB_LAST_SUCCESS,
         "Epoch seconds of the job's last successful run (from the state at start).",
@@ -149,5 +156,38 @@ pub fn describe() {
     for (name, help) in HELP {
         // The kind is the exporter's to print; a description is the same call for all three.
         metrics::describe_gauge!(*name, *help);
+    }
+}
+
+/// Creates the counters an alert takes `increase()` of at 0, for every label value: a series
+/// that appears only at its first increment hides that increment from `increase()`, so the first
+/// dead letter after a restart would never alert.
+pub fn zero_counters() {
+    for api in ["crego", "credgenics"] {
+        metrics::counter!(CREDENTIALS_REFUSED, "api" => api).increment(0);
+    }
+    for direction in ["credgenics", "crego"] {
+        metrics::counter!(PAYMENTS_DEAD, "direction" => direction).increment(0);
+        metrics::counter!(PAYMENTS_DELIVERED, "direction" => direction).increment(0);
+        metrics::counter!(MONEY_DELIVERED, "direction" => direction).increment(0);
+    }
+    for reason in [
+        "token",
+        "body_not_json",
+        "no_loan_id",
+        "body_too_large",
+        "body_timeout",
+        "payment_dead_letter",
+    ] {
+        metrics::counter!(WEBHOOK_REJECTIONS, "reason" => reason).increment(0);
+    }
+    for name in [
+        LOANS_PLACED,
+        LOANS_UPDATED,
+        LOANS_REJECTED,
+        LINES_DEAD,
+        MAPPING_RUNAWAYS,
+    ] {
+        metrics::counter!(name).increment(0);
     }
 }

@@ -35,6 +35,7 @@ pub fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHa
                 .install_recorder()
                 .ok()?;
             metric::describe();
+            metric::zero_counters();
             metrics::gauge!(metric::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => COMMIT).set(1.0);
             Some(handle)
         })

@@ -56,12 +56,12 @@ pub struct JobFinished<'a> {
 impl JobFinished<'_> {
     pub fn emit(self) {
         let job = self.job;
-        metrics::histogram!(metric::JOB_DURATION, "job" => job).record(self.elapsed.as_secs_f64());
+        metrics::histogram!(metric::JOB_DURATION, "task" => job).record(self.elapsed.as_secs_f64());
         let outcome = if self.error.is_none() { "ok" } else { "error" };
-        metrics::counter!(metric::JOB_RUNS, "job" => job, "outcome" => outcome).increment(1);
+        metrics::counter!(metric::JOB_RUNS, "task" => job, "outcome" => outcome).increment(1);
         match self.error {
             None => {
-                metrics::gauge!(metric::JOB_LAST_SUCCESS, "job" => job).set(self.now);
+                metrics::gauge!(metric::JOB_LAST_SUCCESS, "task" => job).set(self.now);
                 tracing::info!(
                     target: TARGET, event = "job_finished",
                     job,
@@ -160,12 +160,13 @@ pub fn reconcile_gauges(r: &ReconcileSummary<'_>) {
 /// A job's last success as the state remembers it, set at start: the gauge is right from the
 /// first scrape after a restart, not only once the job has run again.
 pub fn last_success_restored(job: &str, at: f64) {
-    metrics::gauge!(metric::JOB_LAST_SUCCESS, "job" => job.to_string()).set(at);
+    metrics::gauge!(metric::JOB_LAST_SUCCESS, "task" => job.to_string()).set(at);
 }
 
 /// The span of one cycle of a job (`once`, `reconcile`, a scheduled job): every line logged in
 /// it carries its `job` and a fresh `run_id`, so one cycle's lines can be gathered.
 pub fn cycle_span(job: &str) -> tracing::Span {
     let run_id = format!("{:08x}", rand::random::<u32>());
-    tracing::info_span!(target: TARGET, "cycle", job, run_id)
+    // At error level so that no log level or filter drops it: a warning must keep its run id.
+    tracing::error_span!(target: TARGET, "cycle", job, run_id)
 }
