@@ -82,6 +82,38 @@ async fn dead_letters_show_their_times_and_attempts_and_an_ignored_one_keeps_who
     assert_eq!(code, 0, "{err}");
     let (_, out, _) = cli(&config, &["dead-letters", "list", "--ignored", "--json"], "ops-ravi");
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), serde_json::json!([]));
+
+    // One set aside before the audit existed (straight in the state, no audit row): still
+    // listed, saying who and when are not known.
+    h.sb.repayment(&lines[1].1, Decimal::from(20), "UTR-DL-2");
+    assert_eq!(h.once().await.exit_code(), 1);
+    let store = h.live_store();
+    let old = store
+        .dead_letters()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.reference == "UTR-DL-2")
+        .expect("the second dead letter");
+    assert!(store.ignore_dead(old.id, "set aside long ago", 1.0).unwrap());
+    h.close_store();
+    let (_, out, _) = cli(&config, &["dead-letters", "list", "--ignored", "--json"], "ops-ravi");
+    let ignored: Value = serde_json::from_str(&out).unwrap();
+    let entry = ignored
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == format!("payment:{}", old.id).as_str())
+        .unwrap_or_else(|| panic!("{ignored}"));
+    assert_eq!(entry["reason"], "set aside long ago");
+    assert!(
+        entry["ignored_by"].is_null() && entry["ignored_at"].is_null(),
+        "{entry}"
+    );
+    let (_, text, _) = cli(&config, &["dead-letters", "list", "--ignored"], "ops-ravi");
+    assert!(
+        text.contains("ignored before this version recorded who and when"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

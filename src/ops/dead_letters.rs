@@ -69,7 +69,7 @@ fn list_ignored(path: &Path, as_json: bool) -> Result<Report, AppError> {
     if as_json {
         let items: Vec<Value> = entries
             .iter()
-            .map(|e| json!({"id": e.target, "ignored_by": e.actor, "ignored_at": at(e.at), "reason": e.reason}))
+            .map(|e| json!({"id": e.target, "ignored_by": e.by, "ignored_at": e.at.map(at), "reason": e.reason}))
             .collect();
         println!("{}", Value::Array(items));
         return Ok(Report::Clear);
@@ -78,13 +78,11 @@ fn list_ignored(path: &Path, as_json: bool) -> Result<Report, AppError> {
         println!("no dead letters set aside");
     }
     for e in &entries {
-        println!(
-            "{:<16} ignored by {} at {}: {}",
-            e.target,
-            e.actor,
-            when(Some(e.at)),
-            e.reason.as_deref().unwrap_or_default()
-        );
+        let who = match (&e.by, e.at) {
+            (Some(by), at) => format!("ignored by {by} at {}", when(at)),
+            _ => "ignored before this version recorded who and when".to_string(),
+        };
+        println!("{:<16} {who}: {}", e.target, e.reason.as_deref().unwrap_or_default());
     }
     Ok(Report::Clear)
 }

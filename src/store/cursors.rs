@@ -82,7 +82,7 @@ impl Store {
                 )?;
             }
             tx.commit()?;
-            Ok(inserted)
+            Ok(inserted.announce())
         })
     }
 }

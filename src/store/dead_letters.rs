@@ -102,22 +102,30 @@ impl Store {
         })
     }
 
-    /// The dead letters set aside and not sent again since: who, when and why, newest first.
-    pub fn ignored_dead_letters(&self) -> Result<Vec<AuditEntry>, StoreError> {
+    /// Every dead letter set aside now (payments, loans, lines), with why, and who and when
+    /// from the audit — absent for one set aside before the audit was kept. Newest first.
+    pub fn ignored_dead_letters(&self) -> Result<Vec<IgnoredLetter>, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT target, action, reason, actor, at FROM dead_letter_audit a
-              WHERE action = 'ignored'
-                AND NOT EXISTS (SELECT 1 FROM dead_letter_audit b WHERE b.target = a.target AND b.id > a.id)
-              ORDER BY id DESC",
+            "WITH ignored (target, reason) AS (
+                 SELECT 'payment:' || id, ignored_reason FROM ledger
+                  WHERE state = 'dead' AND ignored_reason IS NOT NULL
+                 UNION ALL
+                 SELECT 'loan:' || loan_id, ignored_reason FROM loans WHERE ignored_reason IS NOT NULL
+                 UNION ALL
+                 SELECT 'line:' || line_id, ignored_reason FROM line_dead_letters WHERE ignored_reason IS NOT NULL
+             )
+             SELECT i.target, i.reason, a.actor, a.at FROM ignored i
+               LEFT JOIN dead_letter_audit a ON a.id =
+                    (SELECT max(id) FROM dead_letter_audit WHERE target = i.target AND action = 'ignored')
+              ORDER BY a.at DESC NULLS LAST, i.target",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok(AuditEntry {
+            Ok(IgnoredLetter {
                 target: r.get(0)?,
-                action: r.get(1)?,
-                reason: r.get(2)?,
-                actor: r.get(3)?,
-                at: r.get(4)?,
+                reason: r.get(1)?,
+                by: r.get(2)?,
+                at: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -159,8 +159,26 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
     })
 }
 
-/// Inserts rows whose key is new; returns how many were.
-pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64) -> Result<usize, StoreError> {
+/// What [`insert_rows`] added: how many rows, and those added as dead letters — said (logged and
+/// counted) by [`Added::announce`] once the transaction has committed, not before.
+#[must_use]
+pub(super) struct Added {
+    count: usize,
+    dead: Vec<(&'static str, String, String)>,
+}
+
+impl Added {
+    /// After the commit: each new dead letter's line and counter; how many rows were added.
+    pub(super) fn announce(self) -> usize {
+        for (direction, loan_id, reason) in &self.dead {
+            crate::telemetry::events::payment_dead(direction, loan_id, reason);
+        }
+        self.count
+    }
+}
+
+/// Inserts rows whose key is new.
+pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64) -> Result<Added, StoreError> {
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO ledger (direction, source_key, loan_id, amount, reference, allocation_month, payload,
                                        state, dead_reason, origin, source, event_at, created_at, updated_at)
@@ -172,7 +190,10 @@ pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64)
         "UPDATE ledger SET source = ?2, event_at = ?3 WHERE source_key = ?1 AND state = 'pending'
            AND direction = 'credgenics' AND source != ?2",
     )?;
-    let mut n = 0;
+    let mut added = Added {
+        count: 0,
+        dead: Vec::new(),
+    };
     for row in rows {
         if row.direction == Direction::ToCredgenics && row.dead_reason.is_none() {
             refresh.execute(params![row.source_key, row.source.to_string(), row.event_at])?;
@@ -182,7 +203,7 @@ pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64)
         } else {
             LedgerState::Pending
         };
-        let added = stmt.execute(params![
+        let n = stmt.execute(params![
             row.direction,
             row.source_key,
             row.loan_id,
@@ -198,12 +219,14 @@ pub(super) fn insert_rows(tx: &Transaction<'_>, rows: &[NewLedgerRow], now: f64)
             now,
         ])?;
         // Said once, as the row is added (a record or recovery read again adds nothing).
-        if let (1, Some(reason)) = (added, &row.dead_reason) {
-            crate::telemetry::events::payment_dead(row.direction.as_str(), &row.loan_id, reason);
+        if let (1, Some(reason)) = (n, &row.dead_reason) {
+            added
+                .dead
+                .push((row.direction.as_str(), row.loan_id.clone(), reason.clone()));
         }
-        n += added;
+        added.count += n;
     }
-    Ok(n)
+    Ok(added)
 }
 
 /// A recovery found by the poll without a reference (keyed by its `payment_id`) may be one that a
@@ -252,16 +275,16 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.write(|conn| {
             let tx = conn.transaction()?;
-            let inserted = match row {
-                Some(r) => insert_rows(&tx, std::slice::from_ref(r), now)? > 0,
-                None => false,
+            let added = match row {
+                Some(r) => Some(insert_rows(&tx, std::slice::from_ref(r), now)?),
+                None => None,
             };
             tx.exec_cached(
                 "INSERT INTO webhook_events (received_at, event, body, ledger_key) VALUES (?1, ?2, ?3, ?4)",
                 params![now, event, body, row.map(|r| r.source_key.as_str())],
             )?;
             tx.commit()?;
-            Ok(inserted)
+            Ok(added.is_some_and(|a| a.announce() > 0))
         })
     }
 

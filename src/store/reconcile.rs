@@ -262,9 +262,9 @@ impl Store {
     pub fn ledger_add(&self, rows: &[super::NewLedgerRow], now: f64) -> Result<usize, StoreError> {
         self.write(|c| {
             let tx = c.transaction()?;
-            let n = super::ledger::insert_rows(&tx, rows, now)?;
+            let added = super::ledger::insert_rows(&tx, rows, now)?;
             tx.commit()?;
-            Ok(n)
+            Ok(added.announce())
         })
     }
 }

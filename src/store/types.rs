@@ -47,16 +47,15 @@ pub struct RejectedLoan {
     pub updated_at: f64,
 }
 
-/// One operator action on a dead letter (`dead_letter_audit`).
+/// A dead letter set aside: why, and who and when where the audit (`dead_letter_audit`, since
+/// V7) has it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AuditEntry {
+pub struct IgnoredLetter {
     /// `payment:<n>`, `loan:<id>` or `line:<id>`.
     pub target: String,
-    /// `ignored` or `retried`.
-    pub action: String,
     pub reason: Option<String>,
-    pub actor: String,
-    pub at: f64,
+    pub by: Option<String>,
+    pub at: Option<f64>,
 }
 
 /// A loan an operator asked to send again: its line is read afresh.
