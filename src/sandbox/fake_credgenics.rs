@@ -14,7 +14,9 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use super::checks;
-use super::gate::{Gate, Shared, gatekeeper, json_error, requests_handler, stats_handler};
+use super::gate::{
+    Gate, Shared, gatekeeper, json_error, parse_body, requests_handler, stats_handler, validation_failed,
+};
 use super::state::CgLoan;
 use crate::partners::http::Api;
 
@@ -23,9 +25,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
         shared,
         api: Api::Credgenics,
     };
-    let api = Router::new()
-        .route("/loan/{loan_id}", get(get_loan).post(upload_loan).patch(update_loan))
-        .route("/payments/{loan_id}", axum::routing::patch(add_payment))
+    // A credit-line tenant serves the Credit Line APIs instead of the lending ones.
+    let api = if gate.shared.config.tenant.credit_line {
+        super::credit_line::routes()
+    } else {
+        Router::new()
+            .route("/loan/{loan_id}", get(get_loan).post(upload_loan).patch(update_loan))
+            .route("/payments/{loan_id}", axum::routing::patch(add_payment))
+    };
+    let api = api
         .route("/_sandbox/requests", get(requests_handler))
         .route("/_sandbox/stats", get(stats_handler));
     Router::new()
@@ -34,23 +42,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .nest("/recovery", api)
         .layer(axum::middleware::from_fn_with_state(gate.clone(), gatekeeper))
         .with_state(gate)
-}
-
-fn validation_failed(errors: Map<String, Value>) -> Response {
-    json_error(
-        StatusCode::BAD_REQUEST,
-        json!({"message": "Data Validation Failed", "output": {"errors": errors}}),
-    )
-}
-
-/// The JSON body, or the 400 answer for one that is not JSON.
-fn parse_body(body: &Bytes) -> Result<Value, Box<Response>> {
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(json_error(
-            StatusCode::BAD_REQUEST,
-            json!({"message": format!("Invalid JSON body: {e}")}),
-        ))
-    })
 }
 
 /// The loan as `GET /loan/{id}` shows it: `loan_details` with its `defaults`, and the payments
@@ -108,26 +99,7 @@ async fn get_loan(
 
 /// Merges `defaults[]` entries by allocation month.
 fn merge_defaults(loan: &mut CgLoan, entries: &[Value], upload: bool) {
-    for e in entries {
-        let month = e["allocation_month"].as_str().unwrap_or_default().to_string();
-        if upload {
-            *loan.uploads_per_month.entry(month.clone()).or_default() += 1;
-        }
-        match loan
-            .defaults
-            .iter_mut()
-            .find(|d| d["allocation_month"] == e["allocation_month"])
-        {
-            Some(existing) => {
-                if let (Some(dst), Some(src)) = (existing.as_object_mut(), e.as_object()) {
-                    for (k, v) in src {
-                        dst.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-            None => loan.defaults.push(e.clone()),
-        }
-    }
+    super::credit_line_book::merge_defaults(&mut loan.defaults, &mut loan.uploads_per_month, entries, upload);
 }
 
 fn merge_top(loan: &mut CgLoan, body: &Map<String, Value>) {

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
 
 use crate::partners::http::Api;
 
@@ -300,4 +303,22 @@ pub(crate) async fn emit_webhook(shared: &Shared, body: Value) {
         Err(_) => 0,
     };
     shared.lock().webhooks.push((body, status));
+}
+
+/// The documented 400 answer of a body that fails validation (CG:498–518).
+pub(crate) fn validation_failed(errors: Map<String, Value>) -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        json!({"message": "Data Validation Failed", "output": {"errors": errors}}),
+    )
+}
+
+/// The JSON body, or the 400 answer for one that is not JSON.
+pub(crate) fn parse_body(body: &Bytes) -> Result<Value, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(json_error(
+            StatusCode::BAD_REQUEST,
+            json!({"message": format!("Invalid JSON body: {e}")}),
+        ))
+    })
 }

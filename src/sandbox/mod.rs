@@ -7,9 +7,12 @@
 //! - [`realism`]: the realistic mode (design §7): a lagging LMS, shared dates, items changing while
 //!   a stream is paged, busy token endpoints.
 //! - [`checks`]: the fake Credgenics' validation, written from the API document on its own.
-//! - [`fake_crego`] / [`fake_credgenics`]: the two HTTP surfaces.
+//! - [`fake_crego`] / [`fake_credgenics`]: the two HTTP surfaces; [`credit_line`] the Credit Line
+//!   APIs a credit-line tenant serves instead ([`credit_line_book`]: what it holds).
 
 pub mod checks;
+pub mod credit_line;
+pub mod credit_line_book;
 pub mod fake_credgenics;
 pub mod fake_crego;
 pub mod gate;

@@ -84,6 +84,9 @@ pub struct Tenant {
     /// `Partially Recovered`, `date_of_default` required with `Partially Recovered`, and
     /// `amount_recovered` an integer (as the main document types it).
     pub strict_payments: bool,
+    /// A Credgenics company set up for credit lines (design §8): the Credit Line APIs
+    /// (`sandbox::credit_line`) instead of the lending ones.
+    pub credit_line: bool,
 }
 
 impl Default for Tenant {
@@ -95,6 +98,7 @@ impl Default for Tenant {
             companies: vec!["sandbox-company".into()],
             unknown_is_400: false,
             strict_payments: false,
+            credit_line: false,
         }
     }
 }

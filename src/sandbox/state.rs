@@ -29,6 +29,8 @@ pub struct SandboxState {
     /// stream's order.
     pub line_index: BTreeMap<(i64, String), (String, usize)>,
     pub cg_loans: BTreeMap<String, CgLoan>,
+    /// A credit-line tenant's customers and transactions.
+    pub credit_line: super::credit_line_book::ClBook,
     /// LMS records by id, and their change-stream order (updated_at in µs, id).
     pub records: BTreeMap<String, Value>,
     pub record_index: BTreeMap<(i64, String), ()>,
