@@ -29,18 +29,22 @@
 //! - [`ledger`]: `deliver`, the payment ledger's effectively-once delivery, generic over an
 //!   `Outbound` both payment flows implement; it depends on no flow.
 //! - [`store`]: SQLite state, all of the crate's SQL — `db` (the file, lock, migrations),
-//!   `cursors`, `loans`, `ledger`, `dead_letters`, `jobs`, `reconcile`.
+//!   `cursors`, `loans`, `ledger` (with `intake`: the one insert every new payment goes
+//!   through), `dead_letters` (and their audit), `jobs`, `reconcile`, `care` (backup, retention,
+//!   the state's Credgenics mode).
 //! - [`schedule`]: the jobs and their cron loop; [`runtime`]: each job's heartbeat, for the
 //!   systemd watchdog; [`daemon`]: daemon mode — listener, jobs, watchdog, the one shutdown path.
-//! - [`server`]: the daemon's HTTP listener (webhook, health, metrics) behind a connection guard.
-//! - [`telemetry`]: the log subscriber, `metric` names, `events` (every log event, with its
-//!   metric where it has one), `mask` (personal data in logs and output).
+//! - [`server`]: the daemon's HTTP listeners — the webhook's (behind a connection guard) and the
+//!   operators' `admin` (health, readiness, metrics).
+//! - [`telemetry`]: `logging` (flat JSON, journald priorities), `metric` names and help,
+//!   `events` (every log event, with its metric where it has one), `mask` (personal data in logs
+//!   and output).
 //! - [`ops`]: operator commands (`status`, `dead-letters`, `mapping test`, `check-config`,
-//!   `doctor`, `reconcile`'s report);
+//!   `doctor`, `backup`, `reconcile`'s report); `app::summary` the readable cycle summary;
 //!   [`preview`]: what the mapping makes of live data, without writing.
 //! - [`sandbox`]: fake Crego and Credgenics for the demo, tests and benchmarks — `spec`, `state`,
-//!   `gate` (the HTTP glue), `fake_crego`, `fake_credgenics`, `checks` (validation written from the
-//!   API document alone), `seed`, `realism` + `lagging` (the untidy mode); [`demo`]: the guided
+//!   `gate` (the HTTP glue), `fake_crego`, `fake_credgenics` (with `credit_line`: the Credit Line
+//!   APIs of a credit-line tenant), `checks` (validation written from the API document alone), `seed`, `realism` + `lagging` (the untidy mode); [`demo`]: the guided
 //!   sandbox run; [`bench`]: the lender-scale benchmark.
 
 pub mod app;

@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::db::{Cached, Store, StoreError};
-use super::ledger::{self, NewLedgerRow};
+use super::ledger::NewLedgerRow;
 
 impl Store {
     // --- cursors -------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         self.write(|conn| {
             let tx = conn.transaction()?;
-            let inserted = ledger::insert_rows(&tx, rows, now)?;
+            let inserted = super::intake::insert_rows(&tx, rows, now)?;
             {
                 let mut ins = tx.prepare_cached(
                     "INSERT INTO stream_seen (stream, item_id, updated_at) VALUES (?1, ?2, ?3)

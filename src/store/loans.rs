@@ -367,7 +367,7 @@ impl Store {
             for row in rows {
                 ledger::claim_legacy(&tx, row)?;
             }
-            let added = ledger::insert_rows(&tx, rows, now)?;
+            let added = super::intake::insert_rows(&tx, rows, now)?;
             for loan_id in polled {
                 tx.exec_cached(
                     "UPDATE loans SET last_polled_at = ?2, poll_requested = 0 WHERE loan_id = ?1",

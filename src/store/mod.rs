@@ -9,6 +9,7 @@ mod care;
 mod cursors;
 mod db;
 mod dead_letters;
+mod intake;
 mod jobs;
 mod ledger;
 mod loans;

@@ -262,7 +262,7 @@ impl Store {
     pub fn ledger_add(&self, rows: &[super::NewLedgerRow], now: f64) -> Result<usize, StoreError> {
         self.write(|c| {
             let tx = c.transaction()?;
-            let added = super::ledger::insert_rows(&tx, rows, now)?;
+            let added = super::intake::insert_rows(&tx, rows, now)?;
             tx.commit()?;
             Ok(added.announce())
         })
