@@ -223,3 +223,51 @@ async fn the_credit_line_apis_answer_as_documented_and_refuse_what_the_document_
     let t1 = &s.credit_line.customers["C-1"].transactions["T-1"];
     assert_eq!(t1.uploads_per_month.get("2026-11-01"), Some(&1));
 }
+
+/// The client's Credit Line calls against the strict sandbox: what credit-line mode will send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_credgenics_client_speaks_the_credit_line_apis() {
+    use crego_credgenics_sync::partners::credgenics::CredgenicsClient;
+    let h = credit_line_tenant().await;
+    let config = h.config();
+    let client = CredgenicsClient::new(&config.credgenics).unwrap();
+    assert_eq!(client.get_customer("C-9").await.unwrap(), None, "absent, not an error");
+    client
+        .upload_transaction("T-9", &transaction("C-9", "T-9", "2026-11-01"))
+        .await
+        .unwrap();
+    client
+        .update_transaction(
+            "C-9",
+            "T-9",
+            &json!({"defaults": [{"allocation_month": "2026-11-01", "late_fee": 7}]}),
+        )
+        .await
+        .unwrap();
+    client
+        .add_transaction_payment(
+            "T-9",
+            "2026-11-01",
+            &json!({"client_customer_id": "C-9", "final_status": "Closed", "amount_recovered": 1000,
+                    "payment_method": "Online", "payment_reference_number": "UTR-9", "closure_with": "NOC"}),
+        )
+        .await
+        .unwrap();
+    let customer = client.get_customer("C-9").await.unwrap().expect("the customer");
+    assert_eq!(customer["transactions_details"][0]["transaction_id"], "T-9");
+    assert_eq!(
+        customer["transactions_details"][0]["data"]["defaults"][0]["final_status"],
+        "Closed"
+    );
+    assert_eq!(customer["payment_history"][0]["payment_reference_number"], "UTR-9");
+    // A refusal is the documented 400, named by field.
+    let err = client
+        .add_transaction_payment(
+            "T-9",
+            "2026-11-01",
+            &json!({"final_status": "Closed", "amount_recovered": 1, "payment_method": "Online"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("client_customer_id"), "{err}");
+}

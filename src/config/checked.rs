@@ -63,6 +63,8 @@ pub struct CredgenicsConfig {
     /// `{loan_id}` is replaced by the loan id, escaped as one path segment.
     pub loan_path: String,
     pub payments_path: String,
+    /// Credit-line mode's Update Transaction path.
+    pub transaction_path: String,
     /// Which answers to `GET` loan mean "not there" (404 by default).
     pub absent: Absent,
     /// Decimals of `amount_recovered` in a payment.

@@ -204,6 +204,11 @@ pub struct RawCredgenics {
     /// Add a payment to a loan's allocation (`{loan_id}` is replaced).
     #[serde(default = "d_cg_payments_path")]
     pub payments_path: String,
+    /// Credit-line mode: update a transaction (`{client_customer_id}` and `{transaction_id}` are
+    /// replaced). Uploads, customer reads and payments use `loan_path` and `payments_path` with
+    /// the transaction or customer id, as the Credit Line APIs document them.
+    #[serde(default = "d_cg_transaction_path")]
+    pub transaction_path: String,
     /// The statuses with which `GET` of a loan says Credgenics does not have it (design §5
     /// assumes 404). A look-up that gets one reads "absent"; any other refusal keeps an in-doubt
     /// upload in doubt.
@@ -390,6 +395,9 @@ fn d_amount_decimals() -> u32 {
 /// public profile lists `/v1/loan/{loan_id}` instead, which a tenant on it sets here.
 fn d_cg_loan_path() -> String {
     "/loan/{loan_id}".into()
+}
+fn d_cg_transaction_path() -> String {
+    "/transaction/{client_customer_id}/{transaction_id}".into()
 }
 fn d_cg_payments_path() -> String {
     "/payments/{loan_id}".into()

@@ -125,6 +125,16 @@ impl RawConfig {
 
         c.path_template("credgenics.loan_path", &credgenics.loan_path, Some("{loan_id}"));
         c.path_template("credgenics.payments_path", &credgenics.payments_path, Some("{loan_id}"));
+        c.path_template(
+            "credgenics.transaction_path",
+            &credgenics.transaction_path,
+            Some("{transaction_id}"),
+        );
+        c.path_template(
+            "credgenics.transaction_path",
+            &credgenics.transaction_path,
+            Some("{client_customer_id}"),
+        );
         c.absent("crego", &crego.absent_statuses, &crego.absent_message);
         c.absent("credgenics", &credgenics.absent_statuses, &credgenics.absent_message);
         if credgenics.payment_amount_decimals.is_some_and(|d| d > 6) {
@@ -373,6 +383,7 @@ impl RawConfig {
                 mode,
                 loan_path: credgenics.loan_path,
                 payments_path: credgenics.payments_path,
+                transaction_path: credgenics.transaction_path,
                 absent: Absent {
                     statuses: credgenics.absent_statuses,
                     message: credgenics.absent_message,

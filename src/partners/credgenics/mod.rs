@@ -20,6 +20,7 @@ pub struct CredgenicsClient {
     http: ApiClient,
     loan_path: String,
     payments_path: String,
+    transaction_path: String,
     absent: Absent,
 }
 
@@ -46,6 +47,7 @@ impl CredgenicsClient {
             http,
             loan_path: cfg.loan_path.clone(),
             payments_path: cfg.payments_path.clone(),
+            transaction_path: cfg.transaction_path.clone(),
             absent: cfg.absent.clone(),
         })
     }
@@ -117,6 +119,59 @@ impl CredgenicsClient {
     /// poll and reconcile read; `None` when the loan is absent.
     pub async fn full_loan(&self, loan_id: &str) -> Result<Option<Value>, ApiError> {
         self.get_loan(loan_id, Some("loan,payment")).await
+    }
+
+    // ----- the Credit Line APIs (design §8; docs/credit-line-api.md) -----------------------
+
+    /// Get Customer (`GET /loan/{client_customer_id}`): the documented answer's `output` —
+    /// `applicant_details`, `transactions_details[]`, `payment_history[]`; `None` when absent.
+    pub async fn get_customer(&self, customer_id: &str) -> Result<Option<Value>, ApiError> {
+        match self.get_loan(customer_id, None).await? {
+            Some(mut v) => match v.get_mut("output").map(Value::take) {
+                Some(output @ Value::Object(_)) => Ok(Some(output)),
+                _ => Err(ApiError::BadBody {
+                    api: Api::Credgenics,
+                    status: 200,
+                    message: "a customer read without the documented `output` object".into(),
+                }),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Upload Transaction (`POST /loan/{transaction_id}`, the body naming its
+    /// `client_customer_id`): a new transaction or a new allocation month. Not idempotent.
+    pub async fn upload_transaction(&self, transaction_id: &str, payload: &Value) -> Result<(), ApiError> {
+        self.upload_loan(transaction_id, payload).await
+    }
+
+    /// Update Transaction (`PATCH /transaction/{client_customer_id}/{transaction_id}`) with the
+    /// changed keys: setting values again is harmless.
+    pub async fn update_transaction(
+        &self,
+        customer_id: &str,
+        transaction_id: &str,
+        patch: &Value,
+    ) -> Result<(), ApiError> {
+        let path = self
+            .transaction_path
+            .replace("{client_customer_id}", &segment(customer_id))
+            .replace("{transaction_id}", &segment(transaction_id));
+        self.http
+            .send(Method::PATCH, &path, &[], Some(patch), Safety::Idempotent)
+            .await?;
+        Ok(())
+    }
+
+    /// Update Payment of a transaction (`PATCH /payments/{transaction_id}?allocation_month=`,
+    /// the body naming its `client_customer_id`): one payment entry. Not idempotent.
+    pub async fn add_transaction_payment(
+        &self,
+        transaction_id: &str,
+        allocation_month: &str,
+        payload: &Value,
+    ) -> Result<(), ApiError> {
+        self.add_payment(transaction_id, allocation_month, payload).await
     }
 
     /// The loan's `payment_history` (`GET /loan/{id}?fields=payment`); `None` when the loan is absent.
