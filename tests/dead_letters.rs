@@ -6,6 +6,7 @@ mod common;
 
 use common::ExitCode;
 use common::{Harness, binary, overdue_lines};
+use crego_credgenics_sync::store::Store;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -134,4 +135,55 @@ async fn preview_takes_the_credgenics_loan_id() {
     let (code, _, err) = cli(&config, &["preview", "--loan", "CL-NEVER-PLACED"], "ops");
     assert_ne!(code, 0);
     assert!(err.contains("CL-NEVER-PLACED") && err.contains("--lead"), "{err}");
+}
+
+/// Regression: the operator commands open the state without migrating it (the daemon may be
+/// running), so right after an upgrade — new binary, daemon not restarted yet — they meet a state
+/// without this version's tables. A dry run, `dead-letters list --ignored` and `ignore` still work
+/// there (no audit to read or write yet), instead of failing on a missing table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_work_on_a_state_the_new_daemon_has_not_migrated_yet() {
+    let mut h = Harness::new(10, 50).await;
+    let lines = overdue_lines(&h.sb);
+    assert_eq!(h.once().await.exit_code(), 0);
+    h.edit_append("[mapping.payment]\npayment_method = '\"Bitcoin\"'\n");
+    h.sb.repayment(&lines[0].1, Decimal::from(10), "UTR-OLD-1");
+    assert_eq!(h.once().await.exit_code(), 1);
+    h.close_store();
+    // Back to the schema before V7 (the audit) and V8 (the mode).
+    {
+        let conn = rusqlite::Connection::open(&h.state).unwrap();
+        conn.execute_batch(
+            "DROP TABLE dead_letter_audit; DROP TABLE state_meta;
+             DELETE FROM refinery_schema_history WHERE version >= 7;",
+        )
+        .unwrap();
+    }
+    let config = h.write_config();
+    let (code, _, err) = cli(&config, &["--dry-run"], "ops");
+    assert_eq!(
+        code, 1,
+        "the dead letter still needs attention; the run itself works: {err}"
+    );
+    assert!(!err.contains("no such table"), "{err}");
+    let (_, out, _) = cli(&config, &["dead-letters", "list", "--json"], "ops");
+    let id = serde_json::from_str::<Value>(&out).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _, err) = cli(
+        &config,
+        &["dead-letters", "ignore", &id, "--reason", "old state"],
+        "ops",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&config, &["dead-letters", "list", "--ignored", "--json"], "ops");
+    assert_eq!(code, 0, "{err}");
+    let ignored: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ignored[0]["id"], id.as_str());
+    assert!(ignored[0]["ignored_by"].is_null());
+    // The daemon's next start migrates it, and everything is as on a fresh state.
+    drop(Store::open(&h.state).unwrap());
+    let (_, out, _) = cli(&config, &["dead-letters", "list", "--ignored", "--json"], "ops");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()[0]["id"], id.as_str());
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::db::{Store, StoreError, create_private};
+use super::db::{Store, StoreError, create_private, has_table};
 
 /// What a backup holds, read back from the copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,9 +167,13 @@ impl Store {
     /// with loans from before modes were recorded, or `None` for a fresh one.
     pub fn mode(&self) -> Result<Option<String>, StoreError> {
         let conn = self.read();
-        let recorded: Option<String> = conn
-            .query_row("SELECT value FROM state_meta WHERE key = 'mode'", [], |r| r.get(0))
-            .optional()?;
+        // A state from before V8, opened without migrating (a dry run): no mode recorded.
+        let recorded: Option<String> = if has_table(&conn, "state_meta")? {
+            conn.query_row("SELECT value FROM state_meta WHERE key = 'mode'", [], |r| r.get(0))
+                .optional()?
+        } else {
+            None
+        };
         if recorded.is_some() {
             return Ok(recorded);
         }

@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 /// Every statement goes through the connection's prepared-statement cache: parsing the same SQL
 /// again for each loan was a sixth of the daemon's CPU per placed loan (BENCHMARKS.md).
@@ -263,4 +263,17 @@ pub(super) fn create_private(path: &Path) -> std::io::Result<File> {
         opts.mode(0o600);
     }
     opts.open(path)
+}
+
+/// Whether the state has `table`: operator commands open the file without migrating it (a daemon
+/// may be running), so a newer binary can meet a state its daemon has not migrated yet.
+pub(super) fn has_table(conn: &Connection, table: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }

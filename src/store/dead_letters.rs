@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::params;
 
-use super::db::{Cached, Store, StoreError};
+use super::db::{Cached, Store, StoreError, has_table};
 use super::types::*;
 
 impl Store {
@@ -94,6 +94,10 @@ impl Store {
         now: f64,
     ) -> Result<(), StoreError> {
         self.write(|conn| {
+            if !has_table(conn, "dead_letter_audit")? {
+                // Not migrated to V7 yet (the daemon migrates at its next start): nothing to note in.
+                return Ok(());
+            }
             conn.exec_cached(
                 "INSERT INTO dead_letter_audit (target, action, reason, actor, at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![target, action, reason, actor, now],
@@ -106,6 +110,10 @@ impl Store {
     /// from the audit — absent for one set aside before the audit was kept. Newest first.
     pub fn ignored_dead_letters(&self) -> Result<Vec<IgnoredLetter>, StoreError> {
         let conn = self.read();
+        if !has_table(&conn, "dead_letter_audit")? {
+            // A state the daemon has not migrated to V7 yet: no audit to join.
+            return self.ignored_without_audit(&conn);
+        }
         let mut stmt = conn.prepare_cached(
             "WITH ignored (target, reason) AS (
                  SELECT 'payment:' || id, ignored_reason FROM ledger
@@ -126,6 +134,25 @@ impl Store {
                 reason: r.get(1)?,
                 by: r.get(2)?,
                 at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn ignored_without_audit(&self, conn: &rusqlite::Connection) -> Result<Vec<IgnoredLetter>, StoreError> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT 'payment:' || id, ignored_reason FROM ledger WHERE state = 'dead' AND ignored_reason IS NOT NULL
+             UNION ALL
+             SELECT 'loan:' || loan_id, ignored_reason FROM loans WHERE ignored_reason IS NOT NULL
+             UNION ALL
+             SELECT 'line:' || line_id, ignored_reason FROM line_dead_letters WHERE ignored_reason IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(IgnoredLetter {
+                target: r.get(0)?,
+                reason: r.get(1)?,
+                by: None,
+                at: None,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
