@@ -33,8 +33,22 @@ pub fn origin(path: Option<&Path>, key: &str) -> Option<String> {
 /// `[table]` header itself when the key names a table.
 fn line_of(text: &str, key: &str) -> Option<usize> {
     let mut current = String::new();
+    // Inside a multi-line string (its closing delimiter) or a multi-line array (its depth),
+    // where a line starting with `[` or holding `=` is a value, not a header or a key.
+    let mut in_string: Option<&str> = None;
+    let mut depth = 0i32;
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
+        if let Some(delim) = in_string {
+            if line.contains(delim) {
+                in_string = None;
+            }
+            continue;
+        }
+        if depth > 0 {
+            depth += brackets(line);
+            continue;
+        }
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
             current = header.trim().to_string();
             if current == key {
@@ -42,8 +56,18 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
             }
             continue;
         }
-        let Some((k, _)) = line.split_once('=') else { continue };
-        let k = k.trim().trim_matches('"');
+        let Some((k, value)) = line.split_once('=') else {
+            continue;
+        };
+        for delim in ["\"\"\"", "\'\'\'"] {
+            if value.matches(delim).count() % 2 == 1 {
+                in_string = Some(delim);
+            }
+        }
+        if in_string.is_none() {
+            depth = brackets(value).max(0);
+        }
+        let k = k.trim().trim_matches('"').trim_matches('\'');
         // `a.b = …` inside `[x]` sets `x.a.b`.
         let full = if current.is_empty() {
             k.to_string()
@@ -55,6 +79,24 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// `[` minus `]` outside quoted strings: how much deeper an array value goes on this line.
+fn brackets(text: &str) -> i32 {
+    let mut quote: Option<char> = None;
+    let mut depth = 0;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[') => depth += 1,
+            (None, ']') => depth -= 1,
+            (None, '#') => break,
+            _ => {}
+        }
+    }
+    depth
 }
 
 /// Adds each problem's origin to its message, where one is found.
@@ -80,5 +122,11 @@ mod tests {
         assert_eq!(line_of(text, "mapping.loan"), Some(7));
         assert_eq!(line_of(text, "sync.timezone"), None);
         assert_eq!(env_name("webhook.token"), "CCSYNC_WEBHOOK__TOKEN");
+        // A multi-line string or array whose lines look like headers or keys is a value.
+        let text = "[mapping.loan]\ntags = \'\'\'\n[not.a.header]\nx = 1\n\'\'\'\nlist = [\n  \"[b]\",\n]\n\'name\' = '.a'\n[sync]\nmin_dpd = 5\n";
+        assert_eq!(line_of(text, "mapping.loan.tags"), Some(2));
+        assert_eq!(line_of(text, "mapping.loan.name"), Some(9));
+        assert_eq!(line_of(text, "sync.min_dpd"), Some(11));
+        assert_eq!(line_of(text, "not.a.header.x"), None);
     }
 }

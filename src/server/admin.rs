@@ -31,12 +31,18 @@ pub fn admin_router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes.
+/// Connections the admin listener serves at once (a scraper and a probe or two; more wait in the
+/// backlog), and how long one may sit idle.
+const ADMIN_CONNECTIONS: usize = 32;
+const ADMIN_IDLE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Serves until `shutdown` completes, behind the same guard as the webhook's listener.
 pub async fn serve_admin(
     listener: tokio::net::TcpListener,
     state: AdminState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = super::listener::Guarded::new(listener, ADMIN_CONNECTIONS, ADMIN_IDLE);
     axum::serve(listener, admin_router(state))
         .with_graceful_shutdown(shutdown)
         .await
