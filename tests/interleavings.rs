@@ -190,15 +190,7 @@ async fn case(ops: Vec<Op>, seed: u64) {
     h.edit("page_size", "2");
     h.edit_append("[sync]\nline_wait_secs = 600\nretry_base_secs = 0\n");
     let webhook_url = h.listen().await;
-    let config = h.config();
-    let ctx = Arc::new(
-        Context::new(
-            config.clone(),
-            h.live_store(),
-            Clock::system(config.sync.timezone.clone()),
-        )
-        .unwrap(),
-    );
+    let ctx = Arc::new(h.context());
     let mut w = World {
         loans: Vec::new(),
         due: Vec::new(),

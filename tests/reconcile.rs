@@ -334,15 +334,7 @@ async fn a_stopped_run_resumes_after_the_last_loan_it_checked() {
     let h = Harness::new(16, 100).await;
     assert_eq!(h.once().await.exit_code(), 0);
     let n = overdue_lines(&h.sb).len();
-    let config = h.config();
-    let ctx = Arc::new(
-        Context::new(
-            config.clone(),
-            h.live_store(),
-            Clock::system(config.sync.timezone.clone()),
-        )
-        .unwrap(),
-    );
+    let ctx = Arc::new(h.context());
     // Stopped once a few loans are in.
     let cancel = ctx.cancel.clone();
     let store = h.live_store();

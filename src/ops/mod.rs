@@ -2,6 +2,7 @@
 //! `dead-letters list | retry | ignore`. They open the file without the daemon's lock; SQLite (WAL)
 //! serialises their few writes with the daemon's.
 
+mod backup;
 pub mod check_config;
 mod dead_letters;
 pub mod doctor;
@@ -9,6 +10,7 @@ mod mapping_test;
 pub mod reconcile;
 mod shared;
 
+pub use backup::backup;
 pub use dead_letters::{ignore, list, retry};
 pub use mapping_test::{MappingKind, mapping_test};
 use shared::{open, when};
@@ -171,32 +173,6 @@ pub fn status(path: &Path, as_json: bool) -> Result<Report, AppError> {
     println!(
         "\ndead letters: {} (crego-credgenics-sync dead-letters list)",
         v["dead_letters"]
-    );
-    Ok(Report::Clear)
-}
-
-/// `backup FILE`: the state copied with SQLite's online backup (the daemon may be running).
-pub fn backup(state: &Path, file: &Path) -> Result<Report, AppError> {
-    if !state.exists() {
-        return Err(AppError::Failed(format!(
-            "no state file at {} (state.path): nothing to back up",
-            state.display()
-        )));
-    }
-    let store = Store::open_read_only(state).map_err(|e| AppError::Failed(e.to_string()))?;
-    let summary = store
-        .backup_to(file)
-        .map_err(|e| AppError::Failed(format!("backup not written: {e}")))?;
-    println!(
-        "backup written: {} ({} loans, {} ledger rows, {} bytes, mode 0600)",
-        file.display(),
-        summary.loans,
-        summary.ledger_rows,
-        summary.bytes
-    );
-    println!(
-        "restore: stop the service, copy it to {}, remove any {0}-wal and {0}-shm beside it, start the service",
-        state.display()
     );
     Ok(Report::Clear)
 }

@@ -107,52 +107,36 @@ impl Store {
     }
 
     /// Every dead letter set aside now (payments, loans, lines), with why, and who and when
-    /// from the audit — absent for one set aside before the audit was kept. Newest first.
+    /// from the audit — absent for one set aside before the audit was kept, or on a state the
+    /// daemon has not migrated to V7 yet (operator commands do not migrate). Newest first.
     pub fn ignored_dead_letters(&self) -> Result<Vec<IgnoredLetter>, StoreError> {
-        let conn = self.read();
-        if !has_table(&conn, "dead_letter_audit")? {
-            // A state the daemon has not migrated to V7 yet: no audit to join.
-            return self.ignored_without_audit(&conn);
-        }
-        let mut stmt = conn.prepare_cached(
-            "WITH ignored (target, reason) AS (
+        const IGNORED: &str = "WITH ignored (target, reason) AS (
                  SELECT 'payment:' || id, ignored_reason FROM ledger
                   WHERE state = 'dead' AND ignored_reason IS NOT NULL
                  UNION ALL
                  SELECT 'loan:' || loan_id, ignored_reason FROM loans WHERE ignored_reason IS NOT NULL
                  UNION ALL
                  SELECT 'line:' || line_id, ignored_reason FROM line_dead_letters WHERE ignored_reason IS NOT NULL
-             )
-             SELECT i.target, i.reason, a.actor, a.at FROM ignored i
-               LEFT JOIN dead_letter_audit a ON a.id =
-                    (SELECT max(id) FROM dead_letter_audit WHERE target = i.target AND action = 'ignored')
-              ORDER BY a.at DESC NULLS LAST, i.target",
-        )?;
+             )";
+        let conn = self.read();
+        let sql = if has_table(&conn, "dead_letter_audit")? {
+            format!(
+                "{IGNORED}
+                 SELECT i.target, i.reason, a.actor, a.at FROM ignored i
+                   LEFT JOIN dead_letter_audit a ON a.id =
+                        (SELECT max(id) FROM dead_letter_audit WHERE target = i.target AND action = 'ignored')
+                  ORDER BY a.at DESC NULLS LAST, i.target"
+            )
+        } else {
+            format!("{IGNORED} SELECT target, reason, NULL, NULL FROM ignored ORDER BY target")
+        };
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([], |r| {
             Ok(IgnoredLetter {
                 target: r.get(0)?,
                 reason: r.get(1)?,
                 by: r.get(2)?,
                 at: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn ignored_without_audit(&self, conn: &rusqlite::Connection) -> Result<Vec<IgnoredLetter>, StoreError> {
-        let mut stmt = conn.prepare_cached(
-            "SELECT 'payment:' || id, ignored_reason FROM ledger WHERE state = 'dead' AND ignored_reason IS NOT NULL
-             UNION ALL
-             SELECT 'loan:' || loan_id, ignored_reason FROM loans WHERE ignored_reason IS NOT NULL
-             UNION ALL
-             SELECT 'line:' || line_id, ignored_reason FROM line_dead_letters WHERE ignored_reason IS NOT NULL",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(IgnoredLetter {
-                target: r.get(0)?,
-                reason: r.get(1)?,
-                by: None,
-                at: None,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -139,6 +139,14 @@ impl Harness {
         .await
     }
 
+    /// A flow context on the live state with the current config and the real clock (for tests
+    /// that drive flows or reconcile themselves).
+    pub fn context(&self) -> Context {
+        let config = self.config();
+        let clock = Clock::system(config.sync.timezone.clone());
+        Context::new(config, self.live_store(), clock).unwrap()
+    }
+
     pub async fn run(&self, config: Arc<Config>, clock: Clock, opts: RunOptions) -> RunReport {
         let ctx = Context::new(config, self.live_store(), clock).unwrap();
         flows::run_once(&ctx, &opts).await
