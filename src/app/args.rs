@@ -83,7 +83,11 @@ pub enum Command {
     },
     /// Run one full cycle against the bundled sandbox, on free ports with a temporary state.
     #[cfg(feature = "sandbox")]
-    Demo,
+    Demo {
+        /// A credit-line tenant instead (design §8): one line, three drawdowns.
+        #[arg(long)]
+        credit_line: bool,
+    },
     /// Serve the fake Crego and Credgenics APIs so a config can point at them.
     #[cfg(feature = "sandbox")]
     Sandbox(SandboxArgs),

@@ -31,7 +31,9 @@ pub enum Mode {
         once: bool,
     },
     #[cfg(feature = "sandbox")]
-    Demo,
+    Demo {
+        credit_line: bool,
+    },
     /// `doctor`: a tenant checked before go-live.
     Doctor,
     /// `reconcile`: both books compared, loan by loan.
@@ -138,7 +140,7 @@ impl Resolved {
                 match command {
                     Command::CheckConfig { samples_only, once } => Mode::CheckConfig { samples_only, once },
                     #[cfg(feature = "sandbox")]
-                    Command::Demo => Mode::Demo,
+                    Command::Demo { credit_line } => Mode::Demo { credit_line },
                     Command::Doctor => Mode::Doctor,
                     Command::Reconcile {
                         loan,
@@ -193,7 +195,7 @@ fn name(c: &Command) -> &'static str {
     match c {
         Command::CheckConfig { .. } => "check-config",
         #[cfg(feature = "sandbox")]
-        Command::Demo => "demo",
+        Command::Demo { .. } => "demo",
         #[cfg(feature = "sandbox")]
         Command::Sandbox(_) => "sandbox",
         #[cfg(feature = "sandbox")]

@@ -33,7 +33,9 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
             } => crate::ops::check_config::run(config, once),
             Mode::CheckConfig { samples_only: true, .. } => crate::ops::check_config::samples_only(config),
             #[cfg(feature = "sandbox")]
-            Mode::Demo => crate::demo::run().await,
+            Mode::Demo { credit_line: false } => crate::demo::run().await,
+            #[cfg(feature = "sandbox")]
+            Mode::Demo { credit_line: true } => crate::sandbox::demo_credit_line::run().await,
             Mode::Doctor => crate::ops::doctor::run(config).await,
             Mode::Reconcile {
                 loan,
@@ -113,18 +115,11 @@ fn check_mode(config: &Config, store: &Store, read_only: bool) -> Result<(), App
             config.state_path.display()
         )));
     }
-    if config.credgenics.mode == config::CredgenicsMode::CreditLine {
-        return Err(AppError::Usage(CREDIT_LINE_NOT_YET.into()));
-    }
     if !read_only && let Err(theirs) = store.claim_mode(mode).map_err(failed)? {
         return Err(AppError::Usage(format!("state file belongs to mode \"{theirs}\"")));
     }
     Ok(())
 }
-
-/// Said wherever a credit-line config would otherwise be taken for a lending one.
-const CREDIT_LINE_NOT_YET: &str = "credgenics.mode = \"credit_line\" is not available in this version: \
-     this build syncs lending-mode tenants only (design §8 is not built yet); nothing was read or sent";
 
 fn context(config: Arc<Config>, store: Arc<Store>, clock: Clock) -> Result<Context, AppError> {
     Context::new(config, store, clock).map_err(|e| AppError::Failed(e.to_string()))

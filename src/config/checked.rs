@@ -36,6 +36,9 @@ pub struct CregoConfig {
     pub lead_path: String,
     pub programs_path: String,
     pub records_path: String,
+    /// Credit-line mode: a line's loans and topups, listed with `?account=` (empty: not read).
+    pub line_loans_path: String,
+    pub line_topups_path: String,
     pub filters: CregoFilters,
     /// Which answers to a read mean "Crego does not have it".
     pub absent: Absent,
@@ -116,6 +119,8 @@ pub struct Mapping {
     pub default: FieldSet,
     pub payment: FieldSet,
     pub record: FieldSet,
+    /// Credit-line mode: a drawdown as a transaction ([`crate::mapping::DEFAULT_TRANSACTION`]).
+    pub transaction: FieldSet,
     pub link: Links,
 }
 

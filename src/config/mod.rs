@@ -14,6 +14,7 @@ mod filters;
 pub mod load;
 pub mod origin;
 pub mod raw;
+mod raw_mapping;
 pub mod validate;
 
 pub use checked::*;

@@ -1,15 +1,12 @@
 //! The raw form: what the file and the environment say (serde, unknown keys refused), with
 //! each key's default.
 
-use std::collections::BTreeMap;
-
 use figment::Figment;
 use figment::providers::{Format, Toml};
 use serde::Deserialize;
 
-use crate::mapping::{self};
-
 pub use super::filters::RawCregoFilters;
+pub use super::raw_mapping::RawMapping;
 
 use super::error::{ConfigError, Problem};
 
@@ -140,6 +137,11 @@ pub struct RawCrego {
     pub programs_path: String,
     #[serde(default = "d_records_path")]
     pub records_path: String,
+    /// Credit-line mode: a line's loans and topups (design §8; the documents give no shape).
+    #[serde(default = "d_line_loans_path")]
+    pub line_loans_path: String,
+    #[serde(default = "d_line_topups_path")]
+    pub line_topups_path: String,
     /// The list filters' parameter names (design §5: the documents do not name them).
     #[serde(default)]
     pub filters: RawCregoFilters,
@@ -314,43 +316,6 @@ impl Default for RawWebhook {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawMapping {
-    /// Wall time one expression may take for one item before the item is a dead letter.
-    #[serde(default = "d_budget_ms")]
-    pub budget_ms: u64,
-    #[serde(default)]
-    pub loan: BTreeMap<String, String>,
-    #[serde(default)]
-    pub default: BTreeMap<String, String>,
-    #[serde(default)]
-    pub payment: BTreeMap<String, String>,
-    #[serde(default)]
-    pub record: BTreeMap<String, String>,
-    /// Which fields link a line item to its lead and borrower-program, and a record to its
-    /// borrower-program (jq; design §5).
-    #[serde(default)]
-    pub link: BTreeMap<String, String>,
-}
-
-fn d_budget_ms() -> u64 {
-    mapping::budget::DEFAULT_BUDGET.as_millis() as u64
-}
-
-impl Default for RawMapping {
-    fn default() -> Self {
-        Self {
-            budget_ms: d_budget_ms(),
-            loan: BTreeMap::new(),
-            default: BTreeMap::new(),
-            payment: BTreeMap::new(),
-            record: BTreeMap::new(),
-            link: BTreeMap::new(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLog {
     #[serde(default = "d_log_level")]
     pub level: String,
@@ -413,6 +378,12 @@ fn d_lead_path() -> String {
 }
 fn d_programs_path() -> String {
     "/v1/crm/leads/{lead_id}/programs/".into()
+}
+fn d_line_loans_path() -> String {
+    "/v1/lms/loans/".into()
+}
+fn d_line_topups_path() -> String {
+    "/v1/lms/topups/".into()
 }
 fn d_records_path() -> String {
     "/v1/lms/records/".into()

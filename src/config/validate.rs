@@ -105,6 +105,15 @@ impl RawConfig {
         c.path_template("crego.lead_path", &crego.lead_path, Some("{lead_id}"));
         c.path_template("crego.programs_path", &crego.programs_path, Some("{lead_id}"));
         c.path_template("crego.records_path", &crego.records_path, None);
+        // Either list may be left empty by a tenant without loans or without topups.
+        for (key, path) in [
+            ("crego.line_loans_path", &crego.line_loans_path),
+            ("crego.line_topups_path", &crego.line_topups_path),
+        ] {
+            if !path.is_empty() {
+                c.path_template(key, path, None);
+            }
+        }
         for (key, name) in [
             ("updated_since", &crego.filters.updated_since),
             ("ordering", &crego.filters.ordering),
@@ -301,6 +310,19 @@ impl RawConfig {
             record: c
                 .fieldset("record", mapping::DEFAULT_RECORD, &raw_mapping.record)
                 .with_budget(budget),
+            transaction: {
+                for key in raw_mapping.transaction.keys() {
+                    if !mapping::DEFAULT_TRANSACTION.iter().any(|(k, _)| k == key) {
+                        let known: Vec<&str> = mapping::DEFAULT_TRANSACTION.iter().map(|(k, _)| *k).collect();
+                        c.problem(
+                            &format!("mapping.transaction.{key}"),
+                            format!("unknown key; the keys are {}", known.join(", ")),
+                        );
+                    }
+                }
+                c.fieldset("transaction", mapping::DEFAULT_TRANSACTION, &raw_mapping.transaction)
+                    .with_budget(budget)
+            },
             link: {
                 use mapping::link::{DEFAULT_LINE_LINK, DEFAULT_RECORD_LINK, keys, overrides_for};
                 for key in raw_mapping.link.keys() {
@@ -362,6 +384,8 @@ impl RawConfig {
                 lead_path: crego.lead_path,
                 programs_path: crego.programs_path,
                 records_path: crego.records_path,
+                line_loans_path: crego.line_loans_path,
+                line_topups_path: crego.line_topups_path,
                 filters: CregoFilters {
                     updated_since: crego.filters.updated_since,
                     ordering: crego.filters.ordering,

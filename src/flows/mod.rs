@@ -6,6 +6,8 @@
 //! - [`repayments`]: flow C, LMS repayments pushed as Credgenics payments (`final_status` at send
 //!   time: [`repayments::status`]).
 //! - [`recoveries`]: flow B, Credgenics recoveries (webhook and poll) written as LMS records.
+//! - [`credit_line`]: the three flows in credit-line mode (design §8); [`jobs`]: each job in the
+//!   configured mode.
 //! - [`once`]: the `--once` cycle and its outcome.
 //! - [`retention`]: pruning the state of what finished work no longer needs.
 //!
@@ -13,6 +15,8 @@
 //! `Outbound`. This file only declares and re-exports: a child never imports it back.
 
 pub mod context;
+pub mod credit_line;
+pub mod jobs;
 pub mod loans;
 pub mod once;
 pub mod reconcile;

@@ -4,9 +4,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::context::Context;
-use super::loans::{self, FlowAStats};
-use super::recoveries::{self, FlowBStats, Poll};
-use super::repayments::{self, FlowCStats};
+use super::jobs;
+use super::loans::FlowAStats;
+use super::recoveries::{FlowBStats, Poll};
+use super::repayments::FlowCStats;
 use crate::partners::http::ApiClient;
 use crate::store::{Store, StoreError};
 use crate::telemetry::events;
@@ -69,15 +70,15 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
         }
     });
     let result = async {
-        loans::run(ctx, opts.since, &mut a).await?;
+        jobs::place_loans(ctx, opts.since, &mut a).await?;
         if ctx.stopping() {
             return Ok(());
         }
-        repayments::run(ctx, opts.since, &mut c).await?;
+        jobs::push_repayments(ctx, opts.since, &mut c).await?;
         if ctx.stopping() {
             return Ok(());
         }
-        recoveries::run(ctx, poll, &mut b).await
+        jobs::pull_recoveries(ctx, poll, &mut b).await
     }
     .await;
     let error = match result {

@@ -307,11 +307,29 @@ fn retry_delay(ctx: &Context, attempts: i64) -> f64 {
     (base * 2f64.powi((attempts - 1).clamp(0, 30) as i32)).min(cap)
 }
 
+/// The customer a credit-line payment was sent for (its payload names it); `None` in lending mode.
+fn customer_of<'a>(ctx: &Context, row: &'a LedgerRow) -> Option<&'a str> {
+    if ctx.config.credgenics.mode != crate::config::CredgenicsMode::CreditLine {
+        return None;
+    }
+    row.payload.as_ref()?.get("client_customer_id")?.as_str()
+}
+
 /// Looks on the other side for the write of `row`: `Some(remote id)` when it is there.
 async fn lookup(ctx: &Context, row: &LedgerRow) -> Result<Option<Option<String>>, ApiError> {
     match row.direction {
         Direction::ToCredgenics => {
-            let history = ctx.credgenics.payment_history(&row.loan_id).await?.unwrap_or_default();
+            let history = match customer_of(ctx, row) {
+                // Credit-line mode (design §8): payments are listed per customer, not per
+                // transaction; a split record's shares each carry their own reference.
+                Some(customer) => ctx
+                    .credgenics
+                    .get_customer(customer)
+                    .await?
+                    .and_then(|o| o.get("payment_history").and_then(Value::as_array).cloned())
+                    .unwrap_or_default(),
+                None => ctx.credgenics.payment_history(&row.loan_id).await?.unwrap_or_default(),
+            };
             let found = history.iter().any(|p| {
                 p["payment_reference_number"].as_str() == Some(row.reference.as_str())
                     && row

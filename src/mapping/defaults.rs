@@ -100,3 +100,22 @@ pub const DEFAULT_RECORD: &[(&str, &str)] = &[
         "\"Credgenics payment \" + .utr + \" on loan \" + .loan.loan_id",
     ),
 ];
+
+/// Credit-line mode (design §8): a drawdown of a line (a Crego loan or topup) read as a
+/// Credgenics transaction. Input: `{lead, program, drawdown, kind}` where `drawdown` is an item of
+/// the line's loans or topups list (`crego.line_loans_path`, `crego.line_topups_path`) and `kind`
+/// is `"loan"` or `"topup"`. The documents give no shape for those lists: these are the assumed
+/// keys, and each is a link to override. The upload itself is `[mapping.loan]` and
+/// `[mapping.default]` over the line with the drawdown's numbers in `line_detail`.
+pub const DEFAULT_TRANSACTION: &[(&str, &str)] = &[
+    ("client_customer_id", ".program.ref_id"),
+    ("transaction_id", ".drawdown.ref_id // .drawdown.id"),
+    // What LMS records name in `loans[]` / `topup`.
+    ("drawdown_id", ".drawdown.id"),
+    ("amount", ".drawdown.amount"),
+    ("due_amount", ".drawdown.due_amount"),
+    ("total_outstanding", ".drawdown.total_outstanding"),
+    ("dpd", ".drawdown.dpd"),
+    ("opened_at", ".drawdown.date // .drawdown.created_at"),
+    ("updated_at", ".drawdown.updated_at"),
+];

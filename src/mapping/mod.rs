@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use defaults::{DEFAULT_DEFAULT, DEFAULT_LOAN, DEFAULT_PAYMENT, DEFAULT_RECORD};
+pub use defaults::{DEFAULT_DEFAULT, DEFAULT_LOAN, DEFAULT_PAYMENT, DEFAULT_RECORD, DEFAULT_TRANSACTION};
 pub use jq::{EvalEnv, Field, Input, JqFilterHandle, MappingError, compile};
 
 /// The mapped fields of one set.

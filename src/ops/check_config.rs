@@ -138,12 +138,6 @@ fn daemon_needs(raw: &config::RawConfig, once: bool) -> Vec<config::Problem> {
             ),
         });
     }
-    if raw.credgenics.mode == "credit_line" {
-        found.push(config::Problem {
-            key: "credgenics.mode".into(),
-            message: "credit_line is not available in this version: this build syncs lending-mode tenants only".into(),
-        });
-    }
     let state = Path::new(&raw.state.path);
     let folder = state
         .parent()

@@ -1,6 +1,8 @@
 //! The fake Crego: `GET /v1/lms/line-details/` (filtered by `updated_at__gte`, oldest first,
 //! page-number paginated as design §5), `GET /v1/crm/leads/{id}/` and
-//! `GET /v1/crm/leads/{id}/programs/` (the documented shape). Bearer token required.
+//! `GET /v1/crm/leads/{id}/programs/` (the documented shape), the records, and a credit line's
+//! drawdowns (`GET /v1/lms/loans/` and `/v1/lms/topups/`, an assumed shape: see
+//! [`super::drawdowns`]). Bearer token required.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/lms/line-details/", get(line_details))
         .route("/v1/lms/records/", get(list_records).post(create_record))
         .route("/v1/lms/records/{id}/", get(one_record))
+        .route("/v1/lms/loans/", get(list_loans))
+        .route("/v1/lms/topups/", get(list_topups))
         .route("/v1/auth/token/", axum::routing::post(token))
         .route("/v1/auth/token/refresh/", axum::routing::post(refresh))
         .route("/v1/crm/leads/{id}/", get(lead))
@@ -173,6 +177,35 @@ async fn list_records(State(gate): State<Gate>, Query(q): Query<HashMap<String, 
     paged(all.len(), all.into_iter(), page, page_size, |r| {
         listed_record(tenant, r)
     })
+}
+
+/// `GET /v1/lms/loans/?account=`: one credit line's loans.
+async fn list_loans(State(gate): State<Gate>, Query(q): Query<HashMap<String, String>>) -> Response {
+    list_drawdowns(&gate, q, "loan")
+}
+
+/// `GET /v1/lms/topups/?account=`: one credit line's topups.
+async fn list_topups(State(gate): State<Gate>, Query(q): Query<HashMap<String, String>>) -> Response {
+    list_drawdowns(&gate, q, "topup")
+}
+
+/// One line's drawdowns of `kind`, oldest disbursal first, in the records' envelope. `account`
+/// is required (the documents name no list across lines); an unknown one has none. The
+/// updated-since filter is not applied: nothing says these lists take it, so it is dropped
+/// before the paging parameters are read rather than refused when malformed.
+fn list_drawdowns(gate: &Gate, mut q: HashMap<String, String>, kind: &str) -> Response {
+    let tenant = &gate.shared.config.tenant;
+    q.remove(&tenant.filters.updated_since);
+    let (page, page_size, _) = match list_params(&q, tenant) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let Some(account) = q.get("account").filter(|a| !a.is_empty()) else {
+        return json_error(StatusCode::BAD_REQUEST, json!({"detail": "account is required"}));
+    };
+    let s = gate.shared.lock();
+    let listed = s.listed_drawdowns(account, kind);
+    paged(listed.len(), listed.into_iter(), page, page_size, |d| d)
 }
 
 /// A line item as the tenant lists it: with its links expanded, or the ids as design §5 assumes.

@@ -26,10 +26,11 @@ impl SandboxState {
         }
     }
 
-    /// The LMS applies a repayment: the line's dues fall, and the record is settled at that very
-    /// instant (`settled_at`, and a newer `updated_at`, so the records stream shows it again).
+    /// The LMS applies a repayment: the line's dues fall (on a credit line, through its
+    /// drawdowns), and the record is settled at that very instant (`settled_at`, and a newer
+    /// `updated_at`, so the records stream shows it again).
     fn settle_repayment(&mut self, account: &str, amount: Decimal, record_id: &str) {
-        self.apply_repayment_to_line(account, amount);
+        self.apply_repayment(account, amount, record_id);
         let line_at = self
             .find_program(account)
             .and_then(|(lead, i)| self.programs[&lead][i]["line_detail"]["updated_at"].as_f64());

@@ -8,11 +8,17 @@
 //!   a stream is paged, busy token endpoints.
 //! - [`checks`]: the fake Credgenics' validation, written from the API document on its own.
 //! - [`fake_crego`] / [`fake_credgenics`]: the two HTTP surfaces; [`credit_line`] the Credit Line
-//!   APIs a credit-line tenant serves instead ([`credit_line_book`]: what it holds).
+//!   APIs a credit-line tenant serves instead ([`credit_line_book`]: what it holds;
+//!   [`credit_line_agent`]: agent recoveries there).
+//! - [`drawdowns`]: a credit line's loans and topups in the fake LMS, and repayments spread over
+//!   them.
 
 pub mod checks;
 pub mod credit_line;
+pub mod credit_line_agent;
 pub mod credit_line_book;
+pub mod demo_credit_line;
+pub mod drawdowns;
 pub mod fake_credgenics;
 pub mod fake_crego;
 pub mod gate;
@@ -185,7 +191,7 @@ connect_timeout_secs = 2
 
 [credgenics]
 base_url = "{credgenics_url}"
-auth_token = "{gt}"
+auth_token = "{gt}"{mode}
 requests_per_second = {rps}
 max_in_flight = 8
 timeout_secs = 5
@@ -202,6 +208,12 @@ listen = "127.0.0.1:0"
         ct = sb.crego_token,
         gt = sb.credgenics_token,
         wt = sb.webhook_token,
+        // A credit-line tenant takes a credit-line config (design §8).
+        mode = if sb.tenant.credit_line {
+            "\nmode = \"credit_line\""
+        } else {
+            ""
+        },
     )
 }
 
@@ -259,6 +271,65 @@ impl Sandbox {
     /// Realistic mode: the LMS makes every line move it still owes, now.
     pub fn settle_lms(&self) {
         self.state().apply_due_moves(true);
+    }
+}
+
+impl Sandbox {
+    /// A drawdown disbursed on a credit line (see [`SandboxState::add_drawdown`]).
+    // The state's signature, forwarded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_drawdown(
+        &self,
+        account: &str,
+        kind: &str,
+        amount: rust_decimal::Decimal,
+        due: rust_decimal::Decimal,
+        outstanding: rust_decimal::Decimal,
+        dpd: i64,
+        date: f64,
+    ) -> Value {
+        self.state()
+            .add_drawdown(account, kind, amount, due, outstanding, dpd, date)
+    }
+
+    /// Changes one drawdown (by id or ref_id) as the LMS would; false when there is none.
+    pub fn update_drawdown(&self, account: &str, drawdown_id: &str, f: impl FnOnce(&mut Value)) -> bool {
+        self.state().update_drawdown(account, drawdown_id, f)
+    }
+
+    /// A repayment booked in the LMS on a credit line, naming the drawdowns it pays.
+    pub fn line_repayment(
+        &self,
+        account: &str,
+        amount: rust_decimal::Decimal,
+        utr: &str,
+        loans: &[&str],
+        topup: Option<&str>,
+    ) -> Value {
+        self.state().add_line_repayment(account, amount, utr, loans, topup)
+    }
+
+    /// A snapshot of one drawdown of `account`, by its `ref_id`.
+    pub fn drawdown(&self, account: &str, ref_id: &str) -> Option<Value> {
+        let s = self.state();
+        s.drawdowns
+            .get(account)?
+            .iter()
+            .find(|d| d["ref_id"] == ref_id)
+            .cloned()
+    }
+
+    /// A field agent's collection on a credit-line customer's transaction at Credgenics (see
+    /// [`SandboxState::add_cl_agent_collection`]); no webhook, as credit-line tenants send none.
+    pub fn cl_agent_collection(
+        &self,
+        customer: &str,
+        transaction: &str,
+        amount: rust_decimal::Decimal,
+        reference: &str,
+    ) -> Option<Value> {
+        self.state()
+            .add_cl_agent_collection(customer, transaction, amount, reference)
     }
 }
 

@@ -30,10 +30,15 @@ pub fn ids(i: usize) -> (String, String, String) {
     (id(0x1ead, i), id(0xb9, i), format!("CL{i:06}"))
 }
 
+/// The first borrower-program of the documented example: every seeded program's starting point.
+fn template() -> Value {
+    serde_json::from_str::<Vec<Value>>(PROGRAMS_EXAMPLE).expect("fixture parses")[0].clone()
+}
+
 /// Fills `state` with `spec.leads` leads, one borrower-program each. `updated_at` of the lines
 /// increase with `i`, all in the past.
 pub fn seed(state: &mut SandboxState, spec: &SeedSpec) {
-    let template: Value = serde_json::from_str::<Vec<Value>>(PROGRAMS_EXAMPLE).expect("fixture parses")[0].clone();
+    let template = template();
     let mut rng = StdRng::seed_from_u64(spec.rng_seed);
     let now = crate::clock::wall_secs();
     let base = (now - 3600.0).floor();
@@ -131,4 +136,92 @@ pub fn seed_repayments(state: &mut SandboxState, spec: &SeedSpec) {
     for (i, (bp, amount)) in chosen.into_iter().enumerate() {
         state.add_repayment(&bp, amount, &format!("SEEDUTR{i:08}"));
     }
+}
+
+/// One credit line, for tests and the demo: lead and borrower-program number `i` built from the
+/// same template as [`seed`] (ids from [`ids`]: the program's `ref_id` is the Credgenics customer
+/// id), `product_type` "scf", and its drawdowns `(kind, amount, due, dpd, days_ago)`, disbursed
+/// `days_ago` days before now, each owing its amount (or its due, when larger). The line is
+/// derived from the drawdowns. Returns (lead id, borrower-program id, customer id, drawdown
+/// ref_ids in the order given).
+///
+/// The indexes are kept right here rather than by [`SandboxState::reindex`], which would also
+/// move the stamp clock back to the newest line, behind records booked since: so this may follow
+/// any other seeding or booking. A seed number already used is replaced, drawdowns included.
+pub fn seed_credit_line(
+    state: &mut SandboxState,
+    i: usize,
+    drawdowns: &[(&str, Decimal, Decimal, i64, f64)],
+) -> (String, String, String, Vec<String>) {
+    let (lead_id, bp_id, customer) = ids(i);
+    let now = crate::clock::wall_secs();
+    let oldest = drawdowns.iter().map(|d| d.4).fold(0.0, f64::max);
+    // Opened a month before its first drawdown.
+    let created = (now - (oldest + 30.0) * 86400.0).floor();
+    if let Some(old) = state.programs.remove(&lead_id) {
+        for p in &old {
+            let ld = &p["line_detail"];
+            let key = SandboxState::index_key(
+                ld["updated_at"].as_f64().unwrap_or(0.0),
+                ld["id"].as_str().unwrap_or(""),
+            );
+            state.line_index.remove(&key);
+            if let Some(id) = p["id"].as_str() {
+                state.program_index.remove(id);
+                state.drawdowns.remove(id);
+            }
+        }
+    }
+    let (first, last) = (FIRST[i % FIRST.len()], LAST[(i / FIRST.len()) % LAST.len()]);
+    let stamp = state.stamp();
+    let lead = json!({
+        "id": lead_id, "ref_id": format!("LD{i:06}"), "name": format!("{first} {last}"),
+        "mobile": format!("9{:09}", i % 1_000_000_000),
+        "email": format!("{}.{}{}@example.in", first.to_lowercase(), last.to_lowercase(), i),
+        "created_at": created, "updated_at": stamp,
+    });
+    // The sanctioned line: the drawdowns rounded up to the next lakh.
+    let lakh = Decimal::from(100_000);
+    let total: Decimal = drawdowns.iter().map(|d| d.1).sum();
+    let approved = ((total / lakh).ceil() * lakh).max(lakh);
+    let mut entry = template();
+    entry["id"] = json!(bp_id);
+    entry["lead_id"] = json!(lead_id);
+    entry["ref_id"] = json!(customer);
+    entry["product_type"] = json!("scf");
+    entry["program"]["product_type"] = json!("scf");
+    entry["created_at"] = json!(created);
+    entry["updated_at"] = json!(stamp);
+    let ld = &mut entry["line_detail"];
+    ld["id"] = json!(id(0x11de, i));
+    ld["lead_id"] = json!(lead_id);
+    ld["borrower_program_id"] = json!(bp_id);
+    for key in ["approved_line_amount", "operative_line_amount", "active_line_amount"] {
+        ld[key] = num(approved);
+    }
+    ld["line_activation_date"] = json!(created);
+    ld["line_expiry_date"] = json!((created + 365.0 * 86400.0).floor() as i64);
+    ld["created_at"] = json!(created);
+    ld["updated_at"] = json!(stamp);
+    let key = SandboxState::index_key(stamp, ld["id"].as_str().unwrap_or(""));
+    state.leads.insert(lead_id.clone(), lead);
+    state.programs.insert(lead_id.clone(), vec![entry]);
+    state.program_index.insert(bp_id.clone(), (lead_id.clone(), 0));
+    state.line_index.insert(key, (lead_id.clone(), 0));
+    let refs = drawdowns
+        .iter()
+        .map(|&(kind, amount, due, dpd, days_ago)| {
+            let d = state.add_drawdown(
+                &bp_id,
+                kind,
+                amount,
+                due,
+                amount.max(due),
+                dpd,
+                now - days_ago * 86400.0,
+            );
+            d["ref_id"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    (lead_id, bp_id, customer, refs)
 }

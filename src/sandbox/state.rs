@@ -34,6 +34,12 @@ pub struct SandboxState {
     /// LMS records by id, and their change-stream order (updated_at in µs, id).
     pub records: BTreeMap<String, Value>,
     pub record_index: BTreeMap<(i64, String), ()>,
+    /// A credit line's drawdowns (loans and topups) by borrower-program id, the line's `account`
+    /// (see [`super::drawdowns`]); a line that has any is derived from them.
+    pub drawdowns: BTreeMap<String, Vec<Value>>,
+    /// The last serial given to a drawdown, per kind: ids and ref_ids are counted, not random,
+    /// so a seeded book is the same on every run.
+    pub(crate) drawdown_serials: BTreeMap<String, u64>,
     /// Where the fake Credgenics posts `payment` webhooks, with the token it sends.
     pub webhook_target: Option<(String, String)>,
     /// Every webhook emitted: (body, HTTP status or 0 when it could not be delivered).
@@ -169,6 +175,18 @@ impl SandboxState {
     /// A repayment booked in the LMS on a borrower-program (flow C's input), from the documented
     /// record example.
     pub fn add_repayment(&mut self, borrower_program_id: &str, amount: rust_decimal::Decimal, utr: &str) -> Value {
+        let r = self.repayment_record(borrower_program_id, amount, utr);
+        self.add_record(r)
+    }
+
+    /// The record [`Self::add_repayment`] books, not booked yet (a credit-line repayment names
+    /// its drawdowns first).
+    pub(crate) fn repayment_record(
+        &mut self,
+        borrower_program_id: &str,
+        amount: rust_decimal::Decimal,
+        utr: &str,
+    ) -> Value {
         let mut r: Value = serde_json::from_str(RECORD_EXAMPLE).expect("record fixture parses");
         let now = self.stamp();
         r.as_object_mut().expect("record is an object").remove("id");
@@ -182,7 +200,7 @@ impl SandboxState {
         r["settled_at"] = serde_json::json!(now);
         r["remark"] = Value::String(String::new());
         r.as_object_mut().expect("record is an object").remove("ref_id");
-        self.add_record(r)
+        r
     }
 
     /// A recovery made by a collection agent at Credgenics (flow B's input): recorded in the

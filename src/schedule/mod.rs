@@ -74,14 +74,16 @@ async fn run_slot(ctx: &Context, job: Job, slot: Timestamp) -> Result<(), SyncEr
     let started = Instant::now();
     events::job_started(job.name(), &slot);
     let result = match job {
-        Job::PlaceLoans => flows::loans::run(ctx, None, &mut Default::default()).await,
-        Job::PushRepayments => match flows::repayments::run(ctx, None, &mut Default::default()).await {
-            Ok(()) => flows::recoveries::run(ctx, Poll::Skip, &mut Default::default()).await,
+        Job::PlaceLoans => flows::jobs::place_loans(ctx, None, &mut Default::default()).await,
+        Job::PushRepayments => match flows::jobs::push_repayments(ctx, None, &mut Default::default()).await {
+            Ok(()) => flows::jobs::pull_recoveries(ctx, Poll::Skip, &mut Default::default()).await,
             Err(e) => Err(e),
         },
-        Job::PollRecoveries => flows::recoveries::run(ctx, Poll::NotSince(secs(slot)), &mut Default::default()).await,
+        Job::PollRecoveries => {
+            flows::jobs::pull_recoveries(ctx, Poll::NotSince(secs(slot)), &mut Default::default()).await
+        }
         // The whole line-details stream (what a cursor missed), then both books compared.
-        Job::Reconcile => match flows::loans::run(ctx, Some(0.0), &mut Default::default()).await {
+        Job::Reconcile => match flows::jobs::place_loans(ctx, Some(0.0), &mut Default::default()).await {
             Ok(()) => {
                 let opts = flows::reconcile::Options {
                     scope: flows::reconcile::Scope::All,

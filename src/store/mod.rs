@@ -6,6 +6,7 @@
 //! same state.
 
 mod care;
+mod credit_line;
 mod cursors;
 mod db;
 mod dead_letters;
@@ -20,6 +21,7 @@ mod types;
 mod tests;
 
 pub use care::{BackupSummary, Pruned};
+pub use credit_line::{ClCustomerRow, DrawdownRead, TransactionRow};
 pub use db::{Store, StoreError};
 pub use ledger::{Direction, LedgerRow, LedgerState, NewLedgerRow, Sending};
 pub use types::*;

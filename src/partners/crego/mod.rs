@@ -98,6 +98,8 @@ pub struct CregoClient {
     lead_path: String,
     programs_path: String,
     records_path: String,
+    line_loans_path: String,
+    line_topups_path: String,
     filters: CregoFilters,
     absent: Absent,
 }
@@ -116,6 +118,8 @@ impl CregoClient {
             lead_path: cfg.lead_path.clone(),
             programs_path: cfg.programs_path.clone(),
             records_path: cfg.records_path.clone(),
+            line_loans_path: cfg.line_loans_path.clone(),
+            line_topups_path: cfg.line_topups_path.clone(),
             filters: cfg.filters.clone(),
             absent: cfg.absent.clone(),
         })
@@ -261,6 +265,47 @@ impl CregoClient {
                 LOOKUP_MAX_PAGES * LOOKUP_PAGE_SIZE
             ),
         })
+    }
+
+    /// Credit-line mode: every loan and topup of a line (`crego.line_loans_path` and
+    /// `crego.line_topups_path` with `?account=`), each with its kind. The documents name these
+    /// lists ("List Loans", "List Topups") but give no shape: the items are read through
+    /// `[mapping.transaction]`. A list longer than [`LOOKUP_MAX_PAGES`] pages is an error (a line
+    /// does not have thousands of drawdowns; reading on would hide a filter Crego ignored).
+    pub async fn drawdowns(&self, account: &str) -> Result<Vec<(&'static str, Value)>, ApiError> {
+        let mut all = Vec::new();
+        for (kind, path) in [("loan", &self.line_loans_path), ("topup", &self.line_topups_path)] {
+            if path.is_empty() {
+                continue;
+            }
+            let mut page = 1;
+            loop {
+                let query = [
+                    (self.filters.account.as_str(), account.to_string()),
+                    ("page", page.to_string()),
+                    ("page_size", LOOKUP_PAGE_SIZE.to_string()),
+                ];
+                let resp = self
+                    .http
+                    .send(Method::GET, path, &query, None, Safety::Idempotent)
+                    .await?;
+                let found = parse_page(&resp.json(Api::Crego)?)?;
+                let more = found.has_next || found.total_pages.is_some_and(|n| u64::from(page) < n);
+                all.extend(found.results.into_iter().map(|d| (kind, d)));
+                if !more {
+                    break;
+                }
+                page += 1;
+                if page > LOOKUP_MAX_PAGES {
+                    return Err(ApiError::BadBody {
+                        api: Api::Crego,
+                        status: 200,
+                        message: format!("the {kind}s of line {account} go on past {LOOKUP_MAX_PAGES} pages"),
+                    });
+                }
+            }
+        }
+        Ok(all)
     }
 
     /// `POST /v1/lms/records/`: creates one record. Not idempotent.

@@ -8,12 +8,14 @@
 //! One file per part of the daemon; every event is re-exported here, so call sites say
 //! `events::loan_placed` wherever it is defined.
 
+mod credit_line;
 mod daemon;
 mod flows;
 mod jobs;
 mod partners;
 mod payments;
 
+pub use credit_line::*;
 pub use daemon::*;
 pub use flows::*;
 pub use jobs::*;
