@@ -125,9 +125,10 @@ pub async fn run_once(ctx: &Context, opts: &RunOptions) -> RunReport {
     report
 }
 
-/// Loans whose last write is in doubt or was rejected, plus payments still owed.
+/// Loans (or credit-line transactions) whose last write is in doubt or was rejected, plus
+/// payments still owed.
 pub fn unresolved(store: &Store) -> Result<u64, StoreError> {
-    Ok(store.loans_unresolved()? + store.ledger_unresolved()?)
+    Ok(store.loans_unresolved()? + store.cl_unresolved()? + store.ledger_unresolved()?)
 }
 
 /// The poll reads loans not read since the poll schedule's last slot.

@@ -340,3 +340,19 @@ impl Store {
             .is_some())
     }
 }
+
+impl Store {
+    /// Transactions whose last upload is in doubt or was refused (what `--once` reports as
+    /// needing attention). A state from before V9 has none.
+    pub fn cl_unresolved(&self) -> Result<u64, StoreError> {
+        let conn = self.read();
+        if !super::db::has_table(&conn, "cl_transactions")? {
+            return Ok(0);
+        }
+        Ok(conn.query_row_cached(
+            "SELECT count(*) FROM cl_transactions WHERE state IN ('uploading', 'rejected')",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+}

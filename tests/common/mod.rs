@@ -364,3 +364,71 @@ impl ExitCode for RunReport {
         }
     }
 }
+
+/// One seeded credit line: its account (borrower-program id), customer id, and its drawdowns as
+/// (drawdown id, transaction id = ref_id, overdue).
+pub struct ClLine {
+    pub account: String,
+    pub customer: String,
+    pub drawdowns: Vec<(String, String, bool)>,
+}
+
+/// A credit-line tenant (design §8) with `lines` lines of one to three drawdowns each, about two
+/// thirds of the drawdowns overdue; the same book for the same `lines`.
+pub async fn credit_line_harness(lines: usize, realism: Option<Realism>) -> (Harness, Vec<ClLine>) {
+    use crego_credgenics_sync::sandbox::Tenant;
+    use rust_decimal::Decimal;
+    let h = Harness::with(SandboxConfig {
+        tenant: Tenant {
+            credit_line: true,
+            ..Tenant::default()
+        },
+        seed: SeedSpec {
+            leads: 0,
+            ..SeedSpec::default()
+        },
+        realism,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let mut book = Vec::new();
+    for i in 0..lines {
+        let plan: Vec<(&str, Decimal, Decimal, i64, f64)> = (0..1 + i % 3)
+            .map(|j| {
+                let amount = Decimal::from(10_000 + (i * 37 + j * 11) % 9_000);
+                let overdue = (i + j + 1) % 3 != 0;
+                let due = if overdue {
+                    (amount * Decimal::new(3, 1)).round_dp(2) + Decimal::new(((i + j) % 100) as i64, 2)
+                } else {
+                    Decimal::ZERO
+                };
+                let dpd = if overdue { 3 + ((i * 7 + j * 5) % 120) as i64 } else { 0 };
+                (
+                    if j == 2 { "topup" } else { "loan" },
+                    amount,
+                    due,
+                    dpd,
+                    150.0 - j as f64 * 40.0,
+                )
+            })
+            .collect();
+        let (_, account, customer, refs) = {
+            let mut s = h.sb.state();
+            crego_credgenics_sync::sandbox::seed::seed_credit_line(&mut s, i + 1, &plan)
+        };
+        let drawdowns = refs
+            .iter()
+            .zip(&plan)
+            .map(|(r, p)| {
+                let dd = h.sb.drawdown(&account, r).expect("seeded drawdown");
+                (dd["id"].as_str().unwrap().to_string(), r.clone(), p.2 > Decimal::ZERO)
+            })
+            .collect();
+        book.push(ClLine {
+            account,
+            customer,
+            drawdowns,
+        });
+    }
+    (h, book)
+}
