@@ -140,9 +140,15 @@ async fn credit_line_runs_under_faults_converge_to_the_fault_free_state() {
     assert_eq!(expected.0.len(), overdue, "every overdue drawdown placed");
     // The story moved money both ways, split records included.
     let refs: Vec<&String> = expected.1.values().flatten().map(|(r, _)| r).collect();
-    assert!(refs.iter().any(|r| r.starts_with("LMS-") && r.contains('/')), "a record was split: {refs:?}");
+    assert!(
+        refs.iter().any(|r| r.starts_with("LMS-") && r.contains('/')),
+        "a record was split: {refs:?}"
+    );
     assert!(refs.iter().any(|r| r.starts_with("AGT-")), "agents collected: {refs:?}");
-    assert!(expected.2.iter().any(|(utr, ..)| utr.starts_with("AGT-")), "recoveries reached the LMS");
+    assert!(
+        expected.2.iter().any(|(utr, ..)| utr.starts_with("AGT-")),
+        "recoveries reached the LMS"
+    );
 
     let (faulty, book) = harness().await;
     let spec = FaultSpec {
