@@ -225,7 +225,9 @@ fn the_example_config_passes_with_the_two_tokens_from_env() {
 #[test]
 fn the_example_config_lists_every_default_expression() {
     use crego_credgenics_sync::mapping::link::{DEFAULT_LINE_LINK, DEFAULT_RECORD_LINK};
-    use crego_credgenics_sync::mapping::{DEFAULT_DEFAULT, DEFAULT_LOAN, DEFAULT_PAYMENT, DEFAULT_RECORD};
+    use crego_credgenics_sync::mapping::{
+        DEFAULT_DEFAULT, DEFAULT_LOAN, DEFAULT_PAYMENT, DEFAULT_RECORD, DEFAULT_TRANSACTION,
+    };
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml.example")).unwrap();
     for (section, defaults) in [
         ("loan", DEFAULT_LOAN),
@@ -234,6 +236,7 @@ fn the_example_config_lists_every_default_expression() {
         ("record", DEFAULT_RECORD),
         ("link", DEFAULT_LINE_LINK),
         ("link", DEFAULT_RECORD_LINK),
+        ("transaction", DEFAULT_TRANSACTION),
     ] {
         let start = text
             .find(&format!("[mapping.{section}]"))

@@ -257,3 +257,65 @@ async fn a_month_change_opens_new_allocations_per_transaction() {
         );
     }
 }
+
+fn cli(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(common::binary())
+        .args(["--config", config.to_str().unwrap()])
+        .args(args)
+        .env_remove("CCSYNC_NOW")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_and_status_work_in_credit_line_mode_and_lending_only_commands_say_so() {
+    let l = line().await;
+    let config = l.h.write_config();
+    let before = l.h.sb.requests().len();
+    let (code, out, err) = cli(&config, &["--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    let uploads: Vec<Value> = out
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v["dry_run"] == true && v["method"] == "POST")
+        .collect();
+    let mut paths: Vec<&str> = uploads.iter().map(|u| u["path"].as_str().unwrap()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            format!("/loan/{}", l.drawdowns[0].1),
+            format!("/loan/{}", l.drawdowns[1].1)
+        ],
+        "{out}"
+    );
+    assert!(
+        uploads
+            .iter()
+            .all(|u| u["payload"]["client_customer_id"] == l.customer.as_str())
+    );
+    assert!(credgenics_writes(&l.h, before).is_empty(), "a dry run writes nothing");
+
+    let (code, _, err) = cli(&config, &["--once"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&config, &["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["mode"], "credit_line");
+    assert_eq!(v["credit_line"]["customers"], 1);
+    assert_eq!(v["credit_line"]["transactions"]["placed"], 2);
+    let (code, out, _) = cli(&config, &["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("credit lines: 1 customer(s)"), "{out}");
+
+    for command in [&["reconcile"][..], &["doctor"], &["preview", "--lead", "x"]] {
+        let (code, _, err) = cli(&config, command);
+        assert_eq!(code, 2, "{command:?}: {err}");
+        assert!(err.contains("credit_line"), "{command:?} says why: {err}");
+    }
+}

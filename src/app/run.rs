@@ -36,13 +36,19 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
             Mode::Demo { credit_line: false } => crate::demo::run().await,
             #[cfg(feature = "sandbox")]
             Mode::Demo { credit_line: true } => crate::sandbox::demo_credit_line::run().await,
-            Mode::Doctor => crate::ops::doctor::run(config).await,
+            Mode::Doctor => match lending_only(config, "doctor") {
+                Ok(()) => crate::ops::doctor::run(config).await,
+                Err(e) => Err(e),
+            },
             Mode::Reconcile {
                 loan,
                 since,
                 fix,
                 format,
-            } => reconcile(config, loan, since.as_deref(), fix, format).await,
+            } => match lending_only(config, "reconcile") {
+                Ok(()) => reconcile(config, loan, since.as_deref(), fix, format).await,
+                Err(e) => Err(e),
+            },
             #[cfg(feature = "sandbox")]
             Mode::Sandbox(args) => serve_sandbox(args).await,
             #[cfg(feature = "sandbox")]
@@ -56,7 +62,10 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
                     DeadLetters::Ignore { id, reason } => crate::ops::ignore(&p, &id, &reason),
                 }
             }
-            Mode::Preview { target, reveal } => preview(config, &target, reveal).await,
+            Mode::Preview { target, reveal } => match lending_only(config, "preview") {
+                Ok(()) => preview(config, &target, reveal).await,
+                Err(e) => Err(e),
+            },
             Mode::MappingTest {
                 config,
                 kind,
@@ -78,6 +87,19 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
 
 /// The state file an operator command works on. Only `state.path` is needed, so the tokens need
 /// not be present (they may live in systemd credentials only the service sees).
+/// The commands that read lending loans only: in credit-line mode they would find none and say
+/// all is well, so they refuse instead, saying so (exit 2).
+fn lending_only(config: &Path, command: &str) -> Result<(), AppError> {
+    let raw = config::load_raw(Some(config)).map_err(AppError::config)?;
+    if raw.credgenics.mode == "credit_line" {
+        return Err(AppError::Usage(format!(
+            "`{command}` reads lending loans and does not cover credgenics.mode = \"credit_line\" yet; \
+             `status`, `dead-letters` and `--dry-run` do"
+        )));
+    }
+    Ok(())
+}
+
 fn state_path(config: &Path) -> Result<std::path::PathBuf, AppError> {
     config::load_raw(Some(config))
         .map(|raw| raw.state.path.into())

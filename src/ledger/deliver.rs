@@ -330,8 +330,11 @@ async fn lookup(ctx: &Context, row: &LedgerRow) -> Result<Option<Option<String>>
                     .unwrap_or_default(),
                 None => ctx.credgenics.payment_history(&row.loan_id).await?.unwrap_or_default(),
             };
+            // In credit-line mode the history is the customer's: the amount must match too.
+            let credit_line = customer_of(ctx, row).is_some();
             let found = history.iter().any(|p| {
                 p["payment_reference_number"].as_str() == Some(row.reference.as_str())
+                    && (!credit_line || crate::money::from_json(&p["amount_recovered"]) == Some(row.amount))
                     && row
                         .allocation_month
                         .as_deref()

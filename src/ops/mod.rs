@@ -66,7 +66,22 @@ pub fn status_json(store: &Store) -> Result<Value, crate::store::StoreError> {
                         "loans_checked": r.loans_checked, "findings": r.counts})
         })
         .collect();
+    let credit_line = store.cl_status()?.filter(|c| c.customers > 0).map(|c| {
+        let by_state: serde_json::Map<String, Value> = c
+            .by_state
+            .iter()
+            .map(|(s, n)| (s.as_str().to_string(), json!(n)))
+            .collect();
+        let refused: Vec<Value> = c
+            .refused
+            .iter()
+            .map(|(t, why)| json!({"transaction_id": t, "reason": why}))
+            .collect();
+        json!({"customers": c.customers, "transactions": by_state, "refused": refused})
+    });
     Ok(json!({
+        "mode": store.mode()?,
+        "credit_line": credit_line,
         "reconcile": reconcile,
         "reconcile_history": history,
         "state": store.path().display().to_string(),
@@ -113,6 +128,19 @@ pub fn status(path: &Path, as_json: bool) -> Result<Report, AppError> {
             "  cured in the LMS but still open at Credgenics (close them there): {}",
             ids.join(", ")
         );
+    }
+    if let Some(cl) = v["credit_line"].as_object() {
+        println!("\ncredit lines: {} customer(s); transactions by state", cl["customers"]);
+        for (state, n) in cl["transactions"].as_object().into_iter().flatten() {
+            println!("  {state:<10} {n}");
+        }
+        for r in cl["refused"].as_array().into_iter().flatten() {
+            println!(
+                "  refused {}: {}",
+                r["transaction_id"].as_str().unwrap_or_default(),
+                crate::telemetry::mask::mask_digits(r["reason"].as_str().unwrap_or_default())
+            );
+        }
     }
     println!("\npayments (ledger) by direction and state");
     for l in v["ledger"].as_array().into_iter().flatten() {

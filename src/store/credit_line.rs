@@ -41,6 +41,15 @@ pub struct TransactionRow {
     pub updated_at: f64,
 }
 
+/// Credit-line mode at a glance (`status`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClStatus {
+    pub customers: u64,
+    pub by_state: Vec<(LoanState, u64)>,
+    /// (transaction id, the reason it was refused)
+    pub refused: Vec<(String, String)>,
+}
+
 /// A drawdown's numbers as read from Crego, and when.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DrawdownRead {
@@ -177,12 +186,34 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Counts of transactions per state (for `status`).
-    pub fn cl_transaction_counts(&self) -> Result<Vec<(LoanState, u64)>, StoreError> {
+    /// What `status` shows of credit-line mode: customers, transactions per state (every state,
+    /// zeros too), and the refused ones with their reason. `None` on a state without the tables.
+    pub fn cl_status(&self) -> Result<Option<ClStatus>, StoreError> {
         let conn = self.read();
+        if !super::db::has_table(&conn, "cl_transactions")? {
+            return Ok(None);
+        }
+        let customers: i64 = conn.query_row_cached("SELECT count(*) FROM cl_customers", [], |r| r.get(0))?;
+        let mut by_state: Vec<(LoanState, u64)> = LoanState::ALL.iter().map(|s| (*s, 0)).collect();
         let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM cl_transactions GROUP BY state")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        for row in stmt.query_map([], |r| Ok((r.get::<_, LoanState>(0)?, r.get::<_, i64>(1)?)))? {
+            let (state, n) = row?;
+            if let Some(slot) = by_state.iter_mut().find(|(s, _)| *s == state) {
+                slot.1 = n as u64;
+            }
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT transaction_id, coalesce(last_error, '') FROM cl_transactions WHERE state = 'rejected'
+             ORDER BY transaction_id",
+        )?;
+        let refused = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(ClStatus {
+            customers: customers as u64,
+            by_state,
+            refused,
+        }))
     }
 
     /// Writes the transaction's own columns (its drawdown numbers have [`Self::cl_set_read`]); with
@@ -206,7 +237,7 @@ impl Store {
                    state = excluded.state, payload = excluded.payload, payload_hash = excluded.payload_hash,
                    pending_payload = excluded.pending_payload, pending_month = excluded.pending_month,
                    rejected_hash = excluded.rejected_hash, last_error = excluded.last_error,
-                   first_placed_at = coalesce(cl_transactions.first_placed_at, excluded.first_placed_at),
+                   first_placed_at = excluded.first_placed_at,
                    updated_at = excluded.updated_at",
                 params![
                     t.transaction_id,
@@ -305,14 +336,15 @@ impl Store {
         Ok(false)
     }
 
-    /// The source key of the latest row on a loan (or transaction) in `direction`: by event time,
-    /// then key — exactly one is latest.
+    /// The source key of the latest row on a loan (or transaction) in `direction`: by the record's
+    /// date, then its `created_at`, then its id (design §1C) — exactly one is latest.
     pub fn latest_source_key(&self, direction: Direction, loan_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .read()
             .query_row_cached(
                 "SELECT source_key FROM ledger WHERE direction = ?1 AND loan_id = ?2 AND state != 'dead'
-                 ORDER BY event_at DESC, source_key DESC LIMIT 1",
+                 ORDER BY event_at DESC, json_extract(source, '$.created_at') DESC,
+                   json_extract(source, '$.id') DESC, source_key DESC LIMIT 1",
                 params![direction, loan_id],
                 |r| r.get(0),
             )
@@ -350,9 +382,28 @@ impl Store {
             return Ok(0);
         }
         Ok(conn.query_row_cached(
-            "SELECT count(*) FROM cl_transactions WHERE state IN ('uploading', 'rejected')",
+            "SELECT count(*) FROM cl_transactions
+             WHERE state IN ('uploading', 'rejected') OR rejected_hash IS NOT NULL",
             [],
             |r| r.get::<_, i64>(0),
         )? as u64)
+    }
+}
+
+impl Store {
+    /// Whether a payment on `loan_id` for `month` other than `except` went out (or may have) as
+    /// `Closed`: a transaction is closed once a month.
+    pub fn closed_already(&self, loan_id: &str, month: &str, except: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .read()
+            .query_row_cached(
+                "SELECT 1 FROM ledger WHERE direction = ?1 AND loan_id = ?2 AND allocation_month = ?3
+                   AND id != ?4 AND state IN ('in_flight', 'done')
+                   AND json_extract(payload, '$.final_status') = 'Closed' LIMIT 1",
+                params![Direction::ToCredgenics, loan_id, month, except],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 }

@@ -21,7 +21,7 @@ mod types;
 mod tests;
 
 pub use care::{BackupSummary, Pruned};
-pub use credit_line::{ClCustomerRow, DrawdownRead, TransactionRow};
+pub use credit_line::{ClCustomerRow, ClStatus, DrawdownRead, TransactionRow};
 pub use db::{Store, StoreError};
 pub use ledger::{Direction, LedgerRow, LedgerState, NewLedgerRow, Sending};
 pub use types::*;

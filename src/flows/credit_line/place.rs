@@ -25,10 +25,24 @@ use crate::telemetry::events;
 
 use super::drawdown::{self, Drawdown};
 
-/// What one line came to: the stream may pass it, or must read it again.
+/// What one line (or one of its drawdowns) came to: the stream may pass it; or it may, but as a
+/// dead letter with this reason (listed, retried when the line changes, counted as needing
+/// attention); or it must be read again.
 enum LineDone {
     Done,
+    Dead(String),
     Retry,
+}
+
+impl LineDone {
+    /// A line's outcome from its drawdowns': read again if any must be, else the first reason.
+    fn and(self, other: LineDone) -> LineDone {
+        match (self, other) {
+            (LineDone::Retry, _) | (_, LineDone::Retry) => LineDone::Retry,
+            (LineDone::Dead(r), _) | (_, LineDone::Dead(r)) => LineDone::Dead(r),
+            _ => LineDone::Done,
+        }
+    }
 }
 
 pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> Result<(), SyncError> {
@@ -41,6 +55,11 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
     let read_started = clock::wall_secs();
     let mut reader = StreamReader::new(&ctx.crego, Stream::LineDetails, from);
     let mut blocked_at: Option<f64> = None;
+    let dead_lines: std::collections::HashSet<String> = if ctx.dry_run {
+        Default::default()
+    } else {
+        ctx.store.line_dead_letters()?.into_iter().map(|d| d.line_id).collect()
+    };
     while let Some(results) = reader.next_page().await? {
         let mut done = Vec::new();
         let mut page_max: Option<f64> = None;
@@ -65,7 +84,22 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
                 continue;
             }
             match process_line(ctx, &item, stats).await? {
-                LineDone::Done => done.push((item.id.clone(), item.updated_at)),
+                LineDone::Done => {
+                    if dead_lines.contains(&item.id) && !ctx.dry_run {
+                        ctx.store.clear_line_dead_letter(&item.id)?;
+                    }
+                    done.push((item.id.clone(), item.updated_at));
+                }
+                LineDone::Dead(reason) => {
+                    stats.dead_letters += 1;
+                    events::line_dead_letter(&item.id, &item.lead_id, &item.borrower_program_id, &reason);
+                    if !ctx.dry_run {
+                        let now = ctx.now_secs();
+                        ctx.store
+                            .line_dead_letter(&item.id, &item.lead_id, &item.borrower_program_id, &reason, now)?;
+                    }
+                    done.push((item.id.clone(), item.updated_at));
+                }
                 LineDone::Retry => {
                     stats.failed += 1;
                     blocked_at = Some(blocked_at.map_or(item.updated_at, |b| b.min(item.updated_at)));
@@ -128,8 +162,9 @@ async fn process_line(ctx: &Context, item: &LineItem, stats: &mut FlowAStats) ->
         Err(e) if e.stops_run() => return Err(e.into()),
         Err(ApiError::NotFound { .. }) => {
             // The lead is gone: nothing to place; its transactions stay as they are.
-            stats.dead_letters += 1;
-            return Ok(LineDone::Done);
+            return Ok(LineDone::Dead(
+                "the lead of this line is not found at Crego (404, or as crego.absent_statuses says)".into(),
+            ));
         }
         Err(e) => return Ok(retry(item, &e)),
     };
@@ -137,8 +172,10 @@ async fn process_line(ctx: &Context, item: &LineItem, stats: &mut FlowAStats) ->
         .iter()
         .find(|p| p["id"].as_str() == Some(item.borrower_program_id.as_str()))
     else {
-        stats.dead_letters += 1;
-        return Ok(LineDone::Done);
+        return Ok(LineDone::Dead(format!(
+            "the lead's programs have no borrower-program {}",
+            item.borrower_program_id
+        )));
     };
     let mut outcome = LineDone::Done;
     for (kind, raw) in listed {
@@ -146,15 +183,16 @@ async fn process_line(ctx: &Context, item: &LineItem, stats: &mut FlowAStats) ->
             Ok(d) => d,
             Err(reason) => {
                 events::drawdown_unreadable(&item.borrower_program_id, &reason);
-                stats.rejected += 1;
+                outcome = outcome.and(LineDone::Dead(format!(
+                    "a drawdown of this line cannot be read: {reason}"
+                )));
                 continue;
             }
         };
-        if let LineDone::Retry = place_drawdown(ctx, item, &lead, program, &d, stats).await? {
-            outcome = LineDone::Retry;
-        }
+        outcome = outcome.and(place_drawdown(ctx, item, &lead, program, &d, stats).await?);
         if ctx.stopping() {
-            break;
+            // Shutting down between drawdowns: the line is read again, whole.
+            return Ok(LineDone::Retry);
         }
     }
     Ok(outcome)
@@ -177,8 +215,10 @@ async fn place_drawdown(
         // A transaction belongs to the customer it was first uploaded under (the sandbox and, by
         // its silence, the document): a mapping that moved it is a person's to look at.
         events::transaction_moved(&d.transaction_id, &t.customer_id, &d.customer_id);
-        stats.rejected += 1;
-        return Ok(LineDone::Done);
+        return Ok(LineDone::Dead(format!(
+            "[mapping.transaction] puts transaction {} under customer {}; it was placed under {}",
+            d.transaction_id, d.customer_id, t.customer_id
+        )));
     }
     if !ctx.dry_run && existing.is_some() {
         let read = DrawdownRead {
@@ -268,7 +308,7 @@ async fn upload(
         Err(reason) => return reject(ctx, t, None, &reason, stats),
     };
     let hash = payload_hash(&payload);
-    if t.state == LoanState::Rejected && t.rejected_hash.as_deref() == Some(hash.as_str()) {
+    if t.rejected_hash.as_deref() == Some(hash.as_str()) {
         // Refused as it is: not sent again until the mapping or the drawdown changes.
         stats.unchanged += 1;
         return Ok(LineDone::Done);
@@ -276,6 +316,24 @@ async fn upload(
     if ctx.dry_run {
         ctx.print_dry_run("POST", &format!("/loan/{}", d.transaction_id), &payload);
         return Ok(LineDone::Done);
+    }
+    // One customer is one line, both ways: a mapping that gives two lines one customer (or one
+    // line two customers) would send one line's repayments under the other's.
+    if let Some(other) = ctx.store.cl_customer(&d.customer_id)?
+        && other.borrower_program_id != item.borrower_program_id
+    {
+        return Ok(LineDone::Dead(format!(
+            "customer {} is already the line {}: [mapping.transaction].client_customer_id must give each line its own",
+            d.customer_id, other.borrower_program_id
+        )));
+    }
+    if let Some(other) = ctx.store.cl_customer_by_program(&item.borrower_program_id)?
+        && other.customer_id != d.customer_id
+    {
+        return Ok(LineDone::Dead(format!(
+            "this line is already customer {}; [mapping.transaction].client_customer_id now gives {}",
+            other.customer_id, d.customer_id
+        )));
     }
     let customer = ClCustomerRow {
         customer_id: d.customer_id.clone(),
@@ -437,9 +495,13 @@ async fn update(
             ctx.store.cl_save_transaction(&t, None, ctx.now_secs())?;
             Ok(LineDone::Done)
         }
+        Err(ApiError::NotFound { .. }) => Ok(LineDone::Dead(format!(
+            "Credgenics no longer has transaction {} of customer {} (404 to Update Transaction)",
+            t.transaction_id, t.customer_id
+        ))),
         Err(e) => {
             // A PATCH sets values: sending it again is harmless, so the line is read again.
-            events::fetch_failed(&t.transaction_id, &e);
+            events::upload_in_doubt(&t.transaction_id, &e);
             Ok(LineDone::Retry)
         }
     }

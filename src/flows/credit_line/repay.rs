@@ -6,9 +6,9 @@
 //! flow B, dated at or after the transaction was first placed. The split is made once, when the
 //! record is first read, and kept: each share is a ledger row keyed `C:<record id>:<transaction
 //! id>`, committed with the page's cursor; a record read again (settled later, touched) is never
-//! split again. A split record's shares carry `<utr>/<transaction id>` as their reference, so
-//! each one is recognised on its own in the customer's payment history (the look-up of a share in
-//! doubt, and the echo check of flow B). `final_status` is decided per transaction at send time:
+//! split again. Every share carries `<utr>/<transaction id>` as its reference, so each one is
+//! recognised on its own in the customer's payment history, whatever else the customer was paid
+//! under the same utr (the look-up of a share in doubt, and the echo check of flow B). `final_status` is decided per transaction at send time:
 //! `Closed` on the latest share of a transaction whose drawdown a current read shows without
 //! dues.
 
@@ -138,7 +138,28 @@ fn shares_of(
         }
         return Ok(Vec::new());
     }
-    let amount = money::from_json(&record["amount"]).unwrap_or(Decimal::ZERO);
+    let amount = money::from_json(&record["amount"]).filter(|a| *a > Decimal::ZERO);
+    let Some(amount) = amount else {
+        // Never dropped in silence: a dead letter on the oldest transaction, for a person.
+        let t = placed[0];
+        stats.unmapped += 1;
+        return Ok(vec![NewLedgerRow {
+            direction: Direction::ToCredgenics,
+            source_key: format!("{prefix}{}", t.transaction_id),
+            loan_id: t.transaction_id.clone(),
+            amount: Decimal::ZERO,
+            reference: format!("{}/{}", if utr.is_empty() { id } else { utr }, t.transaction_id),
+            allocation_month: Some(month_of(t)),
+            payload: None,
+            origin: "crego_record",
+            source: record.clone(),
+            event_at: date.unwrap_or(0.0),
+            dead_reason: Some(format!(
+                "the record's amount {} is not an amount above 0",
+                record["amount"]
+            )),
+        }]);
+    };
     let mut room = Vec::new();
     for t in &placed {
         let month = month_of(t);
@@ -162,7 +183,6 @@ fn shares_of(
     } else {
         utr
     };
-    let several = shares.len() > 1;
     let rows = shares
         .into_iter()
         .map(|(tid, share)| {
@@ -175,11 +195,7 @@ fn shares_of(
                 source_key: format!("{prefix}{tid}"),
                 loan_id: tid.clone(),
                 amount: share,
-                reference: if several {
-                    format!("{base}/{tid}")
-                } else {
-                    base.to_string()
-                },
+                reference: format!("{base}/{tid}"),
                 allocation_month: Some(month_of(t)),
                 payload: None,
                 origin: "crego_record",
@@ -256,6 +272,13 @@ impl Outbound for TransactionPayments {
         if t.state == LoanState::Uploading {
             return Ok(Prepared::Wait("its transaction's upload is in doubt".into()));
         }
+        if t.allocation_month.is_none() {
+            return Ok(Prepared::Dead(format!(
+                "transaction {} was never placed at Credgenics (its upload was refused: {}); place it, then retry",
+                t.transaction_id,
+                t.last_error.as_deref().unwrap_or("see the log")
+            )));
+        }
         let Some(customer) = ctx.store.cl_customer(&t.customer_id)? else {
             return Ok(Prepared::Dead(format!(
                 "customer {} is not in the state",
@@ -264,7 +287,11 @@ impl Outbound for TransactionPayments {
         };
         let closed = match closes(ctx, row, &t, &customer.borrower_program_id).await? {
             Some(c) => c,
-            None => return Ok(Prepared::Wait("the LMS has not moved the drawdown's dues yet".into())),
+            None => {
+                return Ok(Prepared::Wait(
+                    "waiting for a read of the drawdown that shows this repayment applied".into(),
+                ));
+            }
         };
         let t = ctx.store.cl_transaction(&row.loan_id)?.unwrap_or(t);
         let month = month_of(&t);
@@ -291,9 +318,11 @@ impl Outbound for TransactionPayments {
 }
 
 /// Whether this share is `Closed` (design §1C per transaction): the latest share on its
-/// transaction, and a read of the drawdown made now shows no dues. `None`: the read shows dues
-/// but predates the record (the LMS moves dues some seconds after booking), so wait for a newer
-/// one, at most `sync.line_wait_secs`.
+/// transaction, none sent `Closed` on it this month already, and a read of the drawdown made now
+/// shows no dues. `None`: not decided yet — the read shows dues but the record may not be applied
+/// yet (the LMS moves dues some seconds after booking: the record is not settled, or the drawdown
+/// was last moved before it), or the drawdown could not be read; so wait for a newer read, at
+/// most `sync.line_wait_secs`, after which the newest read decides.
 async fn closes(ctx: &Context, row: &LedgerRow, t: &TransactionRow, account: &str) -> Result<Option<bool>, SyncError> {
     if ctx
         .store
@@ -303,15 +332,35 @@ async fn closes(ctx: &Context, row: &LedgerRow, t: &TransactionRow, account: &st
     {
         return Ok(Some(false));
     }
+    let month = month_of(t);
+    if ctx.store.closed_already(&t.transaction_id, &month, row.id)? {
+        return Ok(Some(false));
+    }
+    let now = ctx.now_secs();
+    let may_wait = now - row.created_at < ctx.config.sync.line_wait_secs;
+    // The record as it is now (the row keeps it as first read), read before the drawdown: once
+    // it is settled, a read of the drawdown made after shows its effect.
+    let id = row.source["id"].as_str().unwrap_or_default();
+    let record = match ctx.crego.record(id).await {
+        Ok(r) => Some(r),
+        Err(e) if e.stops_run() => return Err(e.into()),
+        Err(_) if may_wait => return Ok(None),
+        Err(_) => None,
+    };
+    let settled_known = record.as_ref().is_some_and(|r| r.get("settled_at").is_some());
+    if record.as_ref().is_some_and(|r| r["settled_at"].is_null()) && settled_known && may_wait {
+        return Ok(None);
+    }
     let listed = match ctx.crego.drawdowns(account).await {
         Ok(l) => l,
         Err(e) if e.stops_run() => return Err(e.into()),
-        // Not read now: the status is decided on a later pass.
-        Err(_) => return Ok(None),
+        Err(_) if may_wait => return Ok(None),
+        Err(_) => return Ok(Some(false)),
     };
-    let now = ctx.now_secs();
+    // A loan and a topup may share an id: the kind tells them apart.
     let Some((_, due, outstanding, updated_at)) = listed
         .iter()
+        .filter(|(kind, _)| *kind == t.kind)
         .filter_map(|(kind, d)| super::drawdown::numbers(ctx, kind, d))
         .find(|(id, ..)| *id == t.drawdown_id)
     else {
@@ -327,8 +376,13 @@ async fn closes(ctx: &Context, row: &LedgerRow, t: &TransactionRow, account: &st
     if due.is_zero() {
         return Ok(Some(true));
     }
-    let record_at = row.source["updated_at"].as_f64().unwrap_or(0.0);
-    if updated_at < record_at && now - row.created_at < ctx.config.sync.line_wait_secs {
+    // A tenant whose records carry no `settled_at`: a drawdown last moved before the record was
+    // may not show it yet.
+    let record_at = record
+        .as_ref()
+        .and_then(|r| r["updated_at"].as_f64())
+        .unwrap_or_else(|| row.source["updated_at"].as_f64().unwrap_or(0.0));
+    if !settled_known && updated_at < record_at && may_wait {
         return Ok(None);
     }
     Ok(Some(false))
