@@ -150,11 +150,12 @@ async fn operator_commands_work_on_a_state_the_new_daemon_has_not_migrated_yet()
     h.sb.repayment(&lines[0].1, Decimal::from(10), "UTR-OLD-1");
     assert_eq!(h.once().await.exit_code(), 1);
     h.close_store();
-    // Back to the schema before V7 (the audit) and V8 (the mode).
+    // Back to the schema before V7 (the audit), V8 (the mode) and V9 (credit lines).
     {
         let conn = rusqlite::Connection::open(&h.state).unwrap();
         conn.execute_batch(
             "DROP TABLE dead_letter_audit; DROP TABLE state_meta;
+             DROP TABLE cl_allocations; DROP TABLE cl_transactions; DROP TABLE cl_customers;
              DELETE FROM refinery_schema_history WHERE version >= 7;",
         )
         .unwrap();
