@@ -8,6 +8,8 @@ CREATE TABLE cl_customers (
     lead_id             TEXT NOT NULL,
     -- when the poll (flow B) last read the customer's payment history
     last_polled_at      REAL,
+    -- a payment webhook named the customer (or one of its transactions): read it on the next run
+    poll_requested      INTEGER NOT NULL DEFAULT 0,
     updated_at          REAL NOT NULL
 );
 

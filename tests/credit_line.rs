@@ -319,3 +319,52 @@ async fn dry_run_and_status_work_in_credit_line_mode_and_lending_only_commands_s
         assert!(err.contains("credit_line"), "{command:?} says why: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_webhook_naming_a_transaction_has_its_customer_read_by_the_next_delivery_run() {
+    use crego_credgenics_sync::flows::{Poll, jobs};
+    let l = line().await;
+    l.h.once().await;
+    let url = l.h.listen().await;
+    let tid = &l.drawdowns[0].1;
+    let payment =
+        l.h.sb
+            .cl_agent_collection(&l.customer, tid, d("300"), "AGENT-HOOK-1")
+            .unwrap();
+    let post = |body: Value| {
+        let url = url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(&url)
+                .header("X-Webhook-Token", common::WEBHOOK_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let hook = crego_credgenics_sync::sandbox::payment_webhook(tid, &payment);
+    assert_eq!(post(hook).await, 200);
+    // The frequent job (repayments out, then recoveries delivered) without any poll slot.
+    let ctx = l.h.context();
+    jobs::push_repayments(&ctx, None, &mut Default::default())
+        .await
+        .unwrap();
+    jobs::pull_recoveries(&ctx, Poll::Skip, &mut Default::default())
+        .await
+        .unwrap();
+    let written =
+        l.h.sb
+            .state()
+            .records
+            .values()
+            .filter(|r| r["utr"] == "AGENT-HOOK-1")
+            .count();
+    assert_eq!(written, 1, "the webhook had the customer read at once");
+    // Once read, no further read is asked for; an unknown id asks for nothing.
+    assert!(l.h.live_store().cl_customers_poll_requested().unwrap().is_empty());
+    let stranger = crego_credgenics_sync::sandbox::payment_webhook("NOT-A-TRANSACTION", &payment);
+    assert_eq!(post(stranger).await, 200);
+    assert!(l.h.live_store().cl_customers_poll_requested().unwrap().is_empty());
+}

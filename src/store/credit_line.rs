@@ -153,7 +153,7 @@ impl Store {
     pub fn cl_set_polled(&self, customer_id: &str, at: f64) -> Result<(), StoreError> {
         self.write(|conn| {
             conn.exec_cached(
-                "UPDATE cl_customers SET last_polled_at = ?2 WHERE customer_id = ?1",
+                "UPDATE cl_customers SET last_polled_at = ?2, poll_requested = 0 WHERE customer_id = ?1",
                 params![customer_id, at],
             )?;
             Ok(())
@@ -405,5 +405,35 @@ impl Store {
             )
             .optional()?
             .is_some())
+    }
+}
+
+impl Store {
+    /// A payment webhook named this customer, or one of its transactions (the documented event
+    /// carries only a `loan_id`): its history is read on the next run of flow B. The customer's
+    /// id, or `None` when the id is neither.
+    pub fn cl_request_poll(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let customer = match self.cl_customer(id)? {
+            Some(c) => Some(c.customer_id),
+            None => self.cl_transaction(id)?.map(|t| t.customer_id),
+        };
+        if let Some(c) = &customer {
+            self.write(|conn| {
+                conn.exec_cached("UPDATE cl_customers SET poll_requested = 1 WHERE customer_id = ?1", [c])?;
+                Ok(())
+            })?;
+        }
+        Ok(customer)
+    }
+
+    /// Customers a webhook asked to be read.
+    pub fn cl_customers_poll_requested(&self) -> Result<Vec<ClCustomerRow>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT customer_id, borrower_program_id, lead_id, last_polled_at FROM cl_customers
+             WHERE poll_requested = 1 ORDER BY customer_id",
+        )?;
+        let rows = stmt.query_map([], customer_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }

@@ -8,8 +8,8 @@
 //! customer's answer singles one out: exactly one transaction whose recovered amount for the
 //! payment's month exceeds what this daemon pushed to it by at least the payment.
 //! Payments flow C pushed (their references, on any of the customer's transactions) are echoes
-//! and never come back. The webhook's payment event names only a `loan_id`: in this mode the
-//! poll is what reads recoveries.
+//! and never come back. The webhook's payment event names only a `loan_id`: in this mode it asks
+//! for the named customer's (or transaction's customer's) history to be read on the next run.
 
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -27,6 +27,17 @@ pub async fn run(ctx: &Context, poll: Poll, stats: &mut FlowBStats) -> Result<()
         Poll::NotSince(t) => Some(t),
         Poll::All => Some(f64::INFINITY),
     };
+    {
+        // The customers a payment webhook named, whatever the schedule.
+        let _poll = waiting(ctx.locks.poll.lock()).await;
+        let asked = ctx.store.cl_customers_poll_requested()?;
+        for batch in asked.chunks(POLL_BATCH) {
+            poll_batch(ctx, batch.to_vec(), stats).await?;
+            if ctx.stopping() {
+                return Ok(());
+            }
+        }
+    }
     if let Some(since) = since {
         let _poll = waiting(ctx.locks.poll.lock()).await;
         let due: Vec<ClCustomerRow> = ctx

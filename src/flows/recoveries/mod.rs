@@ -287,6 +287,15 @@ pub fn take_webhook_payment(
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| data["loan_id"].to_string());
+    if config.credgenics.mode == crate::config::CredgenicsMode::CreditLine {
+        // Credit-line mode (design §8): the event names a customer or a transaction, and the
+        // customer's payment history alone identifies a recovery: read it on the next run.
+        store.record_webhook("payment", body, None, now)?;
+        return Ok(match store.cl_request_poll(&loan_id)? {
+            Some(_) => PaymentFate::HistoryRequested,
+            None => PaymentFate::UnknownLoan,
+        });
+    }
     let Some(loan) = store.loan(&loan_id)? else {
         store.record_webhook("payment", body, None, now)?;
         return Ok(PaymentFate::UnknownLoan);
