@@ -313,7 +313,27 @@ async fn dry_run_and_status_work_in_credit_line_mode_and_lending_only_commands_s
     assert_eq!(code, 0);
     assert!(out.contains("credit lines: 1 customer(s)"), "{out}");
 
-    for command in [&["reconcile"][..], &["doctor"], &["preview", "--lead", "x"]] {
+    // preview shows each drawdown as a transaction, with where it stands.
+    let lead = {
+        let s = l.h.sb.state();
+        s.programs
+            .iter()
+            .find(|(_, p)| p[0]["id"] == l.account.as_str())
+            .unwrap()
+            .0
+            .clone()
+    };
+    let (code, out, err) = cli(&config, &["preview", "--lead", &lead]);
+    assert_eq!(code, 0, "{err}");
+    for (_, tid) in &l.drawdowns[..2] {
+        assert!(out.contains(&format!("POST /loan/{tid}")), "{out}");
+    }
+    assert!(out.contains("state: placed"), "{out}");
+    assert!(out.contains("not overdue"), "the topup: {out}");
+    let (code, out2, err) = cli(&config, &["preview", "--loan", &l.drawdowns[0].1]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out2.starts_with(&format!("customer {}", l.customer)), "{out2}");
+    for command in [&["reconcile"][..], &["doctor"], &["preview", "--record", "x"]] {
         let (code, _, err) = cli(&config, command);
         assert_eq!(code, 2, "{command:?}: {err}");
         assert!(err.contains("credit_line"), "{command:?} says why: {err}");

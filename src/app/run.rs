@@ -62,10 +62,7 @@ pub fn run(resolved: Resolved) -> Result<Report, AppError> {
                     DeadLetters::Ignore { id, reason } => crate::ops::ignore(&p, &id, &reason),
                 }
             }
-            Mode::Preview { target, reveal } => match lending_only(config, "preview") {
-                Ok(()) => preview(config, &target, reveal).await,
-                Err(e) => Err(e),
-            },
+            Mode::Preview { target, reveal } => preview(config, &target, reveal).await,
             Mode::MappingTest {
                 config,
                 kind,
@@ -94,7 +91,7 @@ fn lending_only(config: &Path, command: &str) -> Result<(), AppError> {
     if raw.credgenics.mode == "credit_line" {
         return Err(AppError::Usage(format!(
             "`{command}` reads lending loans and does not cover credgenics.mode = \"credit_line\" yet; \
-             `status`, `dead-letters` and `--dry-run` do"
+             `status`, `dead-letters`, `preview --lead` and `--dry-run` do"
         )));
     }
     Ok(())
@@ -219,7 +216,17 @@ async fn preview(config: &Path, target: &PreviewTarget, reveal: bool) -> Result<
     // Read-only state, never created.
     let (config, clock, store) = prepare(config, true)?;
     let ctx = context(config, store, clock)?.dry(reveal);
+    let credit_line = ctx.config.credgenics.mode == config::CredgenicsMode::CreditLine;
     let text = match target {
+        PreviewTarget::Lead(l) if credit_line => crate::preview_credit_line::lead(&ctx, l).await,
+        PreviewTarget::Loan(l) if credit_line => crate::preview_credit_line::loan(&ctx, l).await,
+        PreviewTarget::Record(_) if credit_line => {
+            return Err(AppError::Usage(
+                "`preview --record` shows a lending payment; in credgenics.mode = \"credit_line\" use \
+                 --dry-run, which prints each share a record would be sent as"
+                    .into(),
+            ));
+        }
         PreviewTarget::Lead(l) => crate::preview::lead(&ctx, l).await,
         PreviewTarget::Loan(l) => crate::preview::loan(&ctx, l).await,
         PreviewTarget::Record(r) => crate::preview::record(&ctx, r).await,
