@@ -388,3 +388,40 @@ async fn a_payment_webhook_naming_a_transaction_has_its_customer_read_by_the_nex
     assert_eq!(post(stranger).await, 200);
     assert!(l.h.live_store().cl_customers_poll_requested().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_dead_letter_is_retried_once_the_mapping_is_fixed() {
+    let mut l = line().await;
+    l.h.once().await;
+    l.h.sb
+        .cl_agent_collection(&l.customer, &l.drawdowns[1].1, d("450"), "AGENT-DEAD-1")
+        .unwrap();
+    // A record mapping that cannot work: the recovery is a dead letter, nothing written.
+    l.h.edit_append("[mapping.record]\nremark = 'error(\"no remark today\")'\n");
+    l.h.once_polling_all().await;
+    let dead = l.h.live_store().dead_letters().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(l.h.sb.state().records.values().all(|r| r["utr"] != "AGENT-DEAD-1"));
+    // Fixed, then retried from the CLI: written once.
+    l.h.appended.clear();
+    l.h.close_store();
+    let config = l.h.write_config();
+    let (code, _, err) = cli(&config, &["dead-letters", "retry", "--all"]);
+    assert_eq!(code, 0, "{err}");
+    let report = l.h.once_polling_all().await;
+    assert_eq!(
+        report.outcome,
+        crego_credgenics_sync::flows::RunOutcome::Clear,
+        "{report:?}"
+    );
+    let written: Vec<Value> =
+        l.h.sb
+            .state()
+            .records
+            .values()
+            .filter(|r| r["utr"] == "AGENT-DEAD-1")
+            .cloned()
+            .collect();
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0]["account"], Value::String(l.account.clone()));
+}

@@ -437,3 +437,36 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+impl Store {
+    /// The loan a ledger row names: a lending loan, or in credit-line mode the customer (flow B
+    /// keys recoveries by customer) seen as one, on its line, for `month`.
+    pub fn loan_or_customer(&self, id: &str, month: Option<&str>) -> Result<Option<super::types::LoanRow>, StoreError> {
+        if let Some(loan) = self.loan(id)? {
+            return Ok(Some(loan));
+        }
+        if !super::db::has_table(&self.read(), "cl_customers")? {
+            return Ok(None);
+        }
+        Ok(self.cl_customer(id)?.map(|c| super::types::LoanRow {
+            loan_id: c.customer_id,
+            borrower_program_id: c.borrower_program_id,
+            lead_id: c.lead_id,
+            program_id: None,
+            allocation_month: month.map(str::to_string),
+            state: LoanState::Placed,
+            payload: None,
+            payload_hash: None,
+            pending: None,
+            rejected_hash: None,
+            last_error: None,
+            first_placed_at: None,
+            updated_at: 0.0,
+            due_amount: None,
+            total_outstanding: None,
+            last_polled_at: c.last_polled_at,
+            line_updated_at: None,
+            line_read_at: None,
+        }))
+    }
+}

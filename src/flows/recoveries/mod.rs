@@ -447,7 +447,10 @@ impl Outbound for Records {
 
 /// Maps a recovery again from its source (an operator's retry), or says why it cannot be.
 fn remap(ctx: &Context, row: &LedgerRow) -> Result<Prepared, SyncError> {
-    let Some(loan) = ctx.store.loan(&row.loan_id)? else {
+    let Some(loan) = ctx
+        .store
+        .loan_or_customer(&row.loan_id, row.allocation_month.as_deref())?
+    else {
         return Ok(Prepared::Dead(format!("loan {} is not in the state", row.loan_id)));
     };
     let origin = if row.origin == "credgenics_webhook" {
