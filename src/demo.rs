@@ -146,7 +146,7 @@ async fn story() -> Result<Report, String> {
     Ok(Report::clear_if(ok))
 }
 
-fn print_summary(title: &str, r: &RunReport) {
+pub(crate) fn print_summary(title: &str, r: &RunReport) {
     print!("\n{}", crate::app::summary::render(title, r));
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::Harness;
-use crego_credgenics_sync::sandbox::{SandboxConfig, SeedSpec, Tenant};
+use crego_credgenics_sync::sandbox::SandboxConfig;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -24,18 +24,7 @@ struct Line {
 }
 
 async fn line() -> Line {
-    let h = Harness::with(SandboxConfig {
-        tenant: Tenant {
-            credit_line: true,
-            ..Tenant::default()
-        },
-        seed: SeedSpec {
-            leads: 0,
-            ..SeedSpec::default()
-        },
-        ..SandboxConfig::default()
-    })
-    .await;
+    let h = Harness::with(SandboxConfig::credit_line()).await;
     let (_, account, customer, refs) = {
         let mut s = h.sb.state();
         crego_credgenics_sync::sandbox::seed::seed_credit_line(

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use common::{Harness, NEVER, schedules, wait_for};
-use crego_credgenics_sync::sandbox::{Realism, SandboxConfig, SeedSpec, Tenant};
+use crego_credgenics_sync::sandbox::{Realism, SandboxConfig};
 use crego_credgenics_sync::store::{Direction, LedgerState, Store};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -69,20 +69,12 @@ fn settled(h: &Harness) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_share_clearing_its_drawdown_is_closed_once_under_a_lagging_lms_in_daemon_mode() {
     let mut h = Harness::with(SandboxConfig {
-        tenant: Tenant {
-            credit_line: true,
-            ..Tenant::default()
-        },
-        seed: SeedSpec {
-            leads: 0,
-            ..SeedSpec::default()
-        },
         realism: Some(Realism {
             line_lag: Duration::from_millis(1500),
             shared_date_within_secs: 1.0,
             ..Realism::default()
         }),
-        ..SandboxConfig::default()
+        ..SandboxConfig::credit_line()
     })
     .await;
     let l1 = seed(&h, 1, &[("loan", "4000", 30), ("loan", "3000", 20)]);

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::time::Duration;
 
-use common::{ClLine, ExitCode, Harness, binary, credit_line_harness};
+use common::{ClLine, ExitCode, Harness, crash_then_finish, credit_line_harness};
 use crego_credgenics_sync::partners::http::Api;
 use crego_credgenics_sync::sandbox::FaultSpec;
 use rust_decimal::Decimal;
@@ -171,55 +171,6 @@ async fn credit_line_runs_under_faults_converge_to_the_fault_free_state() {
     assert_eq!(got.2, expected.2, "records in the LMS");
 }
 
-/// Runs `--once` and kills it (SIGKILL) after `after`, unless it finished first.
-async fn once_killed_after(config: &std::path::Path, after: Duration) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = tokio::process::Command::new(binary())
-        .args(["--config", config.to_str().unwrap(), "--once"])
-        .env("RUST_LOG", "error")
-        .env_remove("CCSYNC_NOW")
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let code = tokio::select! {
-        status = child.wait() => status.unwrap().code(),
-        _ = tokio::time::sleep(after) => {
-            child.start_kill().unwrap();
-            child.wait().await.unwrap();
-            None
-        }
-    };
-    let printed = format!(
-        "stdout: {}\nstderr: {}",
-        std::fs::read_to_string(&out_path).unwrap_or_default(),
-        std::fs::read_to_string(&err_path).unwrap_or_default()
-    );
-    (code, printed)
-}
-
-async fn crash_then_finish(config: &std::path::Path, points: &[u64]) -> usize {
-    let mut killed = 0;
-    for ms in points {
-        let (code, printed) = once_killed_after(config, Duration::from_millis(*ms)).await;
-        match code {
-            None => killed += 1,
-            Some(c) => eprintln!("run meant to be killed at {ms} ms ended first, code {c}: {printed}"),
-        }
-    }
-    let mut last = String::new();
-    for _ in 0..10 {
-        let (code, printed) = once_killed_after(config, Duration::from_secs(300)).await;
-        if code == Some(0) {
-            return killed;
-        }
-        last = format!("code {code:?}, {printed}");
-    }
-    panic!("no clean run after the crashes; the last: {last}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credit_line_sigkill_at_several_points_loses_no_share_and_duplicates_none() {
     let (mut h, book) = credit_line_harness(700, None).await;
@@ -227,7 +178,8 @@ async fn credit_line_sigkill_at_several_points_loses_no_share_and_duplicates_non
     h.edit("max_in_flight", "4");
     let config = h.write_config();
 
-    let killed = crash_then_finish(&config, &[150, 400, 700, 1100]).await;
+    let (killed, code) = crash_then_finish(&config, &[150, 400, 700, 1100]).await;
+    assert_eq!(code, 0);
     assert!(killed >= 3, "the kills must land inside runs ({killed} did)");
     {
         let s = h.sb.state();
@@ -248,7 +200,8 @@ async fn credit_line_sigkill_at_several_points_loses_no_share_and_duplicates_non
 
     let (repaid, collected) = book_payments(&h, &book);
     assert!(!repaid.is_empty() && !collected.is_empty(), "payments both ways");
-    let killed = crash_then_finish(&config, &[100, 300, 500, 800, 1200, 1700]).await;
+    let (killed, code) = crash_then_finish(&config, &[100, 300, 500, 800, 1200, 1700]).await;
+    assert_eq!(code, 0);
     assert!(killed >= 4, "the kills must land inside runs ({killed} did)");
 
     let s = h.sb.state();

@@ -146,6 +146,16 @@ pub(crate) fn read_start(ctx: &Context, stream: &str, since: Option<f64>) -> Res
     })
 }
 
+/// Where flow A's cursor may move after a page: to the page's newest line, but never past the
+/// earliest line that failed transiently (it is read again next run).
+pub(crate) fn page_cursor(page_max: Option<f64>, blocked_at: Option<f64>) -> Option<f64> {
+    match (page_max, blocked_at) {
+        (Some(m), Some(b)) => Some(m.min(b)),
+        (m, None) => m,
+        (None, Some(b)) => Some(b),
+    }
+}
+
 /// Where an incremental read of `stream` starts. The overlap window before the cursor catches
 /// items the partner committed late (an `updated_at` earlier than items already read). Only items
 /// updated after (the start of the last complete read − the overlap) can have been invisible to

@@ -11,9 +11,9 @@ use rust_decimal::Decimal;
 use crate::app::report::{AppError, Report};
 use crate::clock::{self, Clock};
 use crate::config::{self, LogFormat};
-use crate::flows::{self, Context, Poll, RunOptions, RunOutcome, RunReport};
+use crate::flows::{self, Context, Poll, RunOptions, RunOutcome};
 use crate::money;
-use crate::sandbox::{Sandbox, SandboxConfig, SeedSpec, Tenant};
+use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::store::Store;
 use crate::telemetry;
 
@@ -26,19 +26,9 @@ pub async fn run() -> Result<Report, AppError> {
 }
 
 async fn story() -> Result<Report, String> {
-    let sb = Sandbox::start_local(SandboxConfig {
-        tenant: Tenant {
-            credit_line: true,
-            ..Tenant::default()
-        },
-        seed: SeedSpec {
-            leads: 0,
-            ..SeedSpec::default()
-        },
-        ..SandboxConfig::default()
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+    let sb = Sandbox::start_local(SandboxConfig::credit_line())
+        .await
+        .map_err(|e| e.to_string())?;
     let d = |paise: i64| Decimal::new(paise, 2);
     let (_, account, customer, refs) = super::seed::seed_credit_line(
         &mut sb.state(),
@@ -92,7 +82,7 @@ async fn story() -> Result<Report, String> {
         poll: Some(Poll::All),
     };
     let first = cycle(all.clone()).await?;
-    print_summary("cycle 1: overdue drawdowns → transactions of one customer", &first);
+    crate::demo::print_summary("cycle 1: overdue drawdowns → transactions of one customer", &first);
 
     let id_of = |r: &str| {
         sb.drawdown(&account, r)
@@ -109,7 +99,7 @@ async fn story() -> Result<Report, String> {
         refs[0], refs[1], refs[2]
     );
     let second = cycle(all).await?;
-    print_summary("cycle 2: repayment shares → Credgenics, recovery → LMS", &second);
+    crate::demo::print_summary("cycle 2: repayment shares → Credgenics, recovery → LMS", &second);
 
     let before = sb.requests().len();
     let third = cycle(RunOptions::default()).await?;
@@ -134,10 +124,6 @@ async fn story() -> Result<Report, String> {
         }
     );
     Ok(Report::clear_if(ok))
-}
-
-fn print_summary(title: &str, r: &RunReport) {
-    print!("\n{}", crate::app::summary::render(title, r));
 }
 
 /// The customer's transactions and payments at Credgenics, and the line's repayments in the LMS

@@ -39,6 +39,24 @@ pub struct SandboxConfig {
     pub tenant: Tenant,
 }
 
+impl SandboxConfig {
+    /// A credit-line tenant (design §8) with no seeded book: lines are added with
+    /// [`super::seed::seed_credit_line`].
+    pub fn credit_line() -> Self {
+        Self {
+            tenant: Tenant {
+                credit_line: true,
+                ..Tenant::default()
+            },
+            seed: SeedSpec {
+                leads: 0,
+                ..SeedSpec::default()
+            },
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {

@@ -448,14 +448,23 @@ impl Store {
         if !super::db::has_table(&self.read(), "cl_customers")? {
             return Ok(None);
         }
-        Ok(self.cl_customer(id)?.map(|c| super::types::LoanRow {
-            loan_id: c.customer_id,
-            borrower_program_id: c.borrower_program_id,
-            lead_id: c.lead_id,
+        Ok(self.cl_customer(id)?.map(|c| c.as_loan(month, None)))
+    }
+}
+
+impl ClCustomerRow {
+    /// The customer seen as one lending loan by the record mapping (flow B keys recoveries by
+    /// customer): its id, its line as the account, `month`, and the claim of `payload` (an
+    /// attributed transaction's upload) when given.
+    pub fn as_loan(&self, month: Option<&str>, payload: Option<Value>) -> super::types::LoanRow {
+        super::types::LoanRow {
+            loan_id: self.customer_id.clone(),
+            borrower_program_id: self.borrower_program_id.clone(),
+            lead_id: self.lead_id.clone(),
             program_id: None,
-            allocation_month: month.map(str::to_string),
+            allocation_month: month.filter(|m| !m.is_empty()).map(str::to_string),
             state: LoanState::Placed,
-            payload: None,
+            payload,
             payload_hash: None,
             pending: None,
             rejected_hash: None,
@@ -464,9 +473,9 @@ impl Store {
             updated_at: 0.0,
             due_amount: None,
             total_outstanding: None,
-            last_polled_at: c.last_polled_at,
+            last_polled_at: self.last_polled_at,
             line_updated_at: None,
             line_read_at: None,
-        }))
+        }
     }
 }

@@ -376,19 +376,10 @@ pub struct ClLine {
 /// A credit-line tenant (design §8) with `lines` lines of one to three drawdowns each, about two
 /// thirds of the drawdowns overdue; the same book for the same `lines`.
 pub async fn credit_line_harness(lines: usize, realism: Option<Realism>) -> (Harness, Vec<ClLine>) {
-    use crego_credgenics_sync::sandbox::Tenant;
     use rust_decimal::Decimal;
     let h = Harness::with(SandboxConfig {
-        tenant: Tenant {
-            credit_line: true,
-            ..Tenant::default()
-        },
-        seed: SeedSpec {
-            leads: 0,
-            ..SeedSpec::default()
-        },
         realism,
-        ..SandboxConfig::default()
+        ..SandboxConfig::credit_line()
     })
     .await;
     let mut book = Vec::new();
@@ -431,4 +422,56 @@ pub async fn credit_line_harness(lines: usize, realism: Option<Realism>) -> (Har
         });
     }
     (h, book)
+}
+
+/// Runs `--once` and kills it (SIGKILL) after `after`, unless it finished first. Returns its exit
+/// code when it finished, and what it printed (the run summary and errors), for failure messages.
+pub async fn once_killed_after(config: &std::path::Path, after: std::time::Duration) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = tokio::process::Command::new(binary())
+        .args(["--config", config.to_str().unwrap(), "--once"])
+        .env("RUST_LOG", "error")
+        .env_remove("CCSYNC_NOW")
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let code = tokio::select! {
+        status = child.wait() => status.unwrap().code(),
+        _ = tokio::time::sleep(after) => {
+            child.start_kill().unwrap(); // SIGKILL: no graceful anything
+            child.wait().await.unwrap();
+            None
+        }
+    };
+    let printed = format!(
+        "stdout: {}\nstderr: {}",
+        std::fs::read_to_string(&out_path).unwrap_or_default(),
+        std::fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    (code, printed)
+}
+
+/// Kills runs at each of `points` (ms), then runs to completion. Returns how many runs were
+/// really killed mid-way and the exit code of the final run.
+pub async fn crash_then_finish(config: &std::path::Path, points: &[u64]) -> (usize, i32) {
+    let mut killed = 0;
+    for ms in points {
+        let (code, printed) = once_killed_after(config, std::time::Duration::from_millis(*ms)).await;
+        match code {
+            None => killed += 1,
+            Some(c) => eprintln!("run meant to be killed at {ms} ms ended first, code {c}: {printed}"),
+        }
+    }
+    let mut last = String::new();
+    for _ in 0..10 {
+        let (code, printed) = once_killed_after(config, std::time::Duration::from_secs(300)).await;
+        if code == Some(0) {
+            return (killed, 0);
+        }
+        last = format!("code {code:?}, {printed}");
+    }
+    panic!("no clean run after the crashes; the last: {last}");
 }

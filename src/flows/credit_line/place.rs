@@ -90,11 +90,7 @@ pub async fn run(ctx: &Context, since: Option<f64>, stats: &mut FlowAStats) -> R
             }
         }
         if !ctx.dry_run {
-            let cursor = match (page_max, blocked_at) {
-                (Some(m), Some(b)) => Some(m.min(b)),
-                (m, None) => m,
-                (None, Some(b)) => Some(b),
-            };
+            let cursor = crate::flows::context::page_cursor(page_max, blocked_at);
             ctx.store.commit_page(STREAM, cursor, &done, overlap, ctx.now_secs())?;
         }
         ctx.progressed(|| {

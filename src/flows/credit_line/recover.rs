@@ -15,10 +15,10 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::flows::context::{Context, SyncError};
-use crate::flows::recoveries::{FlowBStats, Poll, Records, Recovery, payment_reference, payment_row};
+use crate::flows::recoveries::{FlowBStats, Poll, Records, Recovery, payment_reference, payment_row, recovery_key};
 use crate::ledger::deliver::deliver;
 use crate::runtime::heartbeat::waiting;
-use crate::store::{ClCustomerRow, Direction, LoanState, NewLedgerRow, TransactionRow};
+use crate::store::{ClCustomerRow, Direction, NewLedgerRow, TransactionRow};
 use crate::telemetry::events;
 
 pub async fn run(ctx: &Context, poll: Poll, stats: &mut FlowBStats) -> Result<(), SyncError> {
@@ -135,29 +135,20 @@ fn recovery_row(
         return Ok(None);
     }
     let month = payment["allocation_month"].as_str().unwrap_or_default();
-    let attributed = attribute(ctx, output, transactions, month, payment)?;
+    // The history is read whole on every poll: a recovery already in the ledger needs no
+    // attribution (its row stands; a second insert of its key is a no-op).
+    let known = match recovery_key(&c.customer_id, payment) {
+        Some(key) => ctx.store.ledger_by_key(&key)?.is_some(),
+        None => false,
+    };
+    let attributed = if known {
+        None
+    } else {
+        attribute(ctx, output, transactions, month, payment)?
+    };
     // The customer seen as one loan by the record mapping: its id keys the recovery, its line is
     // the account, and the claim is the attributed transaction's when there is one.
-    let loan = crate::store::LoanRow {
-        loan_id: c.customer_id.clone(),
-        borrower_program_id: c.borrower_program_id.clone(),
-        lead_id: c.lead_id.clone(),
-        program_id: None,
-        allocation_month: Some(month.to_string()).filter(|m| !m.is_empty()),
-        state: LoanState::Placed,
-        payload: attributed.and_then(|t| t.payload.clone()),
-        payload_hash: None,
-        pending: None,
-        rejected_hash: None,
-        last_error: None,
-        first_placed_at: None,
-        updated_at: 0.0,
-        due_amount: None,
-        total_outstanding: None,
-        last_polled_at: c.last_polled_at,
-        line_updated_at: None,
-        line_read_at: None,
-    };
+    let loan = c.as_loan(Some(month), attributed.and_then(|t| t.payload.clone()));
     match payment_row(&ctx.config, &ctx.store, &ctx.clock, &loan, payment, "credgenics_poll")? {
         Recovery::Row(mut row) => {
             if let (Some(t), Some(Value::Object(p))) = (attributed, row.payload.as_mut())
