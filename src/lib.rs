@@ -41,7 +41,7 @@
 //!   and output).
 //! - [`ops`]: operator commands (`status`, `dead-letters`, `mapping test`, `check-config`,
 //!   `doctor`, `backup`, `reconcile`'s report); `app::summary` the readable cycle summary;
-//!   [`preview`]: what the mapping makes of live data, without writing ([`preview_credit_line`] in
+//!   [`preview`]: what the mapping makes of live data, without writing ([`ops::preview_credit_line`] in
 //!   credit-line mode).
 //! - [`sandbox`]: fake Crego and Credgenics for the demo, tests and benchmarks — `spec`, `state`,
 //!   `gate` (the HTTP glue), `fake_crego`, `fake_credgenics` (with `credit_line`: the Credit Line
@@ -63,7 +63,6 @@ pub mod money;
 pub mod ops;
 pub mod partners;
 pub mod preview;
-pub mod preview_credit_line;
 pub mod runtime;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

@@ -218,8 +218,8 @@ async fn preview(config: &Path, target: &PreviewTarget, reveal: bool) -> Result<
     let ctx = context(config, store, clock)?.dry(reveal);
     let credit_line = ctx.config.credgenics.mode == config::CredgenicsMode::CreditLine;
     let text = match target {
-        PreviewTarget::Lead(l) if credit_line => crate::preview_credit_line::lead(&ctx, l).await,
-        PreviewTarget::Loan(l) if credit_line => crate::preview_credit_line::loan(&ctx, l).await,
+        PreviewTarget::Lead(l) if credit_line => crate::ops::preview_credit_line::lead(&ctx, l).await,
+        PreviewTarget::Loan(l) if credit_line => crate::ops::preview_credit_line::loan(&ctx, l).await,
         PreviewTarget::Record(_) if credit_line => {
             return Err(AppError::Usage(
                 "`preview --record` shows a lending payment; in credgenics.mode = \"credit_line\" use \

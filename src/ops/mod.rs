@@ -1,12 +1,14 @@
 //! Operator commands on the state file, safe while the daemon runs: `status` and
 //! `dead-letters list | retry | ignore`. They open the file without the daemon's lock; SQLite (WAL)
-//! serialises their few writes with the daemon's.
+//! serialises their few writes with the daemon's. [`preview_credit_line`]: `preview` in
+//! credit-line mode (it moves toward `ops/preview.rs`, where layout.md puts preview).
 
 mod backup;
 pub mod check_config;
 mod dead_letters;
 pub mod doctor;
 mod mapping_test;
+pub mod preview_credit_line;
 pub mod reconcile;
 mod shared;
 
